@@ -1,0 +1,204 @@
+"""The ops layer: the only place where graph reductions are computed.
+
+Every function validates its inputs (when validation is on, see
+:func:`gnn.core.set_validation`), then runs on the best backend that
+supports the call (:mod:`gnn.core.ops.backends`): a compiled kernel when one
+is installed, else the pure-torch reference.
+
+Shapes use ``E`` for the number of elements/edges, ``N`` for the number of
+groups/nodes and ``F`` for trailing feature dimensions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from .. import validation as v
+from .backends import available, backend, select
+from .csr import CSR, from_coo, ptr_from_sorted_index
+
+__all__ = [
+    "CSR",
+    "available",
+    "backend",
+    "from_coo",
+    "ptr_from_sorted_index",
+    "scatter",
+    "segment",
+    "segment_matmul",
+    "softmax",
+    "spmm",
+    "REDUCTIONS",
+]
+
+#: the reductions every backend understands
+REDUCTIONS = ("sum", "add", "mean", "min", "max", "mul")
+
+
+def _ctx(x: Tensor, reduce: str | None = None, *more: Tensor | None) -> dict[str, Any]:
+    grad = x.requires_grad or any(t is not None and t.requires_grad for t in more)
+    return {"device": x.device, "dtype": x.dtype, "reduce": reduce, "requires_grad": grad}
+
+
+def _check_reduce(reduce: str) -> str:
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"'reduce' must be one of {REDUCTIONS}, got {reduce!r}")
+    return "sum" if reduce == "add" else reduce
+
+
+def _norm_dim(dim: int, ndim: int, name: str = "dim") -> int:
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"'{name}' {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % ndim
+
+
+def scatter(
+    src: Tensor, index: Tensor, dim: int = 0, dim_size: int | None = None, reduce: str = "sum"
+) -> Tensor:
+    """Reduce ``src`` into groups: ``out[g] = reduce_{k: index[k] = g} src[k]``.
+
+    Args:
+        src: ``[..., E, ...]`` values, grouped along ``dim``.
+        index: ``[E]`` group of each slice, in ``[0, dim_size)``.
+        dim: the dimension of ``src`` that ``index`` refers to.
+        dim_size: number of groups (default ``index.max() + 1``).
+        reduce: ``"sum"``/``"add"``, ``"mean"``, ``"min"``, ``"max"`` or ``"mul"``.
+
+    Returns:
+        ``src`` with ``dim`` resized to ``dim_size``; empty groups give 0
+        (1 for ``"mul"``).
+
+    Example:
+        >>> scatter(torch.tensor([1., 2., 3.]), torch.tensor([0, 0, 2]), reduce="sum")
+        tensor([3., 0., 3.])
+    """
+    reduce = _check_reduce(reduce)
+    v.check_tensor("src", src)
+    v.check_tensor("index", index)
+    v.check_index_dtype("index", index)
+    dim = _norm_dim(dim, src.dim())
+    if index.dim() != 1:
+        raise ValueError(f"'index' must be 1-D, got {v.describe(index)}")
+    if index.numel() != src.size(dim):
+        raise ValueError(
+            f"'index' has {index.numel()} entries but 'src' has {src.size(dim)} along dim {dim}"
+        )
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if index.numel() else 0
+    elif dim_size < 0:
+        raise ValueError(f"'dim_size' must be non-negative, got {dim_size}")
+    v.check_index_range("index", index, dim_size, "groups ('dim_size')")
+    _, impl = select("scatter", **_ctx(src, reduce))
+    return impl(src, index, dim, dim_size, reduce)
+
+
+def segment(src: Tensor, ptr: Tensor, dim: int = 0, reduce: str = "sum") -> Tensor:
+    """Reduce contiguous segments: ``out[g] = reduce(src[ptr[g]:ptr[g+1]])`` along ``dim``.
+
+    Args:
+        src: ``[..., E, ...]`` values.
+        ptr: ``[N + 1]`` monotone offsets with ``ptr[0] = 0``, ``ptr[-1] = E``.
+    """
+    reduce = _check_reduce(reduce)
+    v.check_tensor("src", src)
+    dim = _norm_dim(dim, src.dim())
+    v.check_ptr("ptr", ptr, src.size(dim))
+    _, impl = select("segment", **_ctx(src, reduce))
+    return impl(src, ptr, dim, reduce)
+
+
+def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "sum") -> Tensor:
+    """Fused gather-weight-reduce: ``out[i] = reduce_{e in row i} w[e] * x[col[e]]``.
+
+    No ``[E, F]`` message tensor is formed on the sum/mean paths.
+
+    Args:
+        csr: the graph in CSR form (rows receive, columns send), see
+            :func:`gnn.core.utils.to_csr`.
+        x: ``[num_cols, *]`` features of the sending nodes.
+        edge_weight: optional ``[E]`` weights in the original edge order.
+        reduce: ``"sum"``, ``"mean"``, ``"min"`` or ``"max"``.
+
+    Returns:
+        ``[num_rows, *]``; rows without entries give 0.
+    """
+    reduce = _check_reduce(reduce)
+    if reduce == "mul":
+        raise ValueError("'reduce' 'mul' is not supported by spmm; use scatter")
+    if not isinstance(csr, CSR):
+        raise TypeError(f"'csr' must be a gnn.core.ops.CSR, got {type(csr).__name__}")
+    v.check_tensor("x", x)
+    if x.size(0) != csr.num_cols:
+        raise ValueError(f"'x' has {x.size(0)} rows but the graph has {csr.num_cols} source nodes")
+    if edge_weight is not None:
+        v.check_tensor("edge_weight", edge_weight)
+        if edge_weight.dim() != 1 or edge_weight.numel() != csr.nnz:
+            raise ValueError(
+                f"'edge_weight' must have shape [{csr.nnz}], got {v.describe(edge_weight)}"
+            )
+    _, impl = select("spmm", **_ctx(x, reduce, edge_weight))
+    return impl(csr, x, edge_weight, reduce)
+
+
+def softmax(
+    src: Tensor,
+    index: Tensor | None = None,
+    ptr: Tensor | None = None,
+    num_nodes: int | None = None,
+    dim: int = 0,
+) -> Tensor:
+    """Softmax of ``src`` within the groups given by ``index`` (or sorted ``ptr``).
+
+    ``out[k] = exp(src[k] - max_g) / sum_{l in g} exp(src[l] - max_g)`` for
+    the group ``g`` of element ``k``; computed in a numerically stable way.
+
+    Args:
+        src: ``[..., E, ...]`` scores.
+        index: ``[E]`` group of each element.
+        ptr: ``[N + 1]`` offsets (alternative to ``index``).
+        num_nodes: number of groups (default ``index.max() + 1``).
+        dim: the dimension holding the elements.
+    """
+    v.check_tensor("src", src)
+    dim = _norm_dim(dim, src.dim())
+    if ptr is not None:
+        v.check_ptr("ptr", ptr, src.size(dim))
+        num_nodes = ptr.numel() - 1
+        from .reference import ptr_to_index
+
+        index = ptr_to_index(ptr, src.size(dim))
+    elif index is None:
+        raise ValueError("softmax needs 'index' or 'ptr'")
+    v.check_tensor("index", index)
+    v.check_index_dtype("index", index)
+    if index.dim() != 1 or index.numel() != src.size(dim):
+        raise ValueError(
+            f"'index' must be 1-D with {src.size(dim)} entries, got {v.describe(index)}"
+        )
+    if num_nodes is None:
+        num_nodes = int(index.max()) + 1 if index.numel() else 0
+    v.check_index_range("index", index, num_nodes, "groups ('num_nodes')")
+    _, impl = select("softmax", **_ctx(src))
+    return impl(src, index, dim, num_nodes)
+
+
+def segment_matmul(inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
+    """Grouped matmul: ``out[ptr[t]:ptr[t+1]] = inputs[ptr[t]:ptr[t+1]] @ other[t]``.
+
+    Args:
+        inputs: ``[N, F_in]`` rows sorted by type.
+        ptr: ``[T + 1]`` offsets of each type's rows.
+        other: ``[T, F_in, F_out]`` one weight matrix per type.
+    """
+    v.check_tensor("inputs", inputs)
+    v.check_tensor("other", other)
+    v.check_ptr("ptr", ptr, inputs.size(0))
+    if other.dim() != 3 or other.size(0) != ptr.numel() - 1 or other.size(1) != inputs.size(-1):
+        raise ValueError(
+            f"'other' must have shape [{ptr.numel() - 1}, {inputs.size(-1)}, F_out], "
+            f"got {v.describe(other)}"
+        )
+    _, impl = select("segment_matmul", **_ctx(inputs, None, other))
+    return impl(inputs, ptr, other)

@@ -1,0 +1,111 @@
+"""Selection of the backend that computes each op.
+
+A backend is an object registered through the ``gnn_register_kernels`` hook
+(``register(obj_or_"module:attr", name=..., priority=...)``). It provides
+methods named after the ops it implements and a
+``supports(op, **ctx) -> bool`` that says whether it can run one call
+(``ctx`` holds ``device``, ``dtype``, ``reduce``, ``requires_grad``). The
+highest-priority backend that supports a call runs it; the pure-torch
+reference (:mod:`gnn.core.ops.reference`) runs otherwise.
+
+``GNN_KERNELS=torch`` (or ``GNN_KERNELS=<name>``) or the
+:func:`backend` context manager forces one backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from . import reference
+
+TORCH = "torch"
+_forced = threading.local()
+_backends: list[tuple[str, Any]] | None = None
+_lock = threading.Lock()
+
+
+def _load_backends() -> list[tuple[str, Any]]:
+    global _backends
+    if _backends is None:
+        with _lock:
+            if _backends is None:
+                from .. import registry
+
+                found = []
+                for entry in registry.kernels.entries():
+                    try:
+                        obj = entry.load()
+                    except Exception as error:  # noqa: BLE001 - a broken backend is skipped
+                        from ..plugins import PluginWarning
+
+                        warnings.warn(
+                            f"kernel backend {entry.name!r} from {entry.dist} {entry.version} "
+                            f"failed to load: {error}; using pure torch",
+                            PluginWarning,
+                            stacklevel=2,
+                        )
+                        continue
+                    if isinstance(obj, type):
+                        obj = obj()
+                    found.append((entry.meta.get("priority", 0), entry.name, obj))
+                found.sort(key=lambda item: -item[0])
+                _backends = [(name, obj) for _, name, obj in found]
+    return _backends
+
+
+def available() -> list[str]:
+    """Names of the usable backends, best first; ``"torch"`` is always last."""
+    return [name for name, _ in _load_backends()] + [TORCH]
+
+
+def _forced_name() -> str | None:
+    name = getattr(_forced, "name", None)
+    if name is not None:
+        return name
+    env = os.environ.get("GNN_KERNELS", "").strip().lower()
+    return env or None
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Force one backend (e.g. ``"torch"``) inside a ``with`` block."""
+    if name != TORCH and name not in available():
+        raise ValueError(f"unknown kernel backend {name!r}; available: {available()}")
+    old = getattr(_forced, "name", None)
+    _forced.name = name
+    try:
+        yield
+    finally:
+        _forced.name = old
+
+
+def select(op: str, **ctx: Any) -> tuple[str, Any]:
+    """The ``(name, implementation)`` that runs ``op`` for this call."""
+    forced = _forced_name()
+    if forced == TORCH:
+        return TORCH, getattr(reference, op)
+    for name, obj in _load_backends():
+        if forced is not None and name != forced:
+            continue
+        impl = getattr(obj, op, None)
+        if impl is not None and obj.supports(op, **ctx):
+            return name, impl
+    return TORCH, getattr(reference, op)
+
+
+def describe(ops: tuple[str, ...] = ("scatter", "segment", "spmm", "softmax", "segment_matmul")) -> dict[str, str]:
+    """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
+    import torch
+
+    ctx = {"device": torch.device("cpu"), "dtype": torch.float32, "reduce": "sum", "requires_grad": True}
+    return {op: select(op, **ctx)[0] for op in ops}
+
+
+def _reset_for_tests() -> None:
+    global _backends
+    _backends = None

@@ -1,0 +1,141 @@
+"""Compressed sparse row form of a graph, the input of :func:`gnn.core.ops.spmm`.
+
+Rows are the nodes that receive messages (targets for
+``flow="source_to_target"``), columns the nodes that send them. ``perm``
+maps each CSR position back to the edge's position in the original
+``edge_index`` so that per-edge tensors (weights, attributes) given in
+edge order can be reordered without sorting again.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+# torch.sparse CSR is used internally with indices we built and validated
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+
+@dataclass(eq=False)
+class CSR:
+    """A ``num_rows x num_cols`` sparse pattern in CSR form.
+
+    Attributes:
+        rowptr: ``[num_rows + 1]`` offsets into ``col``.
+        col: ``[nnz]`` column (source node) of each entry, sorted by row.
+        num_rows: number of rows (receiving nodes).
+        num_cols: number of columns (sending nodes).
+        perm: ``[nnz]`` position of each entry in the original edge list,
+            or ``None`` when the edges were already sorted by row.
+        value: optional ``[nnz]`` (or ``[nnz, ...]``) per-entry values in CSR order.
+    """
+
+    rowptr: Tensor
+    col: Tensor
+    num_rows: int
+    num_cols: int
+    perm: Tensor | None = None
+    value: Tensor | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def nnz(self) -> int:
+        return self.col.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    def row(self) -> Tensor:
+        """``[nnz]`` row of each entry (expanded ``rowptr``; cached)."""
+        row = self._cache.get("row")
+        if row is None:
+            counts = self.rowptr[1:] - self.rowptr[:-1]
+            row = torch.repeat_interleave(
+                torch.arange(self.num_rows, device=self.device, dtype=self.col.dtype),
+                counts,
+                output_size=self.nnz,
+            )
+            if not torch.compiler.is_compiling():
+                self._cache["row"] = row
+        return row
+
+    def degree(self) -> Tensor:
+        """``[num_rows]`` number of entries per row."""
+        return self.rowptr[1:] - self.rowptr[:-1]
+
+    def in_csr_order(self, edge_tensor: Tensor | None) -> Tensor | None:
+        """Reorder a tensor given in original edge order into CSR order."""
+        if edge_tensor is None or self.perm is None:
+            return edge_tensor
+        return edge_tensor.index_select(0, self.perm)
+
+    def transpose(self) -> CSR:
+        """The transposed pattern (columns become rows); cached.
+
+        Its ``perm`` maps into *this* CSR's order, so per-entry tensors in
+        CSR order can be moved with :meth:`in_csr_order`.
+        """
+        t = self._cache.get("t")
+        if t is None:
+            t = from_coo(self.col, self.row(), self.num_cols, self.num_rows)
+            if not torch.compiler.is_compiling():
+                self._cache["t"] = t
+        return t
+
+    def torch_sparse(self, value: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """A ``torch.sparse_csr_tensor`` view (values default to ones)."""
+        if value is None:
+            key = ("ones", dtype)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            value = torch.ones(self.nnz, dtype=dtype, device=self.device)
+        else:
+            key = None
+        rowptr, col = self.rowptr, self.col
+        if rowptr.dtype != col.dtype:
+            rowptr = rowptr.to(col.dtype)
+        out = torch.sparse_csr_tensor(
+            rowptr, col, value, (self.num_rows, self.num_cols), check_invariants=False
+        )
+        if key is not None and not torch.compiler.is_compiling():
+            self._cache[key] = out
+        return out
+
+
+def ptr_from_sorted_index(index: Tensor, size: int) -> Tensor:
+    """``[size + 1]`` offsets of a sorted ``index``."""
+    counts = torch.bincount(index, minlength=size) if index.numel() else index.new_zeros(size)
+    ptr = index.new_zeros(size + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    return ptr.to(index.dtype) if index.dtype == torch.int32 else ptr
+
+
+def from_coo(row: Tensor, col: Tensor, num_rows: int, num_cols: int, *, is_sorted: bool = False) -> CSR:
+    """Build a :class:`CSR` from COO ``row``/``col`` (stable sort by row)."""
+    if not is_sorted and row.numel() > 1:
+        if torch.compiler.is_compiling():
+            perm = torch.argsort(row, stable=True)
+        else:
+            sorted_already = bool((row[1:] >= row[:-1]).all())
+            perm = None if sorted_already else torch.argsort(row, stable=True)
+    else:
+        perm = None
+    if perm is not None:
+        row = row.index_select(0, perm)
+        col = col.index_select(0, perm)
+    if row.dtype == torch.int32:
+        rowptr = torch._convert_indices_from_coo_to_csr(row, num_rows, out_int32=True)
+    else:
+        rowptr = torch._convert_indices_from_coo_to_csr(row.long(), num_rows)
+        col = col.long()
+    csr = CSR(rowptr=rowptr, col=col, num_rows=num_rows, num_cols=num_cols, perm=perm)
+    if not torch.compiler.is_compiling():
+        csr._cache["row"] = row if row.dtype == col.dtype else row.to(col.dtype)
+    return csr

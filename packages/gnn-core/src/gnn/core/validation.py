@@ -1,0 +1,102 @@
+"""Input validation shared by every public entry point.
+
+Every check raises ``ValueError`` or ``TypeError`` naming the argument, the
+expected form and what was given.  Checks cost at most O(E) and can be
+switched off on hot paths with :func:`set_validation`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+_ENABLED = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn input validation on or off globally (default: on)."""
+    global _ENABLED
+    _ENABLED = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    """Whether checks run (never under ``torch.compile`` tracing, where
+    data-dependent checks would graph-break)."""
+    if not _ENABLED:
+        return False
+    return not torch.compiler.is_compiling()
+
+
+@contextlib.contextmanager
+def validation(enabled: bool) -> Iterator[None]:
+    """Context manager that sets validation on or off temporarily."""
+    global _ENABLED
+    old = _ENABLED
+    _ENABLED = bool(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED = old
+
+
+def describe(obj: object) -> str:
+    """Short description of a value for error messages."""
+    if isinstance(obj, Tensor):
+        return f"a {obj.dtype} tensor of shape {list(obj.shape)}"
+    return f"{type(obj).__name__} {obj!r}"[:200]
+
+
+def check_tensor(name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor, got {describe(value)}")
+    return value
+
+
+def check_index_dtype(name: str, value: Tensor) -> None:
+    if value.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"'{name}' must be an integer tensor, got {describe(value)}")
+
+
+def check_edge_index(edge_index: object, name: str = "edge_index") -> Tensor:
+    """Check that ``edge_index`` is a ``[2, E]`` integer tensor."""
+    t = check_tensor(name, edge_index)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"'{name}' must be an integer tensor of shape [2, E], got {describe(t)}")
+    check_index_dtype(name, t)
+    if t.dim() != 2 or t.size(0) != 2:
+        raise ValueError(f"'{name}' must have shape [2, E], got {describe(t)}")
+    return t
+
+
+def check_index_range(name: str, index: Tensor, upper: int, what: str = "nodes") -> None:
+    """Check ``0 <= index < upper`` (one pass over ``index``)."""
+    if not validation_enabled() or index.numel() == 0:
+        return
+    lo, hi = torch.aminmax(index)
+    lo, hi = int(lo), int(hi)
+    if lo < 0:
+        raise ValueError(f"'{name}' contains a negative index ({lo}); indices must lie in [0, {upper})")
+    if hi >= upper:
+        raise ValueError(
+            f"'{name}' contains index {hi}, out of range for {upper} {what}; "
+            f"indices must lie in [0, {upper})"
+        )
+
+
+def check_ptr(name: str, ptr: Tensor, size: int | None = None) -> None:
+    """Check that ``ptr`` is a 1-D monotone integer tensor (ending at ``size``)."""
+    check_tensor(name, ptr)
+    check_index_dtype(name, ptr)
+    if ptr.dim() != 1 or ptr.numel() == 0:
+        raise ValueError(f"'{name}' must be a non-empty 1-D tensor, got {describe(ptr)}")
+    if not validation_enabled():
+        return
+    if int(ptr[0]) != 0:
+        raise ValueError(f"'{name}' must start at 0, got {int(ptr[0])}")
+    if ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
+        raise ValueError(f"'{name}' must be monotonically non-decreasing")
+    if size is not None and int(ptr[-1]) != size:
+        raise ValueError(f"'{name}' must end at the number of elements ({size}), got {int(ptr[-1])}")

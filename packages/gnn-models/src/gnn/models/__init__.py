@@ -1,0 +1,3 @@
+"""gnn-models (see the package README)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""gnn-models's entry point in group ``gnn``: registers its components lazily."""
+
+from __future__ import annotations
