@@ -1,0 +1,117 @@
+"""Helpers for testing layers built on gnn (ours and third-party plugins).
+
+They need no test framework; they raise ``AssertionError`` with a message.
+
+Example:
+    >>> from gnn.core import testing
+    >>> x, edge_index = testing.random_graph(10, 30, 8, seed=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def random_graph(
+    num_nodes: int,
+    num_edges: int,
+    num_features: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    duplicates: bool = True,
+    self_loops: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Random node features ``[N, F]`` and ``edge_index`` ``[2, E]``.
+
+    With ``duplicates``/``self_loops`` the first edges are forced to contain
+    a repeated edge and a self loop, so that tests exercise both.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_nodes, num_features, generator=g, dtype=dtype)
+    edge_index = torch.randint(0, max(num_nodes, 1), (2, num_edges), generator=g)
+    if num_edges >= 3 and num_nodes >= 2:
+        if duplicates:
+            edge_index[:, 1] = edge_index[:, 0]
+        if self_loops:
+            edge_index[1, 2] = edge_index[0, 2]
+    return x, edge_index
+
+
+def edge_index_formats(
+    edge_index: Tensor, num_nodes: int | tuple[int, int], edge_weight: Tensor | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Yield ``(name, adj)`` for every sparse input form equivalent to ``edge_index``.
+
+    Each ``adj`` is the transposed adjacency ``adj_t`` (``[N_dst, N_src]``)
+    with ``edge_weight`` (or ones) as values; duplicates are kept in the COO
+    form and summed in the compressed forms. ``torch_sparse.SparseTensor``
+    is included when torch-sparse is installed.
+    """
+    n_src, n_dst = (num_nodes, num_nodes) if isinstance(num_nodes, int) else num_nodes
+    value = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1))
+    coo = torch.sparse_coo_tensor(edge_index.flip(0), value, (n_dst, n_src))
+    yield "torch.sparse_coo", coo
+    yield "torch.sparse_csr", coo.coalesce().to_sparse_csr()
+    yield "torch.sparse_csc", coo.coalesce().to_sparse_csc()
+    try:
+        from torch_sparse import SparseTensor  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    yield "SparseTensor", SparseTensor(
+        row=edge_index[1], col=edge_index[0], value=value, sparse_sizes=(n_dst, n_src)
+    ).coalesce()
+
+
+def assert_close(actual: Any, expected: Any, *, atol: float = 1e-5, rtol: float = 1e-4, msg: str = "") -> None:
+    """``torch.testing.assert_close`` over tensors or (nested) tuples of tensors."""
+    if isinstance(expected, (tuple, list)):
+        assert isinstance(actual, (tuple, list)) and len(actual) == len(expected), msg
+        for a, e in zip(actual, expected):
+            assert_close(a, e, atol=atol, rtol=rtol, msg=msg)
+        return
+    if expected is None:
+        assert actual is None, msg
+        return
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol, msg=lambda m: f"{msg}\n{m}")
+
+
+def assert_formats_agree(
+    call: Callable[[Any], Any],
+    edge_index: Tensor,
+    num_nodes: int | tuple[int, int],
+    *,
+    edge_weight: Tensor | None = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> None:
+    """``call(adj)`` gives the same result for ``edge_index`` and every sparse form.
+
+    ``call`` receives the graph (``edge_index`` or a sparse ``adj_t``); when
+    ``edge_weight`` is given, the sparse forms carry it as values and
+    ``call`` should ignore its own weight for them (check ``is_sparse``).
+    """
+    expected = call(edge_index)
+    for name, adj in edge_index_formats(edge_index, num_nodes, edge_weight):
+        assert_close(call(adj), expected, atol=atol, rtol=rtol, msg=f"input format {name} differs")
+
+
+def load_pyg_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
+    """Copy a PyG module's ``state_dict`` into ours with ``strict=True``.
+
+    Fails with a readable diff when keys or shapes differ.
+    """
+    ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
+    missing = sorted(set(theirs_sd) - set(ours_sd))
+    extra = sorted(set(ours_sd) - set(theirs_sd))
+    assert not missing and not extra, f"state_dict keys differ: PyG only {missing}, ours only {extra}"
+    for key, value in theirs_sd.items():
+        assert tuple(ours_sd[key].shape) == tuple(value.shape), (
+            f"shape of {key!r} differs: ours {tuple(ours_sd[key].shape)}, PyG {tuple(value.shape)}"
+        )
+    ours.load_state_dict(theirs_sd, strict=True)
+
