@@ -6,6 +6,8 @@ These functions assume validated inputs (see :mod:`gnn.core.ops`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -93,7 +95,7 @@ def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor
     edge order. The output is ``[num_rows, *]``; empty rows give 0.
     """
     value = csr.in_csr_order(edge_weight)
-    flat = x.reshape(x.size(0), -1)
+    flat = x.reshape(x.size(0), math.prod(x.shape[1:]))
     if reduce in ("sum", "add", "mean") and _torch_sparse_ok(flat, value):
         if value is not None and value.dtype != flat.dtype:
             value = value.to(flat.dtype)
