@@ -28,6 +28,7 @@ __all__ = [
     "scatter",
     "segment",
     "segment_matmul",
+    "attention",
     "softmax",
     "spmm",
     "REDUCTIONS",
@@ -202,3 +203,51 @@ def segment_matmul(inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
         )
     _, impl = select("segment_matmul", **_ctx(inputs, None, other))
     return impl(inputs, ptr, other)
+
+
+def attention(
+    csr: CSR,
+    x: Tensor,
+    a_src: Tensor,
+    a_dst: Tensor,
+    a_edge: Tensor | None = None,
+    negative_slope: float = 0.2,
+) -> tuple[Tensor, Tensor]:
+    r"""Fused attention aggregation of GAT-style layers.
+
+    For every receiving node :math:`i` (CSR row), head :math:`h` and entry
+    :math:`e = (j \to i)`:
+
+    .. math::
+        s_{e,h} = \mathrm{LeakyReLU}(a^{src}_{j,h} + a^{dst}_{i,h} + a^{edge}_{e,h}),\quad
+        \alpha_{e,h} = \mathrm{softmax}_{e \in \mathcal{N}(i)}(s_{e,h}),\quad
+        out_{i,h} = \sum_e \alpha_{e,h} x_{j,h}
+
+    A compiled backend computes it without any ``[E, H, C]`` tensor.
+
+    Args:
+        csr: the graph (rows receive), see :func:`gnn.core.utils.to_csr`.
+        x: ``[N_src, H, C]`` per-head features of the sending nodes.
+        a_src: ``[N_src, H]`` sender terms of the score.
+        a_dst: ``[N_dst, H]`` receiver terms of the score.
+        a_edge: optional ``[E, H]`` edge terms, in the original edge order.
+        negative_slope: slope of the leaky ReLU.
+
+    Returns:
+        ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
+        edge order (rows without entries give 0).
+    """
+    if not isinstance(csr, CSR):
+        raise TypeError(f"'csr' must be a gnn.core.ops.CSR, got {type(csr).__name__}")
+    v.check_tensor("x", x)
+    if x.dim() != 3 or x.size(0) != csr.num_cols:
+        raise ValueError(f"'x' must have shape [{csr.num_cols}, H, C], got {v.describe(x)}")
+    heads = x.size(1)
+    if a_src.shape != (csr.num_cols, heads):
+        raise ValueError(f"'a_src' must have shape [{csr.num_cols}, {heads}], got {v.describe(a_src)}")
+    if a_dst.shape != (csr.num_rows, heads):
+        raise ValueError(f"'a_dst' must have shape [{csr.num_rows}, {heads}], got {v.describe(a_dst)}")
+    if a_edge is not None and a_edge.shape != (csr.nnz, heads):
+        raise ValueError(f"'a_edge' must have shape [{csr.nnz}, {heads}], got {v.describe(a_edge)}")
+    _, impl = select("attention", **_ctx(x, None, a_src, a_dst, a_edge))
+    return impl(csr, x, a_src, a_dst, a_edge, float(negative_slope))

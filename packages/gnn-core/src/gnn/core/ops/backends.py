@@ -40,18 +40,18 @@ def _load_backends() -> list[tuple[str, Any]]:
                 for entry in registry.kernels.entries():
                     try:
                         obj = entry.load()
+                        if isinstance(obj, type):
+                            obj = obj()  # a backend raises here when it cannot run
                     except Exception as error:  # noqa: BLE001 - a broken backend is skipped
                         from ..plugins import PluginWarning
 
                         warnings.warn(
                             f"kernel backend {entry.name!r} from {entry.dist} {entry.version} "
-                            f"failed to load: {error}; using pure torch",
+                            f"is not usable: {error}; falling back to pure torch",
                             PluginWarning,
                             stacklevel=2,
                         )
                         continue
-                    if isinstance(obj, type):
-                        obj = obj()
                     found.append((entry.meta.get("priority", 0), entry.name, obj))
                 found.sort(key=lambda item: -item[0])
                 _backends = [(name, obj) for _, name, obj in found]
@@ -98,7 +98,7 @@ def select(op: str, **ctx: Any) -> tuple[str, Any]:
     return TORCH, getattr(reference, op)
 
 
-def describe(ops: tuple[str, ...] = ("scatter", "segment", "spmm", "softmax", "segment_matmul")) -> dict[str, str]:
+def describe(ops: tuple[str, ...] = ("scatter", "segment", "spmm", "softmax", "segment_matmul", "attention")) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
     import torch
 

@@ -126,3 +126,24 @@ def segment_matmul(inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
     if not outs:
         return inputs.new_zeros(0, other.size(-1))
     return torch.cat(outs, dim=0)
+
+
+def attention(
+    csr: CSR,
+    x: Tensor,
+    a_src: Tensor,
+    a_dst: Tensor,
+    a_edge: Tensor | None,
+    negative_slope: float,
+) -> tuple[Tensor, Tensor]:
+    """GAT-style attention aggregation (see :func:`gnn.core.ops.attention`)."""
+    row, col = csr.row(), csr.col
+    score = a_src.index_select(0, col) + a_dst.index_select(0, row)
+    if a_edge is not None:
+        score = score + csr.in_csr_order(a_edge)
+    score = torch.nn.functional.leaky_relu(score, negative_slope)
+    alpha = softmax(score, row, 0, csr.num_rows)
+    out = scatter(x.index_select(0, col) * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
+    if csr.perm is not None:  # back to the original edge order
+        alpha = torch.empty_like(alpha).index_copy_(0, csr.perm, alpha)
+    return out, alpha

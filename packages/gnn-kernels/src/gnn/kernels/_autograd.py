@@ -1,0 +1,197 @@
+"""Fake (meta) implementations and autograd formulas of the ``gnn_kernels`` ops.
+
+Imported once the compiled library is loaded. The fake implementations give
+``torch.compile`` the output shapes; the autograd formulas are written with
+the same kernels (transposed patterns are passed in by the caller, so no
+sort happens in backward).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+ops = torch.ops.gnn_kernels
+REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
+
+
+# -- fake implementations ----------------------------------------------------------------------
+@torch.library.register_fake("gnn_kernels::spmm_sum")
+def _(rowptr, col, value, x, mean, t_rowptr, t_col, t_perm):
+    return x.new_empty(rowptr.shape[0] - 1, x.shape[1], x.shape[2])
+
+
+@torch.library.register_fake("gnn_kernels::spmm_minmax")
+def _(rowptr, col, value, x, is_max):
+    m = rowptr.shape[0] - 1
+    return x.new_empty(m, x.shape[1]), x.new_empty(m, x.shape[1], dtype=torch.long)
+
+
+@torch.library.register_fake("gnn_kernels::sddmm")
+def _(rowptr, col, a, b):
+    return a.new_empty(col.shape[0], a.shape[1])
+
+
+@torch.library.register_fake("gnn_kernels::attention_forward")
+def _(rowptr, col, a_src, a_dst, a_edge, x, negative_slope, t_rowptr, t_col, t_perm):
+    return x.new_empty(rowptr.shape[0] - 1, x.shape[1], x.shape[2]), x.new_empty(col.shape[0], x.shape[1])
+
+
+@torch.library.register_fake("gnn_kernels::attention_backward")
+def _(rowptr, col, a_src, a_dst, a_edge, x, alpha, grad_out, grad_alpha, negative_slope):
+    return alpha.new_empty(alpha.shape)
+
+
+@torch.library.register_fake("gnn_kernels::scatter_reduce")
+def _(src, index, dim_size, reduce):
+    arg_rows = dim_size if reduce >= 2 else 0
+    arg_cols = src.shape[1] if reduce >= 2 else 0
+    return src.new_empty(dim_size, src.shape[1]), src.new_empty(arg_rows, arg_cols, dtype=torch.long)
+
+
+@torch.library.register_fake("gnn_kernels::segment_reduce")
+def _(src, ptr, reduce):
+    m = ptr.shape[0] - 1
+    arg_rows = m if reduce >= 2 else 0
+    arg_cols = src.shape[1] if reduce >= 2 else 0
+    return src.new_empty(m, src.shape[1]), src.new_empty(arg_rows, arg_cols, dtype=torch.long)
+
+
+# -- autograd -------------------------------------------------------------------------------------
+def _degree(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
+    return (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(dtype)
+
+
+def _spmm_sum_setup(ctx, inputs, output):
+    rowptr, col, value, x, mean, t_rowptr, t_col, t_perm = inputs
+    ctx.save_for_backward(rowptr, col, value, x, t_rowptr, t_col, t_perm)
+    ctx.mean = mean
+
+
+def _spmm_sum_backward(ctx, grad):
+    rowptr, col, value, x, t_rowptr, t_col, t_perm = ctx.saved_tensors
+    grad = grad.contiguous()
+    if ctx.mean:
+        grad = grad / _degree(rowptr, grad.dtype).view(-1, 1, 1)
+    grad_x = grad_value = None
+    if ctx.needs_input_grad[3]:
+        if t_rowptr is None:
+            raise RuntimeError("gnn_kernels::spmm_sum backward needs the transposed pattern (t_rowptr, t_col, t_perm)")
+        t_value = None if value is None else value.index_select(0, t_perm).contiguous()
+        grad_x = ops.spmm_sum(t_rowptr, t_col, t_value, grad, False, None, None, None)
+    if value is not None and ctx.needs_input_grad[2]:
+        per_head = ops.sddmm(rowptr, col, grad, x.contiguous())
+        grad_value = per_head.sum(-1) if value.dim() == 1 else per_head
+    return None, None, grad_value, grad_x, None, None, None, None
+
+
+torch.library.register_autograd("gnn_kernels::spmm_sum", _spmm_sum_backward, setup_context=_spmm_sum_setup)
+
+
+def _spmm_minmax_setup(ctx, inputs, output):
+    rowptr, col, value, x, is_max = inputs
+    _, arg = output
+    ctx.save_for_backward(col, value, x, arg)
+
+
+def _spmm_minmax_backward(ctx, grad, _grad_arg):
+    col, value, x, arg = ctx.saved_tensors
+    feats = x.shape[1]
+    hit = arg >= 0
+    edge = arg[hit]
+    feature = torch.arange(feats, device=x.device).expand_as(arg)[hit]
+    g = grad[hit]
+    grad_x = grad_value = None
+    if ctx.needs_input_grad[3]:
+        contrib = g if value is None else g * value[edge]
+        grad_x = torch.zeros_like(x).view(-1).index_add_(0, col[edge] * feats + feature, contrib).view_as(x)
+    if value is not None and ctx.needs_input_grad[2]:
+        grad_value = torch.zeros_like(value).index_add_(0, edge, g * x[col[edge], feature])
+    return None, None, grad_value, grad_x, None
+
+
+torch.library.register_autograd(
+    "gnn_kernels::spmm_minmax", _spmm_minmax_backward, setup_context=_spmm_minmax_setup
+)
+
+
+def _attention_setup(ctx, inputs, output):
+    rowptr, col, a_src, a_dst, a_edge, x, negative_slope, t_rowptr, t_col, t_perm = inputs
+    _, alpha = output
+    ctx.save_for_backward(rowptr, col, a_src, a_dst, a_edge, x, alpha, t_rowptr, t_col, t_perm)
+    ctx.negative_slope = negative_slope
+
+
+def _attention_backward(ctx, grad_out, grad_alpha):
+    rowptr, col, a_src, a_dst, a_edge, x, alpha, t_rowptr, t_col, t_perm = ctx.saved_tensors
+    if t_rowptr is None:
+        raise RuntimeError("gnn_kernels::attention_forward backward needs the transposed pattern")
+    grad_out = grad_out.contiguous()
+    grad_alpha = None if grad_alpha is None else grad_alpha.contiguous()
+    grad_raw = ops.attention_backward(
+        rowptr, col, a_src, a_dst, a_edge, x, alpha, grad_out, grad_alpha, ctx.negative_slope
+    )
+    grad_a_dst = ops.segment_reduce(grad_raw, rowptr, 0)[0] if ctx.needs_input_grad[3] else None
+    grad_a_src = None
+    if ctx.needs_input_grad[2]:
+        grad_a_src = ops.segment_reduce(grad_raw.index_select(0, t_perm).contiguous(), t_rowptr, 0)[0]
+    grad_x = None
+    if ctx.needs_input_grad[5]:
+        t_alpha = alpha.index_select(0, t_perm).contiguous()
+        grad_x = ops.spmm_sum(t_rowptr, t_col, t_alpha, grad_out, False, None, None, None)
+    grad_a_edge = grad_raw if a_edge is not None and ctx.needs_input_grad[4] else None
+    return None, None, grad_a_src, grad_a_dst, grad_a_edge, grad_x, None, None, None, None
+
+
+torch.library.register_autograd(
+    "gnn_kernels::attention_forward", _attention_backward, setup_context=_attention_setup
+)
+
+
+def _scatter_setup(ctx, inputs, output):
+    src, index, dim_size, reduce = inputs
+    _, arg = output
+    ctx.save_for_backward(index, arg)
+    ctx.reduce, ctx.shape = reduce, src.shape
+
+
+def _grad_from_arg(grad: Tensor, arg: Tensor, shape) -> Tensor:
+    feats = shape[1]
+    hit = arg >= 0
+    feature = torch.arange(feats, device=grad.device).expand_as(arg)[hit]
+    flat = arg[hit] * feats + feature
+    return grad.new_zeros(shape).view(-1).index_add_(0, flat, grad[hit]).view(shape)
+
+
+def _scatter_backward(ctx, grad, _grad_arg):
+    index, arg = ctx.saved_tensors
+    if ctx.reduce >= 2:
+        return _grad_from_arg(grad, arg, ctx.shape), None, None, None
+    out = grad.index_select(0, index)
+    if ctx.reduce == 1:
+        count = torch.bincount(index, minlength=grad.shape[0]).clamp(min=1).to(grad.dtype)
+        out = out / count.index_select(0, index).unsqueeze(-1)
+    return out, None, None, None
+
+
+torch.library.register_autograd("gnn_kernels::scatter_reduce", _scatter_backward, setup_context=_scatter_setup)
+
+
+def _segment_setup(ctx, inputs, output):
+    src, ptr, reduce = inputs
+    _, arg = output
+    ctx.save_for_backward(ptr, arg)
+    ctx.reduce, ctx.shape = reduce, src.shape
+
+
+def _segment_backward(ctx, grad, _grad_arg):
+    ptr, arg = ctx.saved_tensors
+    if ctx.reduce >= 2:
+        return _grad_from_arg(grad, arg, ctx.shape), None, None
+    counts = ptr[1:] - ptr[:-1]
+    if ctx.reduce == 1:
+        grad = grad / counts.clamp(min=1).to(grad.dtype).unsqueeze(-1)
+    return torch.repeat_interleave(grad, counts, dim=0, output_size=ctx.shape[0]), None, None
+
+
+torch.library.register_autograd("gnn_kernels::segment_reduce", _segment_backward, setup_context=_segment_setup)

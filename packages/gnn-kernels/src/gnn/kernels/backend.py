@@ -1,0 +1,109 @@
+"""The ``"native"`` backend: gnn.core.ops calls served by the compiled kernels.
+
+gnn-core selects a backend per call with :meth:`NativeBackend.supports`;
+this one takes float32/float64 CPU tensors and the sum/mean/max/min
+reductions, and leaves everything else to the pure-torch reference.
+The graph arguments are gnn-core's CSR objects, used by duck typing
+(``rowptr``, ``col``, ``perm``, ``transpose()``, ``in_csr_order()``), so this
+module imports nothing of gnn-core.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._library import load, load_error
+
+_OPS = {"spmm", "scatter", "segment", "attention"}
+_REDUCE_CODES = {"sum": 0, "add": 0, "mean": 1, "max": 2, "min": 3}
+
+
+def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
+    """int64 rowptr/col of a CSR (cached on the CSR object)."""
+    cache = csr._cache
+    hit = cache.get("native_long")
+    if hit is None:
+        hit = (csr.rowptr.long().contiguous(), csr.col.long().contiguous())
+        if not torch.compiler.is_compiling():
+            cache["native_long"] = hit
+    return hit
+
+
+def _transposed(csr: Any) -> tuple[Tensor, Tensor, Tensor]:
+    t = csr.transpose()
+    rowptr, col = _long_pattern(t)
+    perm = t.perm if t.perm is not None else torch.arange(t.nnz, device=t.col.device)
+    return rowptr, col, perm.long()
+
+
+class NativeBackend:
+    """Compiled CPU kernels (OpenMP-style row parallelism through torch's thread pool)."""
+
+    name = "native"
+
+    def __init__(self) -> None:
+        if not load():
+            raise RuntimeError(load_error())
+        self.ops = torch.ops.gnn_kernels
+
+    def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
+                 requires_grad: bool) -> bool:
+        if op not in _OPS or device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+            return False
+        return reduce is None or reduce in _REDUCE_CODES
+
+    # -- ops ---------------------------------------------------------------------------------
+    def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
+        rowptr, col = _long_pattern(csr)
+        value = csr.in_csr_order(edge_weight)
+        if value is not None:
+            value = value.to(x.dtype).contiguous()
+        rest = tuple(x.shape[1:])
+        feats = math.prod(rest)
+        if reduce in ("max", "min"):
+            out, _ = self.ops.spmm_minmax(rowptr, col, value, x.reshape(x.size(0), feats).contiguous(),
+                                          reduce == "max")
+            return out.view((csr.num_rows,) + rest)
+        t_rowptr = t_col = t_perm = None
+        if x.requires_grad:
+            t_rowptr, t_col, t_perm = _transposed(csr)
+        out = self.ops.spmm_sum(rowptr, col, value, x.reshape(x.size(0), 1, feats).contiguous(),
+                                reduce == "mean", t_rowptr, t_col, t_perm)
+        return out.view((csr.num_rows,) + rest)
+
+    def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
+        moved = src.movedim(dim, 0) if dim != 0 else src
+        rest = tuple(moved.shape[1:])
+        flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
+        out, _ = self.ops.scatter_reduce(flat, index.long().contiguous(), dim_size, _REDUCE_CODES[reduce])
+        out = out.view((dim_size,) + rest)
+        return out.movedim(0, dim) if dim != 0 else out
+
+    def segment(self, src: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:
+        moved = src.movedim(dim, 0) if dim != 0 else src
+        rest = tuple(moved.shape[1:])
+        flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
+        out, _ = self.ops.segment_reduce(flat, ptr.long().contiguous(), _REDUCE_CODES[reduce])
+        out = out.view((ptr.numel() - 1,) + rest)
+        return out.movedim(0, dim) if dim != 0 else out
+
+    def attention(self, csr: Any, x: Tensor, a_src: Tensor, a_dst: Tensor, a_edge: Tensor | None,
+                  negative_slope: float) -> tuple[Tensor, Tensor]:
+        rowptr, col = _long_pattern(csr)
+        a_edge = csr.in_csr_order(a_edge)
+        needs_grad = any(t is not None and t.requires_grad for t in (x, a_src, a_dst, a_edge))
+        t_rowptr = t_col = t_perm = None
+        if needs_grad:
+            t_rowptr, t_col, t_perm = _transposed(csr)
+        out, alpha = self.ops.attention_forward(
+            rowptr, col, a_src.to(x.dtype).contiguous(), a_dst.to(x.dtype).contiguous(),
+            None if a_edge is None else a_edge.to(x.dtype).contiguous(), x.contiguous(), negative_slope,
+            t_rowptr, t_col, t_perm,
+        )
+        if csr.perm is not None:  # back to the original edge order
+            alpha = torch.empty_like(alpha).index_copy(0, csr.perm, alpha)
+        return out, alpha
