@@ -37,7 +37,9 @@ def want_cuda() -> bool:
         return False
     if os.environ.get("FORCE_CUDA") == "1":
         return True
-    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None and torch.cuda.is_available()
+    return (
+        torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None and torch.cuda.is_available()
+    )
 
 
 def extension():

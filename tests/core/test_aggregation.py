@@ -62,8 +62,12 @@ def test_matches_pyg():
     pyg_aggr = pytest.importorskip("torch_geometric.nn.aggr")
     x = torch.randn(20, 3)
     index = torch.randint(0, 6, (20,))
-    for ours, name in [(SumAggregation, "SumAggregation"), (MeanAggregation, "MeanAggregation"),
-                       (MaxAggregation, "MaxAggregation"), (MinAggregation, "MinAggregation"),
-                       (MulAggregation, "MulAggregation")]:
+    for ours, name in [
+        (SumAggregation, "SumAggregation"),
+        (MeanAggregation, "MeanAggregation"),
+        (MaxAggregation, "MaxAggregation"),
+        (MinAggregation, "MinAggregation"),
+        (MulAggregation, "MulAggregation"),
+    ]:
         theirs = getattr(pyg_aggr, name)()
         torch.testing.assert_close(ours()(x, index, dim_size=8), theirs(x, index, dim_size=8))

@@ -83,7 +83,12 @@ def test_fused_and_general_paths_agree_with_loop(aggr):
     for i in range(8):
         msgs = x[edge_index[0, edge_index[1] == i]]
         if len(msgs):
-            red = {"sum": msgs.sum(0), "mean": msgs.mean(0), "max": msgs.max(0).values, "min": msgs.min(0).values}
+            red = {
+                "sum": msgs.sum(0),
+                "mean": msgs.mean(0),
+                "max": msgs.max(0).values,
+                "min": msgs.min(0).values,
+            }
             expected[i] = red[aggr]
     torch.testing.assert_close(fused, expected)
 
@@ -122,7 +127,9 @@ def test_target_to_source_flow():
 def test_bipartite_tuple_and_size():
     g = torch.Generator().manual_seed(5)
     x_src, x_dst = torch.randn(6, 3, generator=g), torch.randn(4, 3, generator=g)
-    edge_index = torch.stack([torch.randint(0, 6, (15,), generator=g), torch.randint(0, 4, (15,), generator=g)])
+    edge_index = torch.stack(
+        [torch.randint(0, 6, (15,), generator=g), torch.randint(0, 4, (15,), generator=g)]
+    )
     expected = dense_adj(edge_index, 6, 4).float() @ x_src
     for cls in (Plain, NoFuse):
         out = cls()((x_src, x_dst), edge_index)

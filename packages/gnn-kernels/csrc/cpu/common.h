@@ -75,6 +75,16 @@ inline void check_index(const Tensor& index, int64_t size, const char* name) {
   STD_TORCH_CHECK(!bad.load(), "gnn_kernels: '", name, "' holds an index out of range [0, ", size, ")");
 }
 
+// Prefetch distance (in edges) for gathered feature rows.
+constexpr int64_t kPrefetch = 4;
+
+template <typename T>
+inline void prefetch_row(const T* row, int64_t count) {
+  const char* p = reinterpret_cast<const char*>(row);
+  const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 1);
+}
+
 inline bool is_float_type(ScalarType t) { return t == ScalarType::Float || t == ScalarType::Double; }
 
 // Call `body(scalar_t{})` for float32/float64 tensors; inside a generic lambda

@@ -39,19 +39,26 @@ Tensor spmm_sum(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x
     const int64_t row_size = heads * channels;
     parallel_rows(m, 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        scalar_t* o = op + i * row_size;
-        for (int64_t k = rp[i]; k < rp[i + 1]; ++k) {
-          const scalar_t* xr = xp + c[k] * row_size;
-          for (int64_t h = 0; h < heads; ++h) {
-            const scalar_t w = vp == nullptr ? scalar_t(1) : vp[k * value_heads + (value_heads == 1 ? 0 : h)];
-            scalar_t* oh = o + h * channels;
-            const scalar_t* xh = xr + h * channels;
+        scalar_t* __restrict__ o = op + i * row_size;
+        const int64_t lo = rp[i], hi = rp[i + 1];
+        for (int64_t k = lo; k < hi; ++k) {
+          // the gathered rows are random accesses: fetch a few edges ahead
+          if (k + kPrefetch < e) prefetch_row(xp + c[k + kPrefetch] * row_size, row_size);
+          const scalar_t* __restrict__ xr = xp + c[k] * row_size;
+          if (value_heads <= 1) {
+            const scalar_t w = vp == nullptr ? scalar_t(1) : vp[k];
 #pragma omp simd
-            for (int64_t f = 0; f < channels; ++f) oh[f] += w * xh[f];
+            for (int64_t f = 0; f < row_size; ++f) o[f] += w * xr[f];
+          } else {
+            for (int64_t h = 0; h < heads; ++h) {
+              const scalar_t w = vp[k * value_heads + h];
+#pragma omp simd
+              for (int64_t f = 0; f < channels; ++f) o[h * channels + f] += w * xr[h * channels + f];
+            }
           }
         }
-        if (mean && rp[i + 1] > rp[i]) {
-          const scalar_t inv = scalar_t(1) / scalar_t(rp[i + 1] - rp[i]);
+        if (mean && hi - lo > 1) {
+          const scalar_t inv = scalar_t(1) / scalar_t(hi - lo);
           for (int64_t f = 0; f < row_size; ++f) o[f] *= inv;
         }
       }

@@ -13,7 +13,7 @@ Importing this package is cheap: names are resolved on first access
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -42,19 +42,6 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {"ops", "utils", "registry", "plugins", "aggr", "nn", "data", "validation"}
 
 __all__ = sorted(_EXPORTS)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .aggr.base import Aggregation
-    from .aggr.basic import (
-        MaxAggregation,
-        MeanAggregation,
-        MinAggregation,
-        MulAggregation,
-        SumAggregation,
-    )
-    from .message_passing import MessagePassing
-    from .plugins import PluginWarning, hookimpl
-
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)

@@ -3,7 +3,7 @@ entry-point mechanism third parties use."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .plugins import hookimpl
 

@@ -20,15 +20,16 @@ from __future__ import annotations
 import inspect
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from . import validation as v
 from . import ops
+from . import validation as v
 from .aggr.base import Aggregation
 from .aggr.basic import fused_reduction
 from .utils.csr import to_csr
@@ -39,7 +40,18 @@ FUSED_MESSAGES = (None, "x_j", "edge_weight * x_j")
 
 #: arguments that propagate provides itself rather than taking from kwargs
 SPECIAL_ARGS = frozenset(
-    {"edge_index", "adj_t", "edge_index_i", "edge_index_j", "size", "size_i", "size_j", "ptr", "index", "dim_size"}
+    {
+        "edge_index",
+        "adj_t",
+        "edge_index_i",
+        "edge_index_j",
+        "size",
+        "size_i",
+        "size_j",
+        "ptr",
+        "index",
+        "dim_size",
+    }
 )
 
 
@@ -250,9 +262,7 @@ class MessagePassing(torch.nn.Module):
         """Run the layer (implemented by subclasses)."""
         raise NotImplementedError
 
-    def propagate(
-        self, edge_index: Any, size: tuple[int, int] | None = None, **kwargs: Any
-    ) -> Any:
+    def propagate(self, edge_index: Any, size: tuple[int, int] | None = None, **kwargs: Any) -> Any:
         """Send messages along ``edge_index``, aggregate them and update.
 
         Args:
@@ -309,9 +319,7 @@ class MessagePassing(torch.nn.Module):
     ) -> Tensor:
         """Aggregate messages ``[E, *]`` into ``[dim_size, *]`` with ``self.aggr_module``."""
         if self.aggr_module is None:
-            raise ValueError(
-                f"{type(self).__name__} was built with aggr=None and must override aggregate()"
-            )
+            raise ValueError(f"{type(self).__name__} was built with aggr=None and must override aggregate()")
         return self.aggr_module(inputs, index, ptr=ptr, dim_size=dim_size, dim=self.node_dim)
 
     def message_and_aggregate(self, edge_index: Any) -> Tensor:
@@ -469,8 +477,7 @@ class MessagePassing(torch.nn.Module):
                 v.check_index_range(f"edge_index[{side}]", graph.edge_index[side], n)
         elif known != n:
             raise ValueError(
-                f"'{name}' has {n} nodes along dim {self.node_dim}, but 'size' / 'edge_index' "
-                f"expects {known}"
+                f"'{name}' has {n} nodes along dim {self.node_dim}, but 'size' / 'edge_index' expects {known}"
             )
 
     def _lift(self, graph: _Graph, name: str, kwargs: dict[str, Any]) -> Any:
@@ -480,7 +487,9 @@ class MessagePassing(torch.nn.Module):
         data = kwargs.get(base)
         if isinstance(data, (tuple, list)):
             if len(data) != 2:
-                raise ValueError(f"'{base}' must be a tensor or a pair (source, target), got {len(data)} items")
+                raise ValueError(
+                    f"'{base}' must be a tensor or a pair (source, target), got {len(data)} items"
+                )
             data = data[side]
         if data is None:
             return None
@@ -494,8 +503,10 @@ class MessagePassing(torch.nn.Module):
         for base in self._signature.lifted:
             data = kwargs.get(base)
             pairs = (
-                [(k, data[k]) for k in (0, 1)] if isinstance(data, (tuple, list)) and len(data) == 2
-                else [(k, data) for k in (0, 1)] if isinstance(data, Tensor)
+                [(k, data[k]) for k in (0, 1)]
+                if isinstance(data, (tuple, list)) and len(data) == 2
+                else [(k, data) for k in (0, 1)]
+                if isinstance(data, Tensor)
                 else []
             )
             for side, tensor in pairs:
@@ -603,8 +614,10 @@ class MessagePassing(torch.nn.Module):
                 if csr.num_rows != size_i:
                     raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {size_i}")
             else:
-                size = (graph.size[0] if graph.size[0] is not None else size_i,
-                        graph.size[1] if graph.size[1] is not None else size_i)
+                size = (
+                    graph.size[0] if graph.size[0] is not None else size_i,
+                    graph.size[1] if graph.size[1] is not None else size_i,
+                )
                 csr = to_csr(graph.edge_index, size, self.flow)
             if weight is not None and weight.numel() != csr.nnz:
                 raise ValueError(

@@ -21,9 +21,10 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -120,6 +121,7 @@ def _warn(info: PluginInfo, what: str, error: BaseException | str) -> None:
 
 def _entry_points() -> list[metadata.EntryPoint]:
     eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+
     # first-party distributions first, so that their names are reserved
     # before any third-party plugin is looked at; otherwise a stable order
     def key(ep: metadata.EntryPoint) -> tuple[int, str]:

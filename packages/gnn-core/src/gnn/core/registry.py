@@ -84,7 +84,9 @@ class Registry(Mapping[str, Any]):
         self._lock = threading.RLock()
 
     # -- registration (called by gnn.core.plugins) -------------------------------------
-    def make_entry(self, obj: object, name: str | None, meta: dict[str, Any], dist: str, version: str) -> Entry:
+    def make_entry(
+        self, obj: object, name: str | None, meta: dict[str, Any], dist: str, version: str
+    ) -> Entry:
         if isinstance(obj, str):
             module_name, sep, attr = obj.partition(":")
             if not sep or not module_name or not attr:
@@ -161,8 +163,7 @@ class Registry(Mapping[str, Any]):
                     if entry.dist == dist:
                         return entry
             raise ValueError(
-                f"no {self.family} {bare!r} registered by distribution {dist!r}; "
-                f"known: {self._close(bare)}"
+                f"no {self.family} {bare!r} registered by distribution {dist!r}; known: {self._close(bare)}"
             )
         for key in (normalize(query), normalize(query, self.suffixes)):
             entry = self._select(key, query)

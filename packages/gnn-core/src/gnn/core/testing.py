@@ -70,7 +70,9 @@ def edge_index_formats(
     yield "SparseTensor", SparseTensor(row=dst, col=src, value=value, sparse_sizes=(n_dst, n_src))
 
 
-def assert_close(actual: Any, expected: Any, *, atol: float = 1e-5, rtol: float = 1e-4, msg: str = "") -> None:
+def assert_close(
+    actual: Any, expected: Any, *, atol: float = 1e-5, rtol: float = 1e-4, msg: str = ""
+) -> None:
     """``torch.testing.assert_close`` over tensors or (nested) tuples of tensors."""
     if isinstance(expected, (tuple, list)):
         assert isinstance(actual, (tuple, list)) and len(actual) == len(expected), msg
@@ -117,4 +119,3 @@ def load_pyg_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
             f"shape of {key!r} differs: ours {tuple(ours_sd[key].shape)}, PyG {tuple(value.shape)}"
         )
     ours.load_state_dict(theirs_sd, strict=True)
-

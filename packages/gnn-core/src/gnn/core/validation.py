@@ -81,8 +81,7 @@ def check_index_range(name: str, index: Tensor, upper: int, what: str = "nodes")
         raise ValueError(f"'{name}' contains a negative index ({lo}); indices must lie in [0, {upper})")
     if hi >= upper:
         raise ValueError(
-            f"'{name}' contains index {hi}, out of range for {upper} {what}; "
-            f"indices must lie in [0, {upper})"
+            f"'{name}' contains index {hi}, out of range for {upper} {what}; indices must lie in [0, {upper})"
         )
 
 

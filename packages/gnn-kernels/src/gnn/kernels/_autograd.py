@@ -76,7 +76,9 @@ def _spmm_sum_backward(ctx, grad):
     grad_x = grad_value = None
     if ctx.needs_input_grad[3]:
         if t_rowptr is None:
-            raise RuntimeError("gnn_kernels::spmm_sum backward needs the transposed pattern (t_rowptr, t_col, t_perm)")
+            raise RuntimeError(
+                "gnn_kernels::spmm_sum backward needs the transposed pattern (t_rowptr, t_col, t_perm)"
+            )
         t_value = None if value is None else value.index_select(0, t_perm).contiguous()
         grad_x = ops.spmm_sum(t_rowptr, t_col, t_value, grad, False, None, None, None)
     if value is not None and ctx.needs_input_grad[2]:
@@ -174,7 +176,9 @@ def _scatter_backward(ctx, grad, _grad_arg):
     return out, None, None, None
 
 
-torch.library.register_autograd("gnn_kernels::scatter_reduce", _scatter_backward, setup_context=_scatter_setup)
+torch.library.register_autograd(
+    "gnn_kernels::scatter_reduce", _scatter_backward, setup_context=_scatter_setup
+)
 
 
 def _segment_setup(ctx, inputs, output):
@@ -194,4 +198,6 @@ def _segment_backward(ctx, grad, _grad_arg):
     return torch.repeat_interleave(grad, counts, dim=0, output_size=ctx.shape[0]), None, None
 
 
-torch.library.register_autograd("gnn_kernels::segment_reduce", _segment_backward, setup_context=_segment_setup)
+torch.library.register_autograd(
+    "gnn_kernels::segment_reduce", _segment_backward, setup_context=_segment_setup
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 try:  # gnn-core provides the hook marker; without it there is nobody to offer kernels to
     from gnn.core.plugins import hookimpl

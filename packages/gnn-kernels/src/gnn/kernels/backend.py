@@ -50,8 +50,9 @@ class NativeBackend:
             raise RuntimeError(load_error())
         self.ops = torch.ops.gnn_kernels
 
-    def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
-                 requires_grad: bool) -> bool:
+    def supports(
+        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, requires_grad: bool
+    ) -> bool:
         if op not in _OPS or device.type != "cpu" or dtype not in (torch.float32, torch.float64):
             return False
         return reduce is None or reduce in _REDUCE_CODES
@@ -65,14 +66,23 @@ class NativeBackend:
         rest = tuple(x.shape[1:])
         feats = math.prod(rest)
         if reduce in ("max", "min"):
-            out, _ = self.ops.spmm_minmax(rowptr, col, value, x.reshape(x.size(0), feats).contiguous(),
-                                          reduce == "max")
+            out, _ = self.ops.spmm_minmax(
+                rowptr, col, value, x.reshape(x.size(0), feats).contiguous(), reduce == "max"
+            )
             return out.view((csr.num_rows,) + rest)
         t_rowptr = t_col = t_perm = None
         if x.requires_grad:
             t_rowptr, t_col, t_perm = _transposed(csr)
-        out = self.ops.spmm_sum(rowptr, col, value, x.reshape(x.size(0), 1, feats).contiguous(),
-                                reduce == "mean", t_rowptr, t_col, t_perm)
+        out = self.ops.spmm_sum(
+            rowptr,
+            col,
+            value,
+            x.reshape(x.size(0), 1, feats).contiguous(),
+            reduce == "mean",
+            t_rowptr,
+            t_col,
+            t_perm,
+        )
         return out.view((csr.num_rows,) + rest)
 
     def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
@@ -91,8 +101,9 @@ class NativeBackend:
         out = out.view((ptr.numel() - 1,) + rest)
         return out.movedim(0, dim) if dim != 0 else out
 
-    def attention(self, csr: Any, x: Tensor, a_src: Tensor, a_dst: Tensor, a_edge: Tensor | None,
-                  negative_slope: float) -> tuple[Tensor, Tensor]:
+    def attention(
+        self, csr: Any, x: Tensor, a_src: Tensor, a_dst: Tensor, a_edge: Tensor | None, negative_slope: float
+    ) -> tuple[Tensor, Tensor]:
         rowptr, col = _long_pattern(csr)
         a_edge = csr.in_csr_order(a_edge)
         needs_grad = any(t is not None and t.requires_grad for t in (x, a_src, a_dst, a_edge))
@@ -100,9 +111,16 @@ class NativeBackend:
         if needs_grad:
             t_rowptr, t_col, t_perm = _transposed(csr)
         out, alpha = self.ops.attention_forward(
-            rowptr, col, a_src.to(x.dtype).contiguous(), a_dst.to(x.dtype).contiguous(),
-            None if a_edge is None else a_edge.to(x.dtype).contiguous(), x.contiguous(), negative_slope,
-            t_rowptr, t_col, t_perm,
+            rowptr,
+            col,
+            a_src.to(x.dtype).contiguous(),
+            a_dst.to(x.dtype).contiguous(),
+            None if a_edge is None else a_edge.to(x.dtype).contiguous(),
+            x.contiguous(),
+            negative_slope,
+            t_rowptr,
+            t_col,
+            t_perm,
         )
         if csr.perm is not None:  # back to the original edge order
             alpha = torch.empty_like(alpha).index_copy(0, csr.perm, alpha)

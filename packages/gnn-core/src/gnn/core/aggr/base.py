@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import validation as v
 from .. import ops
+from .. import validation as v
 from ..utils.dense import to_dense_batch
 
 
@@ -67,8 +67,7 @@ class Aggregation(torch.nn.Module):
                 raise ValueError(f"'index' must be 1-D, got {v.describe(index)}")
             if index.numel() != num_elements:
                 raise ValueError(
-                    f"'index' has {index.numel()} entries but 'x' has {num_elements} elements "
-                    f"along dim {dim}"
+                    f"'index' has {index.numel()} entries but 'x' has {num_elements} elements along dim {dim}"
                 )
             if dim_size is None:
                 dim_size = int(index.max()) + 1 if index.numel() else 0

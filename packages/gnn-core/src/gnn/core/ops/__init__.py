@@ -83,9 +83,7 @@ def scatter(
     if index.dim() != 1:
         raise ValueError(f"'index' must be 1-D, got {v.describe(index)}")
     if index.numel() != src.size(dim):
-        raise ValueError(
-            f"'index' has {index.numel()} entries but 'src' has {src.size(dim)} along dim {dim}"
-        )
+        raise ValueError(f"'index' has {index.numel()} entries but 'src' has {src.size(dim)} along dim {dim}")
     if dim_size is None:
         dim_size = int(index.max()) + 1 if index.numel() else 0
     elif dim_size < 0:
@@ -136,9 +134,7 @@ def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "
     if edge_weight is not None:
         v.check_tensor("edge_weight", edge_weight)
         if edge_weight.dim() != 1 or edge_weight.numel() != csr.nnz:
-            raise ValueError(
-                f"'edge_weight' must have shape [{csr.nnz}], got {v.describe(edge_weight)}"
-            )
+            raise ValueError(f"'edge_weight' must have shape [{csr.nnz}], got {v.describe(edge_weight)}")
     _, impl = select("spmm", **_ctx(x, reduce, edge_weight))
     return impl(csr, x, edge_weight, reduce)
 
@@ -175,9 +171,7 @@ def softmax(
     v.check_tensor("index", index)
     v.check_index_dtype("index", index)
     if index.dim() != 1 or index.numel() != src.size(dim):
-        raise ValueError(
-            f"'index' must be 1-D with {src.size(dim)} entries, got {v.describe(index)}"
-        )
+        raise ValueError(f"'index' must be 1-D with {src.size(dim)} entries, got {v.describe(index)}")
     if num_nodes is None:
         num_nodes = int(index.max()) + 1 if index.numel() else 0
     v.check_index_range("index", index, num_nodes, "groups ('num_nodes')")
@@ -198,8 +192,7 @@ def segment_matmul(inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
     v.check_ptr("ptr", ptr, inputs.size(0))
     if other.dim() != 3 or other.size(0) != ptr.numel() - 1 or other.size(1) != inputs.size(-1):
         raise ValueError(
-            f"'other' must have shape [{ptr.numel() - 1}, {inputs.size(-1)}, F_out], "
-            f"got {v.describe(other)}"
+            f"'other' must have shape [{ptr.numel() - 1}, {inputs.size(-1)}, F_out], got {v.describe(other)}"
         )
     _, impl = select("segment_matmul", **_ctx(inputs, None, other))
     return impl(inputs, ptr, other)

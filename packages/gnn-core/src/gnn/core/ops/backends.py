@@ -98,7 +98,9 @@ def select(op: str, **ctx: Any) -> tuple[str, Any]:
     return TORCH, getattr(reference, op)
 
 
-def describe(ops: tuple[str, ...] = ("scatter", "segment", "spmm", "softmax", "segment_matmul", "attention")) -> dict[str, str]:
+def describe(
+    ops: tuple[str, ...] = ("scatter", "segment", "spmm", "softmax", "segment_matmul", "attention"),
+) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
     import torch
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import validation as v
 from .. import ops
+from .. import validation as v
 
 
 def _batch_layout(batch: Tensor | None, num_nodes: int, batch_size: int | None, device: torch.device):

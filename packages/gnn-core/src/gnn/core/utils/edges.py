@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import validation as v
 from .. import ops
+from .. import validation as v
 
 
 def maybe_num_nodes(edge_index: Tensor, num_nodes: int | None = None) -> int:

@@ -1,0 +1,193 @@
+"""The raw ``gnn_kernels`` custom ops against loop references (gnn-kernels alone: torch only)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gnn.kernels
+
+pytestmark = pytest.mark.skipif(
+    not gnn.kernels.load(), reason=f"kernels not built: {gnn.kernels.load_error()}"
+)
+K = torch.ops.gnn_kernels if gnn.kernels.load() else None
+
+
+def random_csr(m: int, n: int, e: int, seed: int, empty_rows: bool = True):
+    """rowptr/col sorted by row, with some empty rows, plus the transposed pattern."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, m // 2 if empty_rows else m, (e,), generator=g)
+    cols = torch.randint(0, n, (e,), generator=g)
+    perm = torch.argsort(rows, stable=True)
+    rows, cols = rows[perm], cols[perm]
+    rowptr = torch.zeros(m + 1, dtype=torch.long)
+    rowptr[1:] = torch.bincount(rows, minlength=m).cumsum(0)
+    t_perm = torch.argsort(cols, stable=True)
+    t_rowptr = torch.zeros(n + 1, dtype=torch.long)
+    t_rowptr[1:] = torch.bincount(cols, minlength=n).cumsum(0)
+    return rowptr, cols, rows, (t_rowptr, rows[t_perm].contiguous(), t_perm)
+
+
+def loop_spmm(rows, cols, value, x, m, reduce):
+    out = torch.zeros((m,) + x.shape[1:], dtype=x.dtype)
+    for i in range(m):
+        sel = (rows == i).nonzero().flatten()
+        if len(sel) == 0:
+            continue
+        w = torch.ones(len(sel), dtype=x.dtype) if value is None else value[sel]
+        msgs = x[cols[sel]] * w.view((-1,) + (1,) * (x.dim() - 1))
+        out[i] = {
+            "sum": msgs.sum(0),
+            "mean": msgs.mean(0),
+            "max": msgs.max(0).values,
+            "min": msgs.min(0).values,
+        }[reduce]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spmm_sum_mean_minmax(dtype, weighted):
+    rowptr, col, rows, t = random_csr(12, 9, 50, seed=1)
+    x = torch.randn(9, 1, 5, dtype=dtype)
+    value = torch.rand(50, dtype=dtype) if weighted else None
+    tol = {"atol": 1e-5, "rtol": 1e-5}
+    for mean in (False, True):
+        out = K.spmm_sum(rowptr, col, value, x, mean, None, None, None)
+        ref = loop_spmm(rows, col, value, x, 12, "mean" if mean else "sum")
+        torch.testing.assert_close(out, ref, **tol)
+    for is_max in (True, False):
+        out, arg = K.spmm_minmax(rowptr, col, value, x[:, 0], is_max)
+        torch.testing.assert_close(
+            out, loop_spmm(rows, col, value, x[:, 0], 12, "max" if is_max else "min"), **tol
+        )
+        assert bool((arg[6:] == -1).all())  # rows 6.. are empty
+
+
+def test_spmm_per_head_weights_and_gradcheck():
+    rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(7, 6, 25, seed=2)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    value = torch.rand(25, 2, dtype=torch.float64, requires_grad=True)
+    out = K.spmm_sum(rowptr, col, value, x, False, t_rowptr, t_col, t_perm)
+    ref = torch.stack(
+        [loop_spmm(rows, col, value[:, h].detach(), x[:, h].detach(), 7, "sum") for h in range(2)], 1
+    )
+    torch.testing.assert_close(out, ref)
+    for mean in (False, True):
+        torch.autograd.gradcheck(
+            lambda x, v: K.spmm_sum(rowptr, col, v, x, mean, t_rowptr, t_col, t_perm), (x, value)
+        )
+    shared = torch.rand(25, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(
+        lambda x, v: K.spmm_sum(rowptr, col, v, x, True, t_rowptr, t_col, t_perm), (x, shared)
+    )
+    x2 = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    for is_max in (True, False):
+        torch.autograd.gradcheck(lambda x, v: K.spmm_minmax(rowptr, col, v, x, is_max)[0], (x2, shared))
+
+
+def test_sddmm():
+    rowptr, col, rows, _ = random_csr(5, 4, 15, seed=3)
+    a, b = torch.randn(5, 2, 3), torch.randn(4, 2, 3)
+    torch.testing.assert_close(K.sddmm(rowptr, col, a, b), (a[rows] * b[col]).sum(-1))
+
+
+def loop_attention(rows, cols, a_src, a_dst, a_edge, x, m, slope):
+    out = torch.zeros(m, x.size(1), x.size(2), dtype=x.dtype)
+    alpha = torch.zeros(cols.numel(), x.size(1), dtype=x.dtype)
+    for i in range(m):
+        sel = (rows == i).nonzero().flatten()
+        if len(sel) == 0:
+            continue
+        s = a_src[cols[sel]] + a_dst[i] + (0 if a_edge is None else a_edge[sel])
+        a = torch.softmax(torch.nn.functional.leaky_relu(s, slope), 0)
+        alpha[sel] = a
+        out[i] = (a.unsqueeze(-1) * x[cols[sel]]).sum(0)
+    return out, alpha
+
+
+@pytest.mark.parametrize("with_edge", [False, True])
+def test_attention_forward_backward(with_edge):
+    rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(8, 7, 30, seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(7, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    a_src = torch.randn(7, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    a_dst = torch.randn(8, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    a_edge = torch.randn(30, 2, dtype=torch.float64, generator=g, requires_grad=True) if with_edge else None
+    out, alpha = K.attention_forward(rowptr, col, a_src, a_dst, a_edge, x, 0.2, t_rowptr, t_col, t_perm)
+    ref_out, ref_alpha = loop_attention(rows, col, a_src, a_dst, a_edge, x, 8, 0.2)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(alpha, ref_alpha)
+    inputs = (x, a_src, a_dst) + ((a_edge,) if with_edge else ())
+
+    def run(x, a_src, a_dst, *edge):
+        out, alpha = K.attention_forward(
+            rowptr, col, a_src, a_dst, edge[0] if edge else None, x, 0.2, t_rowptr, t_col, t_perm
+        )
+        return out, alpha  # alpha's own gradient path is checked too
+
+    torch.autograd.gradcheck(run, inputs)
+
+
+@pytest.mark.parametrize("reduce", [0, 1, 2, 3])
+def test_scatter_and_segment_reduce(reduce):
+    g = torch.Generator().manual_seed(6)
+    src = torch.randn(40, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    index = torch.randint(0, 9, (40,), generator=g)
+    name = ["sum", "mean", "max", "min"][reduce]
+    out, _ = K.scatter_reduce(src, index, 12, reduce)
+    torch.testing.assert_close(out, loop_spmm(index, torch.arange(40), None, src.detach(), 12, name))
+    torch.autograd.gradcheck(lambda s: K.scatter_reduce(s, index, 12, reduce)[0], (src,))
+    sorted_index = index.sort().values
+    ptr = torch.zeros(13, dtype=torch.long)
+    ptr[1:] = torch.bincount(sorted_index, minlength=12).cumsum(0)
+    out, _ = K.segment_reduce(src, ptr, reduce)
+    torch.testing.assert_close(out, loop_spmm(sorted_index, torch.arange(40), None, src.detach(), 12, name))
+    torch.autograd.gradcheck(lambda s: K.segment_reduce(s, ptr, reduce)[0], (src,))
+
+
+def test_bad_indices_raise_instead_of_crashing():
+    rowptr, col, _, _ = random_csr(5, 4, 10, seed=7)
+    x = torch.randn(4, 1, 2)
+    bad_col = col.clone()
+    bad_col[3] = 99
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.spmm_sum(rowptr, bad_col, None, x, False, None, None, None)
+    bad_col[3] = -1
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.spmm_minmax(rowptr, bad_col, None, x[:, 0], True)
+    bad_ptr = rowptr.clone()
+    bad_ptr[2] = 100
+    with pytest.raises(RuntimeError, match="rowptr"):
+        K.spmm_sum(bad_ptr, col, None, x, False, None, None, None)
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.scatter_reduce(torch.randn(3, 2), torch.tensor([0, 5, 1]), 3, 0)
+    with pytest.raises(RuntimeError, match="monotonically"):
+        K.segment_reduce(torch.randn(3, 2), torch.tensor([0, 2, 1, 3]), 0)
+    with pytest.raises(RuntimeError, match="float32/float64"):
+        K.spmm_sum(rowptr, col, None, x.half(), False, None, None, None)
+
+
+def test_under_torch_compile_without_graph_breaks():
+    rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(10, 8, 30, seed=8)
+    x = torch.randn(8, 1, 4, requires_grad=True)
+
+    def f(x):
+        out = K.spmm_sum(rowptr, col, None, x, True, t_rowptr, t_col, t_perm)
+        return K.scatter_reduce(out[:, 0], rows[:10], 10, 2)[0].relu()
+
+    explanation = torch._dynamo.explain(f)(x)
+    assert explanation.graph_break_count == 0
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), f(x))
+    compiled(x).sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    f(x).sum().backward()
+    torch.testing.assert_close(grad, x.grad)
+
+
+def test_build_info_records_torch():
+    info = gnn.kernels.build_info()
+    assert info["torch"] == torch.__version__.split("+")[0]  # built in this environment
+    assert info["stable_abi_target"] == "2.10"
