@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ._library import load, load_error
 
-_OPS = {"spmm", "scatter", "segment", "attention"}
+_OPS = {"spmm", "scatter", "segment", "attention", "softmax"}
 _REDUCE_CODES = {"sum": 0, "add": 0, "mean": 1, "max": 2, "min": 3}
 
 

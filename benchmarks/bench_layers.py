@@ -1,0 +1,248 @@
+"""Side-by-side forward+backward benchmark of gnn and PyG layers (issue: gnn-kernels).
+
+One run measures, on the same inputs:
+  * gnn with the compiled kernels (default backend selection),
+  * gnn on pure torch (``ops.backend("torch")``),
+  * PyG 2.8.1 with ``edge_index`` and with a ``torch.sparse`` CSR ``adj_t``,
+  * the layer's dense-only time (its linear maps alone: the floor),
+for GCN, SAGE, GIN, GAT, GATv2 and TransformerConv, plus aggregations,
+global mean pooling and spmm against the machine's copy bandwidth.
+
+Prints medians (ms) and ratios (PyG / gnn); peak memory (extra RSS during one
+forward+backward, measured in a fresh subprocess) for GAT and SAGE.
+
+Usage: python benchmarks/bench_layers.py [--sizes 10000 100000] [--repeat 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from gnn.core import ops, utils
+
+FEATURES = 128
+DEGREE = 10
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up (CSR cache, allocator)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def make_graph(num_nodes: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_nodes, FEATURES, generator=g)
+    edge_index = torch.randint(0, num_nodes, (2, num_nodes * DEGREE), generator=g)
+    return x, edge_index
+
+
+def pyg_csr(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    """PyG's torch.sparse CSR ``adj_t`` (rows = targets)."""
+    coo = torch.sparse_coo_tensor(edge_index.flip(0), torch.ones(edge_index.size(1)), (n, n)).coalesce()
+    return coo.to_sparse_csr()
+
+
+def layer_pairs():
+    """name -> (gnn constructor, pyg constructor); both built with the same seed."""
+    import gnn.conv as ours
+
+    try:
+        import torch_geometric.nn as pyg
+    except ImportError:
+        pyg = None
+
+    def mlp(lib):
+        return torch.nn.Sequential(torch.nn.Linear(FEATURES, FEATURES), torch.nn.ReLU(), torch.nn.Linear(FEATURES, FEATURES))
+
+    return {
+        "GCN": (lambda: ours.GCNConv(FEATURES, FEATURES), pyg and (lambda: pyg.GCNConv(FEATURES, FEATURES))),
+        "SAGE": (lambda: ours.SAGEConv(FEATURES, FEATURES), pyg and (lambda: pyg.SAGEConv(FEATURES, FEATURES))),
+        "GIN": (lambda: ours.GINConv(mlp(ours)), pyg and (lambda: pyg.GINConv(mlp(pyg)))),
+        "GAT": (lambda: ours.GATConv(FEATURES, 16, heads=8), pyg and (lambda: pyg.GATConv(FEATURES, 16, heads=8))),
+        "GATv2": (lambda: ours.GATv2Conv(FEATURES, 16, heads=8), pyg and (lambda: pyg.GATv2Conv(FEATURES, 16, heads=8))),
+        "Transformer": (
+            lambda: ours.TransformerConv(FEATURES, 16, heads=8),
+            pyg and (lambda: pyg.TransformerConv(FEATURES, 16, heads=8)),
+        ),
+    }
+
+
+def fwd_bwd(layer: torch.nn.Module, x: torch.Tensor, graph) -> Callable[[], None]:
+    def run():
+        layer.zero_grad(set_to_none=True)
+        out = layer(x, graph)
+        out.sum().backward()
+
+    return run
+
+
+def dense_floor(layer: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """Forward+backward of the layer's linear maps alone, on inputs of their size."""
+    linears = [m for m in layer.modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Linear"]
+    inputs = [torch.randn(x.size(0), m.weight.size(1)) for m in linears]
+
+    def run():
+        total = 0
+        for m, inp in zip(linears, inputs):
+            total = total + m(inp).sum()
+        total.backward()
+
+    return run
+
+
+def bandwidth_gbs() -> float:
+    """Copy bandwidth (read + write) of this machine through torch, GB/s."""
+    a = torch.empty(64 * 2**20, dtype=torch.float32).normal_()
+    b = torch.empty_like(a)
+    ms = median_ms(lambda: b.copy_(a), 7)
+    return 2 * a.numel() * 4 / (ms / 1e3) / 1e9
+
+
+def spmm_fraction(num_nodes: int, repeat: int, bw: float) -> tuple[float, float]:
+    """spmm sum forward time and the fraction of copy bandwidth it reaches.
+
+    Bytes moved (the roofline): read x once per edge row gather (E * F * 4),
+    the CSR indices (E * 8 + N * 8) and write the output (N * F * 4).
+    """
+    x, edge_index = make_graph(num_nodes)
+    csr = utils.to_csr(edge_index, (num_nodes, num_nodes))
+    ms = median_ms(lambda: ops.spmm(csr, x, None, "sum"), repeat)
+    e = edge_index.size(1)
+    bytes_moved = e * FEATURES * 4 + e * 8 + num_nodes * 8 + num_nodes * FEATURES * 4
+    return ms, bytes_moved / (ms / 1e3) / 1e9 / bw
+
+
+def peak_memory_mb(name: str, variant: str, num_nodes: int) -> float:
+    """Extra peak RSS (MB) of one forward+backward, measured in a fresh process."""
+    code = f"""
+import resource, torch, sys
+sys.argv = ['x']
+import benchmarks.bench_layers as b
+torch.manual_seed(0)
+x, ei = b.make_graph({num_nodes})
+ours, theirs = b.layer_pairs()[{name!r}]
+layer = ours() if {variant!r} != 'pyg' else theirs()
+graph = ei
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+b.fwd_bwd(layer, x, graph)()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) / 1024)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def aggregation_rows(repeat: int) -> list[tuple[str, float, float | None]]:
+    """Max/Softmax/Std aggregation and global mean pooling on 1M x 64, 100k groups."""
+    from gnn.aggr import MaxAggregation, SoftmaxAggregation, StdAggregation
+
+    try:
+        import torch_geometric.nn.aggr as pyg_aggr
+        from torch_geometric.nn import global_mean_pool as pyg_pool
+    except ImportError:
+        pyg_aggr = pyg_pool = None
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1_000_000, 64, generator=g, requires_grad=True)
+    index = torch.randint(0, 100_000, (1_000_000,), generator=g)
+    rows = []
+    for name, ours in [("MaxAggregation", MaxAggregation), ("SoftmaxAggregation", SoftmaxAggregation),
+                       ("StdAggregation", StdAggregation)]:
+        def run(module):
+            return lambda: module(x, index, dim_size=100_000).sum().backward()
+
+        t_ours = median_ms(run(ours()), repeat)
+        t_pyg = median_ms(run(getattr(pyg_aggr, name)()), repeat) if pyg_aggr else None
+        rows.append((name, t_ours, t_pyg))
+    batch = index.sort().values
+    from gnn.core import MeanAggregation
+
+    t_ours = median_ms(lambda: MeanAggregation()(x, batch, dim_size=100_000).sum().backward(), repeat)
+    t_pyg = median_ms(lambda: pyg_pool(x, batch, 100_000).sum().backward(), repeat) if pyg_pool else None
+    rows.append(("global_mean_pool", t_ours, t_pyg))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--layers", nargs="+", default=None)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, backends {ops.available()}")
+    bw = bandwidth_gbs()
+    print(f"copy bandwidth: {bw:.1f} GB/s")
+    results = {"bandwidth_gbs": bw, "layers": [], "aggr": [], "spmm": []}
+    pairs = layer_pairs()
+    names = args.layers or list(pairs)
+    header = f"{'layer':<12}{'nodes':>8}{'kernels':>10}{'torch':>10}{'PyG ei':>10}{'PyG csr':>10}{'dense':>9}  {'ei/ker':>7}{'best/ker':>9}"
+    print(header)
+    for n in args.sizes:
+        x, edge_index = make_graph(n)
+        adj = pyg_csr(edge_index, n)
+        for name in names:
+            ours_ctor, pyg_ctor = pairs[name]
+            torch.manual_seed(0)
+            ours = ours_ctor()
+            t_kernels = median_ms(fwd_bwd(ours, x, edge_index), args.repeat)
+            with ops.backend("torch"):
+                t_torch = median_ms(fwd_bwd(ours, x, edge_index), args.repeat)
+            t_floor = median_ms(dense_floor(ours, x), args.repeat)
+            t_ei = t_csr = None
+            if pyg_ctor:
+                torch.manual_seed(0)
+                theirs = pyg_ctor()
+                t_ei = median_ms(fwd_bwd(theirs, x, edge_index), args.repeat)
+                try:
+                    t_csr = median_ms(fwd_bwd(theirs, x, adj), args.repeat)
+                except Exception:  # noqa: BLE001 - PyG has no sparse path for this layer
+                    t_csr = None
+            best = min(t for t in (t_ei, t_csr) if t is not None) if t_ei else None
+            fmt = lambda t: f"{t:10.1f}" if t is not None else f"{'-':>10}"  # noqa: E731
+            ratio = lambda a: f"{a / t_kernels:7.2f}x" if a else "      -"  # noqa: E731
+            print(f"{name:<12}{n:>8}{t_kernels:10.1f}{t_torch:10.1f}{fmt(t_ei)}{fmt(t_csr)}{t_floor:9.1f}  "
+                  f"{ratio(t_ei)}{ratio(best):>9}")
+            results["layers"].append(dict(layer=name, nodes=n, kernels=t_kernels, torch=t_torch, pyg_ei=t_ei,
+                                          pyg_csr=t_csr, dense=t_floor))
+        ms, frac = spmm_fraction(n, args.repeat, bw)
+        print(f"spmm sum fwd at {n} nodes: {ms:.1f} ms = {100 * frac:.0f}% of copy bandwidth")
+        results["spmm"].append(dict(nodes=n, ms=ms, fraction=frac))
+    if not args.no_memory:
+        n = max(args.sizes)
+        for name in ("GAT", "SAGE"):
+            ours_mb = peak_memory_mb(name, "gnn", n)
+            try:
+                pyg_mb = peak_memory_mb(name, "pyg", n)
+            except subprocess.CalledProcessError:
+                pyg_mb = None
+            ratio = f"{ours_mb / pyg_mb:.2f}" if pyg_mb else "-"
+            print(f"peak extra memory {name} at {n} nodes: gnn {ours_mb:.0f} MB, PyG {pyg_mb} MB, ratio {ratio}")
+            results.setdefault("memory", []).append(dict(layer=name, gnn_mb=ours_mb, pyg_mb=pyg_mb))
+    for name, t_ours, t_pyg in aggregation_rows(args.repeat):
+        ratio = f"{t_pyg / t_ours:.2f}x" if t_pyg else "-"
+        print(f"{name:<20} gnn {t_ours:8.1f} ms  PyG {t_pyg if t_pyg is None else round(t_pyg, 1)} ms  PyG/gnn {ratio}")
+        results["aggr"].append(dict(name=name, gnn=t_ours, pyg=t_pyg))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
