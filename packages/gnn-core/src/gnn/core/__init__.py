@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "HeteroLinear": ".nn.hetero_linear",
     "HeteroDictLinear": ".nn.hetero_linear",
     "Sequential": ".nn.sequential",
+    "MLP": ".nn.mlp",
     "summary": ".nn.summary",
     "Data": ".data.data",
     "Batch": ".data.batch",

@@ -337,6 +337,7 @@ class MessagePassing(torch.nn.Module):
             if res is not None:
                 edge_index, size, kwargs = res
         graph = self._graph(edge_index, size)
+        self._sizes(graph, kwargs)
         edge_kwargs = self._collect(self._signature.edge_update, graph, kwargs)
         out = self.edge_update(**edge_kwargs)
         for hook in self._edge_update_forward_hooks.values():
@@ -574,11 +575,11 @@ class MessagePassing(torch.nn.Module):
         x_src = x[graph.j] if isinstance(x, (tuple, list)) else x
         if not isinstance(x_src, Tensor) or self.node_dim % x_src.dim() != 0:
             return False, None
-        weight = graph.sparse.value if graph.sparse is not None else None
+        weight = None  # an ``x_j`` message ignores sparse values, as the general path does
         if sig.fused_message == "edge_weight * x_j":
-            given = kwargs.get("edge_weight")
-            if given is not None:
-                weight = given
+            weight = kwargs.get("edge_weight")
+            if weight is None and graph.sparse is not None:
+                weight = graph.sparse.value
         if weight is not None and (not isinstance(weight, Tensor) or weight.dim() != 1):
             return False, None
         return True, weight
@@ -626,6 +627,7 @@ class MessagePassing(torch.nn.Module):
             return ops.spmm(csr, x_src, weight, reduce)
 
         # 3. general path: message -> aggregate
+        self._sizes(graph, kwargs)  # record both sides of (x_src, x_dst) even if only x_j is used
         msg_kwargs = self._collect(sig.message, graph, kwargs)
         for hook in self._message_forward_pre_hooks.values():
             res = hook(self, (msg_kwargs,))

@@ -48,7 +48,8 @@ def edge_index_formats(
     """Yield ``(name, adj)`` for every sparse input form equivalent to ``edge_index``.
 
     Each ``adj`` is the transposed adjacency ``adj_t`` (``[N_dst, N_src]``)
-    with ``edge_weight`` (or ones) as values. Duplicate edges stay separate
+    with ``edge_weight`` (or ones) as values; ``edge_weight`` may be ``[E]`` or
+    ``[E, D]`` (multi-dimensional edge features become dense dimensions). Duplicate edges stay separate
     entries in every form (the compressed forms are built without merging),
     so that every reduction, ``mean`` included, must agree.
     ``torch_sparse.SparseTensor`` is included when torch-sparse is installed.
@@ -56,13 +57,14 @@ def edge_index_formats(
     n_src, n_dst = (num_nodes, num_nodes) if isinstance(num_nodes, int) else num_nodes
     value = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1))
     dst, src = edge_index[1], edge_index[0]
-    yield "torch.sparse_coo", torch.sparse_coo_tensor(torch.stack([dst, src]), value, (n_dst, n_src))
+    shape = (n_dst, n_src) + tuple(value.shape[1:])
+    yield "torch.sparse_coo", torch.sparse_coo_tensor(torch.stack([dst, src]), value, shape)
     perm = torch.argsort(dst * max(n_src, 1) + src, stable=True)
     crow = torch._convert_indices_from_coo_to_csr(dst[perm], n_dst)
-    yield "torch.sparse_csr", torch.sparse_csr_tensor(crow, src[perm], value[perm], (n_dst, n_src))
+    yield "torch.sparse_csr", torch.sparse_csr_tensor(crow, src[perm], value[perm], shape)
     perm = torch.argsort(src * max(n_dst, 1) + dst, stable=True)
     ccol = torch._convert_indices_from_coo_to_csr(src[perm], n_src)
-    yield "torch.sparse_csc", torch.sparse_csc_tensor(ccol, dst[perm], value[perm], (n_dst, n_src))
+    yield "torch.sparse_csc", torch.sparse_csc_tensor(ccol, dst[perm], value[perm], shape)
     try:
         from torch_sparse import SparseTensor  # type: ignore[import-not-found]
     except ImportError:

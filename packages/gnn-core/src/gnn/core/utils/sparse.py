@@ -57,8 +57,11 @@ def from_sparse(adj_t: object) -> SparseInput:
         return SparseInput(csr, value)
     if not isinstance(adj_t, Tensor) or adj_t.layout not in _TORCH_SPARSE_LAYOUTS:
         raise TypeError(f"expected a sparse adjacency, got {type(adj_t).__name__}")
-    if adj_t.dim() != 2 and adj_t.layout != torch.sparse_coo:
-        raise ValueError(f"a sparse adjacency must be 2-D, got shape {list(adj_t.shape)}")
+    if adj_t.sparse_dim() != 2:
+        raise ValueError(
+            f"a sparse adjacency must have 2 sparse dimensions (extra dense dimensions hold "
+            f"multi-dimensional edge values), got shape {list(adj_t.shape)}"
+        )
     if adj_t.layout == torch.sparse_csr:
         n_dst, n_src = adj_t.shape[:2]
         csr = CSR(rowptr=adj_t.crow_indices(), col=adj_t.col_indices(), num_rows=n_dst, num_cols=n_src)
@@ -69,8 +72,6 @@ def from_sparse(adj_t: object) -> SparseInput:
         counts = ccol[1:] - ccol[:-1]
         col = torch.repeat_interleave(torch.arange(n_src, device=row.device, dtype=row.dtype), counts)
         return _sorted_input(from_coo(row, col, n_dst, n_src), value)
-    if adj_t.sparse_dim() != 2:
-        raise ValueError(f"a sparse adjacency must have 2 sparse dims, got {adj_t.sparse_dim()}")
     indices = adj_t._indices()
     value = adj_t._values()
     n_dst, n_src = adj_t.shape[:2]
