@@ -1,0 +1,208 @@
+"""PNAConv: Principal Neighbourhood Aggregation (Corso et al., 2020)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gnn.aggr.scaler import DegreeScalerAggregation
+from gnn.core import Linear, MessagePassing
+from gnn.core import validation as v
+from gnn.core.nn.inits import reset
+from gnn.core.nn.mlp import resolve_activation
+from gnn.core.utils import is_sparse
+
+from ._utils import check_in_channels
+
+
+class PNAConv(MessagePassing):
+    r"""The Principal Neighbourhood Aggregation graph convolution.
+
+    .. math::
+        \mathbf{x}_i^{\prime} = \mathbf{W} \, \Big\Vert_{t=1}^{T} \gamma_t\Big(
+        \mathbf{x}_i, \underset{j \in \mathcal{N}(i)}{\bigoplus}
+        h_t(\mathbf{x}_i, \mathbf{x}_j, \mathbf{e}_{j,i})\Big) + \mathbf{b},
+        \qquad \bigoplus = \underbrace{\begin{bmatrix} 1 \\ S(\mathbf{D}, \alpha=1) \\
+        S(\mathbf{D}, \alpha=-1) \end{bmatrix}}_{\text{scalers}} \otimes
+        \underbrace{\begin{bmatrix} \mu \\ \sigma \\ \max \\ \min \end{bmatrix}}_{\text{aggregators}}
+
+    For each of the ``towers`` towers :math:`t`, the pre-network :math:`h_t`
+    (``pre_nns[t]``) maps ``[x_i, x_j, edge_encoder(e_ji)]`` to ``F_in``
+    features; the messages are aggregated by every aggregator and scaled by
+    every degree scaler (:class:`~gnn.aggr.DegreeScalerAggregation`); the
+    post-network :math:`\gamma_t` (``post_nns[t]``) maps ``[x_i, aggregated]``
+    to ``out_channels / towers`` features; the towers are concatenated and
+    mixed by the final linear map ``lin``.
+
+    Args:
+        in_channels: input feature size.
+        out_channels: output feature size (divisible by ``towers``).
+        aggregators: aggregation names (``"mean"``, ``"min"``, ``"max"``, ``"std"``, ``"var"``, ``"sum"``).
+        scalers: scaler names (``"identity"``, ``"amplification"``,
+            ``"attenuation"``, ``"linear"``, ``"inverse_linear"``).
+        deg: ``[D]`` in-degree histogram of the training graphs (see
+            :meth:`get_degree_histogram`).
+        edge_dim: edge feature size (``None``: no edge features).
+        towers: number of towers.
+        pre_layers: linear layers of each pre-network.
+        post_layers: linear layers of each post-network.
+        divide_input: split the input features between the towers
+            (``in_channels`` divisible by ``towers``) instead of giving each tower all of them.
+        act: activation between the layers of the pre/post networks.
+        act_kwargs: arguments of a named activation.
+        train_norm: learn the degree normalizers of the scalers.
+        **kwargs: passed to :class:`~gnn.core.MessagePassing`.
+
+    Shapes:
+        ``x`` ``[N, in_channels]``, ``edge_index`` ``[2, E]`` or sparse
+        ``adj_t``, ``edge_attr`` ``[E, edge_dim]`` -> ``[N, out_channels]``.
+
+    Example:
+        >>> deg = torch.tensor([0, 4, 3, 3])
+        >>> conv = PNAConv(16, 32, ["mean", "max"], ["identity", "amplification"], deg, towers=2)
+        >>> conv(torch.randn(10, 16), torch.randint(0, 10, (2, 30))).shape
+        torch.Size([10, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        aggregators: list[str],
+        scalers: list[str],
+        deg: Tensor,
+        edge_dim: int | None = None,
+        towers: int = 1,
+        pre_layers: int = 1,
+        post_layers: int = 1,
+        divide_input: bool = False,
+        act: str | Callable[..., Any] | None = "relu",
+        act_kwargs: dict[str, Any] | None = None,
+        train_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("towers", towers)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"'{name}' must be a positive int, got {value!r}")
+        if divide_input and in_channels % towers != 0:
+            raise ValueError(
+                f"'in_channels' ({in_channels}) must be divisible by 'towers' ({towers}) with divide_input=True"
+            )
+        if out_channels % towers != 0:
+            raise ValueError(f"'out_channels' ({out_channels}) must be divisible by 'towers' ({towers})")
+        for name, value in (("pre_layers", pre_layers), ("post_layers", post_layers)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"'{name}' must be a positive int, got {value!r}")
+        aggr = DegreeScalerAggregation(aggregators, scalers, deg, train_norm)
+        super().__init__(aggr=aggr, node_dim=0, **kwargs)
+
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.edge_dim = edge_dim
+        self.towers = towers
+        self.divide_input = divide_input
+        self.F_in = in_channels // towers if divide_input else in_channels
+        self.F_out = out_channels // towers
+
+        if edge_dim is not None:
+            self.edge_encoder = Linear(edge_dim, self.F_in)
+        self.pre_nns = torch.nn.ModuleList()
+        self.post_nns = torch.nn.ModuleList()
+        pre_in = (3 if edge_dim is not None else 2) * self.F_in
+        post_in = (len(aggregators) * len(scalers) + 1) * self.F_in
+        for _ in range(towers):
+            self.pre_nns.append(self._mlp(pre_in, self.F_in, pre_layers, act, act_kwargs))
+            self.post_nns.append(self._mlp(post_in, self.F_out, post_layers, act, act_kwargs))
+        self.lin = Linear(out_channels, out_channels)
+        self.reset_parameters()
+
+    @staticmethod
+    def _mlp(
+        f_in: int, f_out: int, layers: int, act: Any, act_kwargs: dict[str, Any] | None
+    ) -> torch.nn.Sequential:
+        """``Linear(f_in, f_out)`` then ``layers - 1`` times ``act, Linear(f_out, f_out)``."""
+        modules: list[torch.nn.Module] = [Linear(f_in, f_out)]
+        for _ in range(layers - 1):
+            modules.append(resolve_activation(act, act_kwargs))
+            modules.append(Linear(f_out, f_out))
+        return torch.nn.Sequential(*modules)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.edge_dim is not None:
+            self.edge_encoder.reset_parameters()
+        for nn in self.pre_nns:
+            reset(nn)
+        for nn in self.post_nns:
+            reset(nn)
+        self.lin.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Any, edge_attr: Tensor | None = None) -> Tensor:
+        """Per-tower message networks, scaled multi-aggregation, per-tower update networks."""
+        if isinstance(x, (tuple, list)):
+            raise TypeError(f"'x' must be a single [N, in_channels] tensor for PNAConv, got {v.describe(x)}")
+        check_in_channels(x, self.in_channels)
+        if x.dim() != 2:
+            raise ValueError(f"'x' must have shape [N, in_channels], got {v.describe(x)}")
+        if edge_attr is not None:
+            v.check_tensor("edge_attr", edge_attr)
+            if self.edge_dim is None:
+                raise ValueError("'edge_attr' was given but the layer was built with edge_dim=None")
+            if edge_attr.size(-1) != self.edge_dim and not (self.edge_dim == 1 and edge_attr.dim() == 1):
+                raise ValueError(
+                    f"'edge_attr' must have {self.edge_dim} features (edge_dim), got {v.describe(edge_attr)}"
+                )
+            if not is_sparse(edge_index) and isinstance(edge_index, Tensor) and edge_index.dim() == 2:
+                if edge_attr.size(0) != edge_index.size(1):
+                    raise ValueError(
+                        f"'edge_attr' has {edge_attr.size(0)} rows but 'edge_index' has "
+                        f"{edge_index.size(1)} edges"
+                    )
+        if self.divide_input:
+            x = x.view(-1, self.towers, self.F_in)
+        else:
+            x = x.view(-1, 1, self.F_in).expand(-1, self.towers, -1)
+        out = self.propagate(edge_index, x=x, edge_attr=edge_attr)  # [N, towers, A * S * F_in]
+        out = torch.cat([x, out], dim=-1)
+        out = torch.cat([nn(out[:, t]) for t, nn in enumerate(self.post_nns)], dim=1)
+        return self.lin(out)
+
+    def message(self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor | None) -> Tensor:
+        # without edge_dim the layer has no edge features (sparse adjacency values are ignored)
+        if edge_attr is None or self.edge_dim is None:
+            h = torch.cat([x_i, x_j], dim=-1)
+        else:
+            e = self.edge_encoder(edge_attr if edge_attr.dim() > 1 else edge_attr.unsqueeze(-1))
+            e = e.view(-1, 1, self.F_in).expand(-1, self.towers, -1)
+            h = torch.cat([x_i, x_j, e], dim=-1)
+        return torch.stack([nn(h[:, t]) for t, nn in enumerate(self.pre_nns)], dim=1)
+
+    @staticmethod
+    def get_degree_histogram(loader: Iterable[Any]) -> Tensor:
+        """The in-degree histogram ``deg`` over every graph of ``loader``.
+
+        Each item needs ``edge_index`` and ``num_nodes`` (PyG ``Data``/``Batch``
+        objects and gnn's own containers qualify); ``deg[k]`` counts the nodes
+        with ``k`` incoming edges.
+        """
+        hist = torch.zeros(1, dtype=torch.long)
+        for data in loader:
+            edge_index = v.check_edge_index(data.edge_index, "data.edge_index")
+            num_nodes = int(data.num_nodes)
+            v.check_index_range("data.edge_index", edge_index[1], num_nodes)
+            in_deg = torch.bincount(edge_index[1].long(), minlength=num_nodes)
+            counts = torch.bincount(in_deg, minlength=hist.numel())
+            hist = hist.to(counts.device)
+            if counts.numel() > hist.numel():
+                hist = torch.cat([hist, hist.new_zeros(counts.numel() - hist.numel())])
+            hist = hist + counts
+        return hist
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.in_channels}, {self.out_channels}, towers={self.towers}, "
+            f"edge_dim={self.edge_dim})"
+        )
