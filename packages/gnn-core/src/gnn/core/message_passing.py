@@ -89,7 +89,16 @@ class _ClassSignature:
     @property
     def lifted(self) -> set[str]:
         """Names like ``x`` for which the message takes ``x_i``/``x_j``."""
-        return {n[:-2] for n in self.message.names + self.edge_update.names if n[-2:] in ("_i", "_j")}
+        return set(lifted_suffixes(self.message))
+
+
+def lifted_suffixes(params: _Params) -> dict[str, set[str]]:
+    """``{"x": {"_i", "_j"}, ...}``: the sides on which a method lifts each name."""
+    out: dict[str, set[str]] = {}
+    for n in params.names:
+        if n[-2:] in ("_i", "_j"):
+            out.setdefault(n[:-2], set()).add(n[-2:])
+    return out
 
 
 _signatures: dict[type, _ClassSignature] = {}
@@ -224,6 +233,7 @@ class MessagePassing(torch.nn.Module):
         self.node_dim = node_dim
         self.decomposed_layers = decomposed_layers
         self._signature = _class_signature(type(self))
+        ops.backends.available()  # load kernel backends now, never inside a torch.compile trace
         self.fuse = self._signature.fuses
 
         # explainability (used by captum-style attribution)
@@ -337,7 +347,7 @@ class MessagePassing(torch.nn.Module):
             if res is not None:
                 edge_index, size, kwargs = res
         graph = self._graph(edge_index, size)
-        self._sizes(graph, kwargs)
+        self._sizes(graph, kwargs, self._signature.edge_update)
         edge_kwargs = self._collect(self._signature.edge_update, graph, kwargs)
         out = self.edge_update(**edge_kwargs)
         for hook in self._edge_update_forward_hooks.values():
@@ -499,20 +509,28 @@ class MessagePassing(torch.nn.Module):
         self._set_size(graph, side, data, base)
         return data.index_select(self.node_dim, graph.edge_index[side])
 
-    def _sizes(self, graph: _Graph, kwargs: dict[str, Any]) -> None:
-        """Infer missing sizes from the lifted node tensors without gathering."""
-        for base in self._signature.lifted:
+    def _sizes(self, graph: _Graph, kwargs: dict[str, Any], params: _Params | None = None) -> None:
+        """Infer missing sizes from the lifted node tensors without gathering.
+
+        A pair ``(x_src, x_dst)`` fixes both sides; a single tensor fixes only
+        the sides it is used on (``x_j`` -> senders, ``x_i`` -> receivers).
+        """
+        for base, suffixes in lifted_suffixes(params or self._signature.message).items():
             data = kwargs.get(base)
-            pairs = (
-                [(k, data[k]) for k in (0, 1)]
-                if isinstance(data, (tuple, list)) and len(data) == 2
-                else [(k, data) for k in (0, 1)]
-                if isinstance(data, Tensor)
-                else []
-            )
-            for side, tensor in pairs:
-                if isinstance(tensor, Tensor):
-                    self._set_size(graph, side, tensor, base)
+            if isinstance(data, (tuple, list)) and len(data) == 2:
+                for side in (0, 1):
+                    if isinstance(data[side], Tensor):
+                        self._set_size(graph, side, data[side], base)
+            elif isinstance(data, Tensor):
+                for suffix in suffixes:
+                    self._set_size(graph, graph.i if suffix == "_i" else graph.j, data, base)
+        # a side no tensor fixed takes the other side's size (a square graph), as in PyG
+        for side in (0, 1):
+            other = graph.size[1 - side]
+            if graph.size[side] is None and other is not None:
+                graph.size[side] = other
+                if graph.sparse is None and v.validation_enabled():
+                    v.check_index_range(f"edge_index[{side}]", graph.edge_index[side], other)
 
     def _special(self, graph: _Graph, name: str) -> Any:
         size_i = graph.size[graph.i] if graph.size[graph.i] is not None else graph.size[graph.j]

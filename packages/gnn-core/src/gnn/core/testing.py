@@ -117,6 +117,11 @@ def load_pyg_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
     extra = sorted(set(ours_sd) - set(theirs_sd))
     assert not missing and not extra, f"state_dict keys differ: PyG only {missing}, ours only {extra}"
     for key, value in theirs_sd.items():
+        lazy = isinstance(ours_sd[key], torch.nn.parameter.UninitializedParameter) or isinstance(
+            value, torch.nn.parameter.UninitializedParameter
+        )
+        if lazy:
+            continue
         assert tuple(ours_sd[key].shape) == tuple(value.shape), (
             f"shape of {key!r} differs: ours {tuple(ours_sd[key].shape)}, PyG {tuple(value.shape)}"
         )

@@ -49,7 +49,7 @@ def _loop_attr(
     if isinstance(fill_value, str):
         return ops.scatter(edge_attr, edge_index[1], 0, num_nodes, fill_value)
     if isinstance(fill_value, Tensor):
-        fill = fill_value.to(edge_attr.dtype, edge_attr.device)
+        fill = fill_value.to(device=edge_attr.device, dtype=edge_attr.dtype)
         if fill.dim() == edge_attr.dim() - 1:
             fill = fill.unsqueeze(0)
         return fill.expand((num_nodes,) + edge_attr.shape[1:]).clone()
