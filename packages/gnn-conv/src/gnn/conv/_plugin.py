@@ -1,3 +1,66 @@
-"""gnn-conv's entry point in group ``gnn``: registers its components lazily."""
+"""gnn-conv's entry point in group ``gnn``: registers its components lazily.
+
+Every layer is registered as a ``"module:attr"`` string, so that discovery
+imports none of them; the registry derives the name from the class name
+(``GCNConv`` -> ``"gcn"``, ``APPNP`` -> ``"appnp"``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from gnn.core.plugins import hookimpl
+
+#: class name -> module (under ``gnn.conv``) that defines it
+CONVS: dict[str, str] = {
+    # the GCN family (message x_j or edge_weight * x_j)
+    "SimpleConv": "simple",
+    "GCNConv": "gcn",
+    "ChebConv": "cheb",
+    "SAGEConv": "sage",
+    "GraphConv": "graph_conv",
+    "TAGConv": "tag",
+    "SGConv": "sg",
+    "SSGConv": "ssg",
+    "APPNP": "appnp",
+    "ClusterGCNConv": "cluster_gcn",
+    "LGConv": "lg",
+    "GCN2Conv": "gcn2",
+    "MixHopConv": "mixhop",
+    "ARMAConv": "arma",
+    "LEConv": "le",
+    "GINConv": "gin",
+    "GINEConv": "gin",
+    "WLConv": "wl",
+    "WLConvContinuous": "wl",
+    # attention layers
+    "GATConv": "gat",
+    "GATv2Conv": "gatv2",
+    "TransformerConv": "transformer",
+    "AGNNConv": "agnn",
+    "SuperGATConv": "supergat",
+    "FAConv": "fa",
+    # gated, edge-conditioned and other layers
+    "ResGatedGraphConv": "res_gated",
+    "GatedGraphConv": "gated_graph",
+    "GeneralConv": "general",
+    "EGConv": "eg",
+    "PDNConv": "pdn",
+    "FiLMConv": "film",
+    "MFConv": "mf",
+    "NNConv": "nn_conv",
+    "CGConv": "cg",
+    "EdgeConv": "edge_conv",
+    "PNAConv": "pna",
+    "GENConv": "gen",
+    "PANConv": "pan",
+    "SignedConv": "signed",
+    "AntiSymmetricConv": "antisymmetric",
+    "DirGNNConv": "dir_gnn",
+}
+
+
+@hookimpl
+def gnn_register_convs(register: Callable[..., None]) -> None:
+    for name, module in CONVS.items():
+        register(f"gnn.conv.{module}:{name}")

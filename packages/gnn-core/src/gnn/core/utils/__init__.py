@@ -17,6 +17,7 @@ from .edges import (
     sort_edge_index,
     to_undirected,
 )
+from .normalization import gcn_norm
 from .sparse import SparseInput, is_sparse, to_edge_index
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "coalesce",
     "contains_self_loops",
     "degree",
+    "gcn_norm",
     "is_sparse",
     "maybe_num_nodes",
     "remove_self_loops",

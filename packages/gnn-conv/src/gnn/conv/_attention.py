@@ -1,0 +1,318 @@
+r"""Shared machinery of the attention layers (GAT, GATv2, Transformer, AGNN, SuperGAT, FA, ...).
+
+The attention layers split their work into three steps, kept apart here so
+that a fused kernel can later replace them as a whole:
+
+1. **scores**: one score per edge and head, built from node-level terms
+   (``[N, H]`` tensors of :func:`node_scores`, gathered per edge by
+   ``MessagePassing.edge_updater``) or from the gathered features
+   themselves (GATv2, :func:`additive_scores`);
+2. **softmax**: normalized over the incoming edges of each target node,
+   :math:`\alpha_{ij} = \exp(e_{ij}) / \sum_{k \in \mathcal{N}(i)} \exp(e_{ik})`
+   (:func:`edge_softmax`, through :func:`gnn.core.ops.softmax`), followed
+   by attention dropout (:func:`normalize_scores`);
+3. **aggregate**: :math:`\mathbf{x}'_i = \sum_j \alpha_{ij} \mathbf{x}_j`, the
+   layers' ``message`` (:func:`weighted_message`) followed by the
+   ``MessagePassing`` sum.
+
+The other helpers deal with the graph around that: sparse ``adj_t``
+inputs are read as ``edge_index`` up front (:func:`read_graph`), self
+loops are replaced as PyG's attention layers do (:func:`replace_self_loops`),
+and ``return_attention_weights`` results are given in the form of the input
+(:func:`attention_result`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gnn.core import ops
+from gnn.core import validation as v
+from gnn.core.utils import is_sparse
+from gnn.core.utils.sparse import from_sparse
+
+__all__ = [
+    "Graph",
+    "SelfLoops",
+    "additive_scores",
+    "attention_result",
+    "by_row",
+    "check_nodes",
+    "check_edge_attr",
+    "edge_softmax",
+    "heads_output",
+    "node_scores",
+    "normalize_scores",
+    "read_graph",
+    "replace_self_loops",
+    "weighted_message",
+]
+
+
+# -- the graph -------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Graph:
+    """An ``edge_index`` as the attention layers use it.
+
+    Attributes:
+        edge_index: ``[2, E]`` (for a sparse input: its entries in CSR order,
+            senders in row 0).
+        value: the sparse input's values (``None`` for ``edge_index`` inputs).
+        adj: the sparse input as given (``None`` for ``edge_index`` inputs).
+        size: ``(N_src, N_dst)`` of a sparse input, else ``None``.
+    """
+
+    edge_index: Tensor
+    value: Tensor | None = None
+    adj: Any = None
+    size: tuple[int, int] | None = None
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.adj is not None
+
+
+def read_graph(edge_index: Any, flow: str = "source_to_target") -> Graph:
+    """Read ``edge_index`` (``[2, E]`` or a sparse ``adj_t``) into a :class:`Graph`.
+
+    Raises ``TypeError``/``ValueError`` naming ``edge_index`` when it is
+    neither a ``[2, E]`` integer tensor nor a sparse adjacency (or a sparse
+    adjacency with ``flow="target_to_source"``, which would be ambiguous).
+    """
+    if is_sparse(edge_index):
+        if flow != "source_to_target":
+            raise ValueError(
+                "flow='target_to_source' is not supported for sparse 'edge_index' inputs; "
+                "pass the transposed adjacency instead"
+            )
+        sp = from_sparse(edge_index)
+        return Graph(sp.edge_index(), sp.value, edge_index, sp.size)
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(
+            "'edge_index' must be a [2, E] integer tensor, a torch.sparse adjacency or a "
+            f"torch_sparse.SparseTensor, got {v.describe(edge_index)}"
+        )
+    v.check_edge_index(edge_index)
+    return Graph(edge_index)
+
+
+def check_edge_attr(edge_attr: Any, num_edges: int, name: str = "edge_attr") -> Tensor | None:
+    """Check that ``edge_attr`` is ``None`` or a tensor with one row per edge."""
+    if edge_attr is None:
+        return None
+    if not isinstance(edge_attr, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor or None, got {v.describe(edge_attr)}")
+    if edge_attr.dim() == 0 or edge_attr.size(0) != num_edges:
+        raise ValueError(f"'{name}' must have one row per edge ({num_edges}), got {v.describe(edge_attr)}")
+    return edge_attr
+
+
+def check_nodes(edge_index: Tensor, num_src: int, num_dst: int, flow: str = "source_to_target") -> None:
+    """Check that ``edge_index`` indexes ``num_src`` senders and ``num_dst`` receivers.
+
+    With ``flow="target_to_source"`` the receivers are ``edge_index[0]``.
+    """
+    if flow != "source_to_target":
+        num_src, num_dst = num_dst, num_src
+    v.check_index_range("edge_index[0]", edge_index[0], num_src)
+    v.check_index_range("edge_index[1]", edge_index[1], num_dst)
+
+
+def by_row(src: Any, dst: Any, flow: str) -> tuple[Any, Any]:
+    """``(src, dst)`` ordered by the ``edge_index`` row that indexes each side.
+
+    ``MessagePassing`` reads a pair ``(a, b)`` as "``a`` is indexed by
+    ``edge_index[0]``, ``b`` by ``edge_index[1]``"; with
+    ``flow="target_to_source"`` the senders are ``edge_index[1]``, so the
+    pair is swapped.
+    """
+    return (src, dst) if flow == "source_to_target" else (dst, src)
+
+
+@dataclass(eq=False)
+class SelfLoops:
+    """An ``edge_index`` whose self loops were replaced by one loop per node.
+
+    Attributes:
+        edge_index: ``[2, E + N]``: the ``E`` given edges, then the loops of
+            nodes ``0 .. N-1``.
+        edge_attr: the matching ``[E + N, ...]`` attributes (or ``None``).
+        dropped: ``[E + N]`` bool, true for the self loops that were given;
+            they stay in place but must get zero attention (``mask`` of
+            :func:`normalize_scores`), which keeps every shape independent of
+            the data (no graph break under ``torch.compile``).
+    """
+
+    edge_index: Tensor
+    edge_attr: Tensor | None
+    dropped: Tensor
+
+    def kept(self, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """``(edge_index, alpha)`` without the dropped loops: PyG's self-looped graph."""
+        keep = ~self.dropped
+        return self.edge_index[:, keep], alpha[keep]
+
+
+def _loop_attr(
+    edge_attr: Tensor, dst: Tensor, is_loop: Tensor, num_nodes: int, num_dst: int, fill_value: Any
+) -> Tensor:
+    """``[num_nodes, ...]`` attributes of the new loops (given loops excluded from reductions)."""
+    shape = (num_nodes,) + tuple(edge_attr.shape[1:])
+    if fill_value is None:
+        return edge_attr.new_ones(shape)
+    if isinstance(fill_value, (int, float)):
+        return edge_attr.new_full(shape, float(fill_value))
+    if isinstance(fill_value, Tensor):
+        fill = fill_value.to(device=edge_attr.device, dtype=edge_attr.dtype)
+        return fill.expand(shape).clone()
+    if not isinstance(fill_value, str):
+        raise TypeError(
+            f"'fill_value' must be a number, a tensor or a reduction name, got {v.describe(fill_value)}"
+        )
+    reduce = "sum" if fill_value == "add" else fill_value
+    if reduce not in ("sum", "mean", "min", "max", "mul"):
+        raise ValueError(
+            f"'fill_value' must be one of 'add', 'sum', 'mean', 'min', 'max', 'mul', got {fill_value!r}"
+        )
+    size = max(num_nodes, num_dst)
+    loop = is_loop.view((-1,) + (1,) * (edge_attr.dim() - 1))
+    if reduce in ("sum", "mean"):
+        out = ops.scatter(edge_attr.masked_fill(loop, 0.0), dst, 0, size, "sum")
+        if reduce == "mean":
+            count = ops.scatter((~is_loop).to(edge_attr.dtype), dst, 0, size, "sum").clamp(min=1)
+            out = out / count.view((-1,) + (1,) * (edge_attr.dim() - 1))
+    elif reduce == "mul":
+        out = ops.scatter(edge_attr.masked_fill(loop, 1.0), dst, 0, size, "mul")
+    else:
+        neutral = float("-inf") if reduce == "max" else float("inf")
+        out = ops.scatter(edge_attr.masked_fill(loop, neutral), dst, 0, size, reduce)
+        out = out.masked_fill(out == neutral, 0.0)  # nodes with no other incoming edge
+    return out[:num_nodes]
+
+
+def replace_self_loops(
+    edge_index: Tensor,
+    edge_attr: Tensor | None,
+    num_nodes: int,
+    fill_value: float | Tensor | str | None = "mean",
+    num_dst: int | None = None,
+) -> SelfLoops:
+    """Replace the self loops by one loop ``(i, i)`` per node ``i < num_nodes``, as PyG's attention layers do.
+
+    The given loops are not removed (that would make the number of edges
+    depend on the data) but flagged in :attr:`SelfLoops.dropped`. The new
+    loops' ``edge_attr`` is ``fill_value``: a number, a tensor, or a
+    reduction (``"mean"``, ``"add"``, ``"max"`` ...) of each node's incoming
+    attributes, the given loops excluded. ``num_dst`` is the number of
+    target nodes (default ``num_nodes``).
+    """
+    num_dst = num_nodes if num_dst is None else num_dst
+    src, dst = edge_index[0], edge_index[1]
+    is_loop = src == dst
+    loop = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
+    new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
+    dropped = torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
+    new_attr = None
+    if edge_attr is not None:
+        fill = _loop_attr(edge_attr, dst, is_loop, num_nodes, num_dst, fill_value)
+        new_attr = torch.cat([edge_attr, fill], dim=0)
+    return SelfLoops(new_index, new_attr, dropped)
+
+
+# -- step 1: scores --------------------------------------------------------------------------
+def node_scores(x: Tensor, att: Tensor) -> Tensor:
+    """``[N, H]`` per-node attention terms ``<x[n, h], att[h]>`` of ``x`` ``[N, H, C]``, ``att`` ``[1, H, C]``."""
+    return (x * att).sum(dim=-1)
+
+
+def additive_scores(features: Tensor, att: Tensor, negative_slope: float) -> Tensor:
+    """GATv2's ``[E, H]`` scores ``<att[h], leaky_relu(features[e, h])>`` of ``features`` ``[E, H, C]``.
+
+    The product with ``att`` is contracted directly (no second ``[E, H, C]``
+    tensor besides the activation).
+    """
+    act = F.leaky_relu(features, negative_slope)
+    return torch.einsum("ehc,hc->eh", act, att.reshape(att.shape[-2:]))
+
+
+# -- step 2: softmax -------------------------------------------------------------------------
+def edge_softmax(scores: Tensor, index: Tensor, num_nodes: int, ptr: Tensor | None = None) -> Tensor:
+    """Softmax of ``scores`` ``[E, ...]`` over the edges sharing a target ``index[e]``."""
+    if ptr is not None:
+        return ops.softmax(scores, ptr=ptr, dim=0)
+    return ops.softmax(scores, index, num_nodes=num_nodes, dim=0)
+
+
+def normalize_scores(
+    scores: Tensor,
+    index: Tensor,
+    num_nodes: int,
+    *,
+    negative_slope: float | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    ptr: Tensor | None = None,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """``dropout(softmax(leaky_relu(scores)))`` per target node.
+
+    ``negative_slope=None`` skips the activation; edges flagged in the bool
+    ``mask`` ``[E]`` get zero attention (score :math:`-\\infty`).
+    """
+    if negative_slope is not None:
+        scores = F.leaky_relu(scores, negative_slope)
+    if mask is not None:
+        scores = scores.masked_fill(mask.view((-1,) + (1,) * (scores.dim() - 1)), float("-inf"))
+    alpha = edge_softmax(scores, index, num_nodes, ptr)
+    return F.dropout(alpha, p=dropout, training=training)
+
+
+# -- step 3: aggregate -----------------------------------------------------------------------
+def weighted_message(x_j: Tensor, alpha: Tensor) -> Tensor:
+    """``alpha[e, h] * x_j[e, h, :]`` for ``x_j`` ``[E, H, C]`` (or ``[E, C]`` with ``alpha`` ``[E]``)."""
+    return x_j * alpha.unsqueeze(-1)
+
+
+def heads_output(out: Tensor, concat: bool) -> Tensor:
+    """``[N, H, C]`` -> ``[N, H * C]`` (``concat``) or the mean over heads ``[N, C]``."""
+    if concat:
+        return out.reshape(out.size(0), out.size(1) * out.size(2))
+    return out.mean(dim=1)
+
+
+# -- return_attention_weights ----------------------------------------------------------------
+def attention_result(graph: Graph, edge_index: Tensor, alpha: Tensor, size: tuple[int, int]) -> Any:
+    """The attention weights in the form PyG returns them for the given input.
+
+    * ``edge_index`` input: ``(edge_index, alpha)``;
+    * torch.sparse input: ``(adj, alpha)`` with ``adj`` the adjacency
+      ``[N_dst, N_src, *alpha.shape[1:]]`` holding ``alpha`` as values, in the
+      input's layout (COO coalesced: duplicate edges add up);
+    * ``torch_sparse.SparseTensor`` input: a ``SparseTensor`` holding ``alpha``.
+
+    ``size`` is ``(N_src, N_dst)``.
+    """
+    if not graph.is_sparse:
+        return edge_index, alpha
+    n_src, n_dst = size
+    src, dst = edge_index[0], edge_index[1]
+    adj = graph.adj
+    if not isinstance(adj, Tensor):  # torch_sparse.SparseTensor
+        return type(adj)(row=dst, col=src, value=alpha, sparse_sizes=(n_dst, n_src))
+    shape = (n_dst, n_src) + tuple(alpha.shape[1:])
+    if adj.layout == torch.sparse_coo:
+        return torch.sparse_coo_tensor(torch.stack([dst, src]), alpha, shape).coalesce(), alpha
+    if adj.layout == torch.sparse_csr:
+        major, minor, n_major, n_minor = dst, src, n_dst, n_src
+        make = torch.sparse_csr_tensor
+    else:
+        major, minor, n_major, n_minor = src, dst, n_src, n_dst
+        make = torch.sparse_csc_tensor
+    perm = torch.argsort(major.long() * max(n_minor, 1) + minor.long(), stable=True)
+    compressed = ops.from_coo(major[perm], minor[perm], n_major, n_minor, is_sorted=True)
+    return make(compressed.rowptr, compressed.col, alpha[perm], shape), alpha

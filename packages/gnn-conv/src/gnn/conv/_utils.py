@@ -1,0 +1,143 @@
+"""Helpers shared by the convolution layers of gnn-conv (not public API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gnn.core import validation as v
+
+
+def check_in_channels(x: Any, in_channels: int | tuple[int, int], name: str = "x") -> None:
+    """Check that node features match the layer's ``in_channels``.
+
+    Args:
+        x: a ``[N, F]`` tensor or a bipartite pair ``(x_src, x_dst)`` (either
+            side may be ``None``).
+        in_channels: the expected feature size; ``-1`` (lazy) skips the check.
+            A pair ``(F_src, F_dst)`` checks each side of a bipartite ``x``
+            (and ``F_src`` for a single tensor).
+        name: the argument name used in the error message.
+
+    Raises:
+        TypeError: ``x`` is not a tensor (or pair of tensors).
+        ValueError: the last dimension differs from ``in_channels``.
+
+    Example:
+        >>> check_in_channels(torch.randn(4, 16), 16)
+        >>> check_in_channels((torch.randn(4, 16), torch.randn(2, 8)), (16, 8))
+    """
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"'{name}' must be a tensor or a pair (x_src, x_dst), got {len(x)} items")
+        sizes = tuple(in_channels) if isinstance(in_channels, (tuple, list)) else (in_channels, in_channels)
+        for k, (part, size) in enumerate(zip(x, sizes)):
+            if part is not None:
+                _check_one(part, size, f"{name}[{k}]")
+        return
+    size = in_channels[0] if isinstance(in_channels, (tuple, list)) else in_channels
+    _check_one(x, size, name)
+
+
+def _check_one(x: Any, size: int, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor, got {v.describe(x)}")
+    if size is None or size < 0:
+        return
+    if x.dim() == 0 or x.size(-1) != size:
+        raise ValueError(
+            f"'{name}' must have {size} features (in_channels) in its last dimension, got {v.describe(x)}"
+        )
+
+
+def pair(x: Any) -> tuple[Any, Any]:
+    """``x`` as a bipartite pair ``(x_src, x_dst)``: a single tensor serves as both."""
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"'x' must be a tensor or a pair (x_src, x_dst), got {len(x)} items")
+        return x[0], x[1]
+    return x, x
+
+
+class GraphCache:
+    """A one-slot cache of a value derived from a graph, keyed by the graph's identity.
+
+    The key is the identity and in-place version counter of each key object
+    (``edge_index``, ``edge_weight``, ``x`` ...), so a value is reused only for
+    the very tensors it was computed from, and any in-place change misses.
+    The cache holds references to its key objects so that their ids cannot be
+    reused while the entry lives. It is bypassed while ``torch.compile``
+    traces (identity guards would graph-break), and it is not part of the
+    module's ``state_dict``.
+
+    Example:
+        >>> cache = GraphCache()
+        >>> value = cache.get(edge_index)
+        >>> if value is None:
+        ...     value = cache.put(compute(edge_index), edge_index)
+    """
+
+    def __init__(self) -> None:
+        self._keys: tuple[Any, ...] | None = None
+        self._stamp: tuple[Any, ...] | None = None
+        self._value: Any = None
+
+    @staticmethod
+    def _stamp_of(keys: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple((id(k), getattr(k, "_version", None)) for k in keys)
+
+    def get(self, *keys: Any) -> Any:
+        """The cached value for these key objects, or ``None``."""
+        if self._keys is None or torch.compiler.is_compiling():
+            return None
+        if len(keys) != len(self._keys) or any(a is not b for a, b in zip(keys, self._keys)):
+            return None
+        if self._stamp_of(keys) != self._stamp:
+            return None
+        return self._value
+
+    def put(self, value: Any, *keys: Any) -> Any:
+        """Store ``value`` for these key objects and return it."""
+        if not torch.compiler.is_compiling():
+            self._keys, self._stamp, self._value = keys, self._stamp_of(keys), value
+        return value
+
+    def clear(self) -> None:
+        """Forget the cached value."""
+        self._keys = self._stamp = self._value = None
+
+    def __bool__(self) -> bool:
+        return self._keys is not None
+
+
+def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """``(edge_index, edge_weight)`` of an ``edge_index`` or a sparse ``adj_t``.
+
+    For a sparse input the adjacency's values become the weights (and any
+    given ``edge_weight`` is ignored); an ``edge_index`` is validated.
+    """
+    from gnn.core.utils.sparse import is_sparse, to_edge_index
+
+    if is_sparse(edge_index):
+        return to_edge_index(edge_index)
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(
+            "'edge_index' must be a [2, E] integer tensor, a torch.sparse adjacency or a "
+            f"torch_sparse.SparseTensor, got {type(edge_index).__name__}"
+        )
+    v.check_edge_index(edge_index)
+    if edge_weight is not None:
+        v.check_tensor("edge_weight", edge_weight)
+        if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
+            raise ValueError(
+                f"'edge_weight' must have shape [{edge_index.size(1)}] (one weight per edge), "
+                f"got {v.describe(edge_weight)}"
+            )
+    return edge_index, edge_weight
+
+
+def weighted_message(x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
+    """``edge_weight * x_j`` (or ``x_j`` without weights): the fused message."""
+    return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
