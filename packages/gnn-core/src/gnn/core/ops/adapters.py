@@ -1,0 +1,66 @@
+"""Adapters that let torch-scatter and torch-sparse serve :mod:`gnn.core.ops`.
+
+Registered by gnn-core's own plugin only when the modules are installed
+(a cheap ``find_spec`` check, nothing imported during discovery). They rank
+below gnn-kernels' native backend and above the pure-torch reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+from torch import Tensor
+
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class TorchScatterBackend:
+    """``scatter`` and ``segment`` through torch-scatter's compiled kernels."""
+
+    name = "torch_scatter"
+
+    def __init__(self) -> None:
+        self._ts = importlib.import_module("torch_scatter")
+
+    def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
+                 requires_grad: bool) -> bool:
+        return op in ("scatter", "segment") and dtype in _FLOATS and reduce in ("sum", "mean", "max", "min", "mul")
+
+    def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
+        if reduce == "mul":
+            out = self._ts.scatter_mul(src, index.long(), dim, dim_size=dim_size)
+            # torch-scatter leaves empty groups at its initial value 1, as gnn's reference does
+            return out
+        return self._ts.scatter(src, index.long(), dim, dim_size=dim_size, reduce=reduce)
+
+    def segment(self, src: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:
+        if reduce == "mul" or dim != 0:
+            from .reference import segment
+
+            return segment(src, ptr, dim, reduce)
+        return self._ts.segment_csr(src, ptr.long(), reduce=reduce)
+
+
+class TorchSparseBackend:
+    """``spmm`` through torch-sparse's ``SparseTensor.matmul``."""
+
+    name = "torch_sparse"
+
+    def __init__(self) -> None:
+        self._sparse_tensor = importlib.import_module("torch_sparse").SparseTensor
+
+    def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
+                 requires_grad: bool) -> bool:
+        return op == "spmm" and dtype in (torch.float32, torch.float64) and reduce in ("sum", "mean", "max", "min")
+
+    def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
+        value = csr.in_csr_order(edge_weight)
+        adj = self._sparse_tensor(
+            rowptr=csr.rowptr.long(), col=csr.col.long(), value=value,
+            sparse_sizes=(csr.num_rows, csr.num_cols), is_sorted=True, trust_data=True,
+        )
+        flat = x.reshape(x.size(0), -1) if x.size(0) else x.reshape(0, max(1, x[0].numel()))
+        out = adj.matmul(flat, reduce=reduce)
+        return out.reshape((csr.num_rows,) + tuple(x.shape[1:]))
