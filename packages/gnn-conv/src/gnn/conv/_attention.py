@@ -272,6 +272,58 @@ def normalize_scores(
     return F.dropout(alpha, p=dropout, training=training)
 
 
+# -- steps 1-3 fused ---------------------------------------------------------------------------
+def can_fuse(module: torch.nn.Module, dropout: float) -> bool:
+    """Whether a node-level-score layer may use :func:`gnn.core.ops.attention`.
+
+    Not with active attention dropout (the kernel is dropout-free), explain
+    mode, or message/aggregate hooks (which must see per-edge messages).
+    """
+    if module.training and dropout > 0:
+        return False
+    if getattr(module, "_explain", None):
+        return False
+    hooks = ("_message_forward_pre_hooks", "_message_forward_hooks", "_aggregate_forward_pre_hooks",
+             "_aggregate_forward_hooks", "_edge_update_forward_pre_hooks", "_edge_update_forward_hooks")
+    return not any(getattr(module, name, None) for name in hooks)
+
+
+def fused_attention(
+    edge_index: Tensor,
+    size: tuple[int, int],
+    flow: str,
+    x_src: Tensor,
+    alpha_src: Tensor,
+    alpha_dst: Tensor | None,
+    alpha_edge: Tensor | None,
+    mask: Tensor | None,
+    negative_slope: float,
+) -> tuple[Tensor, Tensor]:
+    """Steps 1-3 in one :func:`gnn.core.ops.attention` call (no ``[E, H, C]`` tensor).
+
+    Args:
+        edge_index: ``[2, E]`` (loops already replaced).
+        size: ``(N_src, N_dst)`` in ``edge_index`` row order (``by_row``).
+        x_src: ``[N_src, H, C]`` sender features.
+        alpha_src / alpha_dst: ``[N, H]`` node terms (``alpha_dst`` may be ``None``).
+        alpha_edge: optional ``[E, H]`` edge terms.
+        mask: optional bool ``[E]``: edges that get zero attention.
+
+    Returns:
+        ``(out [N_dst, H, C], alpha [E, H])``.
+    """
+    from gnn.core.utils import to_csr
+
+    csr = to_csr(edge_index, size, flow)
+    if alpha_dst is None:
+        alpha_dst = alpha_src.new_zeros(csr.num_rows, alpha_src.size(1))
+    if mask is not None:
+        blocked = torch.zeros(mask.shape, dtype=alpha_src.dtype, device=alpha_src.device)
+        blocked = blocked.masked_fill(mask, float("-inf")).view(-1, 1)
+        alpha_edge = blocked.expand(-1, alpha_src.size(1)) if alpha_edge is None else alpha_edge + blocked
+    return ops.attention(csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope)
+
+
 # -- step 3: aggregate -----------------------------------------------------------------------
 def weighted_message(x_j: Tensor, alpha: Tensor) -> Tensor:
     """``alpha[e, h] * x_j[e, h, :]`` for ``x_j`` ``[E, H, C]`` (or ``[E, C]`` with ``alpha`` ``[E]``)."""

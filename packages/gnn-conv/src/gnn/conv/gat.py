@@ -199,10 +199,16 @@ class GATConv(MessagePassing):
 
         alpha_src = att.node_scores(x_src, self.att_src)
         alpha_dst = att.node_scores(x_dst, self.att_dst) if x_dst is not None else None
-        pair = att.by_row(alpha_src, alpha_dst, self.flow)
         loop_mask = loops.dropped if loops is not None else None
-        alpha = self.edge_updater(ei, node_score=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
-        out = self.propagate(ei, x=att.by_row(x_src, x_dst, self.flow), alpha=alpha, size=size)
+        if att.can_fuse(self, self.dropout):
+            out, alpha = att.fused_attention(
+                ei, att.by_row(n_src, n_dst, self.flow), self.flow, x_src, alpha_src, alpha_dst,
+                self._edge_score(edge_attr), loop_mask, self.negative_slope,
+            )
+        else:
+            pair = att.by_row(alpha_src, alpha_dst, self.flow)
+            alpha = self.edge_updater(ei, node_score=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
+            out = self.propagate(ei, x=att.by_row(x_src, x_dst, self.flow), alpha=alpha, size=size)
         out = att.heads_output(out, self.concat)
 
         if self.res is not None:
@@ -230,9 +236,9 @@ class GATConv(MessagePassing):
     ) -> Tensor:
         """Normalized attention ``[E, H]`` from the gathered node terms (and edge features)."""
         alpha = node_score_j if node_score_i is None else node_score_j + node_score_i
-        if edge_attr is not None and self.lin_edge is not None:
-            e = self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
-            alpha = alpha + att.node_scores(e, self.att_edge)
+        edge_score = self._edge_score(edge_attr)
+        if edge_score is not None:
+            alpha = alpha + edge_score
         return att.normalize_scores(
             alpha,
             index,
@@ -243,6 +249,13 @@ class GATConv(MessagePassing):
             ptr=ptr,
             mask=loop_mask,
         )
+
+    def _edge_score(self, edge_attr: Tensor | None) -> Tensor | None:
+        """``[E, H]`` edge terms of the score (``None`` without edge features)."""
+        if edge_attr is None or self.lin_edge is None:
+            return None
+        e = self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
+        return att.node_scores(e, self.att_edge)
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """``alpha_ij * x_j`` per head."""
