@@ -2,8 +2,10 @@
 //   scatter_reduce: groups given by an unsorted index; threads split the
 //                   feature columns, so no two threads write one location.
 //   segment_reduce: groups given by sorted offsets ptr; threads split groups.
-// reduce: 0 = sum, 1 = mean, 2 = max, 3 = min. For max/min the arg tensor
-// holds the winning row (or -1 for an empty group, whose output is 0).
+// reduce: 0 = sum, 1 = mean, 2 = max, 3 = min. segment_reduce returns for
+// max/min the winning row (or -1 for an empty group, whose output is 0);
+// scatter_reduce keeps its max/min loop branch-free and returns no arg (the
+// backward finds the winners by comparison and splits ties, as torch does).
 #include "common.h"
 
 #include <limits>
@@ -29,44 +31,39 @@ std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_
   STD_TORCH_CHECK(dim_size >= 0, "gnn_kernels::scatter_reduce: 'dim_size' must be non-negative");
   check_index(index, dim_size, "index");
   const int64_t e = src.size(0), feats = src.size(1);
-  const bool arg_needed = reduce >= 2;
   Tensor out = torch::stable::new_empty(src, {dim_size, feats});
-  Tensor arg = torch::stable::new_empty(src, {arg_needed ? dim_size : 0, arg_needed ? feats : 0}, ScalarType::Long);
+  Tensor arg = torch::stable::new_empty(src, {0, 0}, ScalarType::Long);
   const int64_t* ip = index.const_data_ptr<int64_t>();
   dispatch_float(src.scalar_type(), "scatter_reduce", [&](auto tag) {
     using scalar_t = decltype(tag);
     const scalar_t* sp = src.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    int64_t* ap = arg_needed ? arg.mutable_data_ptr<int64_t>() : nullptr;
     const scalar_t init = init_value<scalar_t>(reduce);
-    // split features into blocks of at least 8 columns
+    // threads split the feature columns (blocks of 8), so no two write one location
     const int64_t block = 8;
     const int64_t num_blocks = (feats + block - 1) / block;
     parallel_rows(num_blocks, 1, [&](int64_t b0, int64_t b1) {
       const int64_t f0 = b0 * block, f1 = std::min(feats, b1 * block);
       for (int64_t g = 0; g < dim_size; ++g)
-        for (int64_t f = f0; f < f1; ++f) {
-          op[g * feats + f] = init;
-          if (ap) ap[g * feats + f] = -1;
-        }
+        for (int64_t f = f0; f < f1; ++f) op[g * feats + f] = init;
       for (int64_t k = 0; k < e; ++k) {
-        const scalar_t* s = sp + k * feats;
-        scalar_t* o = op + ip[k] * feats;
+        const scalar_t* __restrict__ s = sp + k * feats;
+        scalar_t* __restrict__ o = op + ip[k] * feats;
         if (reduce <= 1) {
+#pragma omp simd
           for (int64_t f = f0; f < f1; ++f) o[f] += s[f];
+        } else if (reduce == 2) {
+#pragma omp simd
+          for (int64_t f = f0; f < f1; ++f) o[f] = s[f] > o[f] ? s[f] : o[f];
         } else {
-          int64_t* a = ap + ip[k] * feats;
-          for (int64_t f = f0; f < f1; ++f)
-            if (reduce == 2 ? s[f] > o[f] : s[f] < o[f]) {
-              o[f] = s[f];
-              a[f] = k;
-            }
+#pragma omp simd
+          for (int64_t f = f0; f < f1; ++f) o[f] = s[f] < o[f] ? s[f] : o[f];
         }
       }
-      if (ap)
+      if (reduce >= 2)  // empty groups give 0
         for (int64_t g = 0; g < dim_size; ++g)
           for (int64_t f = f0; f < f1; ++f)
-            if (ap[g * feats + f] < 0) op[g * feats + f] = 0;
+            if (op[g * feats + f] == init) op[g * feats + f] = 0;
     });
     if (reduce == 1) {
       std::vector<int64_t> count(dim_size, 0);

@@ -44,9 +44,7 @@ def _(rowptr, col, a_src, a_dst, a_edge, x, alpha, grad_out, grad_alpha, negativ
 
 @torch.library.register_fake("gnn_kernels::scatter_reduce")
 def _(src, index, dim_size, reduce):
-    arg_rows = dim_size if reduce >= 2 else 0
-    arg_cols = src.shape[1] if reduce >= 2 else 0
-    return src.new_empty(dim_size, src.shape[1]), src.new_empty(arg_rows, arg_cols, dtype=torch.long)
+    return src.new_empty(dim_size, src.shape[1]), src.new_empty(0, 0, dtype=torch.long)
 
 
 @torch.library.register_fake("gnn_kernels::segment_reduce")
@@ -152,8 +150,8 @@ torch.library.register_autograd(
 
 def _scatter_setup(ctx, inputs, output):
     src, index, dim_size, reduce = inputs
-    _, arg = output
-    ctx.save_for_backward(index, arg)
+    out, _ = output
+    ctx.save_for_backward(index, src if reduce >= 2 else None, out if reduce >= 2 else None)
     ctx.reduce, ctx.shape = reduce, src.shape
 
 
@@ -166,9 +164,12 @@ def _grad_from_arg(grad: Tensor, arg: Tensor, shape) -> Tensor:
 
 
 def _scatter_backward(ctx, grad, _grad_arg):
-    index, arg = ctx.saved_tensors
+    index, src, out = ctx.saved_tensors
     if ctx.reduce >= 2:
-        return _grad_from_arg(grad, arg, ctx.shape), None, None, None
+        # the winners are the elements equal to their group's result; ties share the gradient
+        winner = (src == out.index_select(0, index)).to(grad.dtype)
+        ties = torch.zeros_like(grad).index_add_(0, index, winner).clamp(min=1)
+        return winner * (grad / ties).index_select(0, index), None, None, None
     out = grad.index_select(0, index)
     if ctx.reduce == 1:
         count = torch.bincount(index, minlength=grad.shape[0]).clamp(min=1).to(grad.dtype)
