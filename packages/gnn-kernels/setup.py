@@ -48,6 +48,10 @@ def extension():
     if os.environ.get("GNN_KERNELS_PORTABLE") != "1":
         cxx.append("-march=native")
     if want_cuda():
+        # Without a visible GPU torch cannot choose the architectures (it would fail on an empty
+        # list): default to A100 and H100 code, plus PTX that newer GPUs compile at load time.
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
         cuda_sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc" / "cuda").glob("*.cu"))
         nvcc = ["-O3", "-std=c++17", f"-DTORCH_TARGET_VERSION={STABLE_TARGET}"]
         return cpp_extension.CUDAExtension(
