@@ -24,7 +24,7 @@ def _with(name, fn):
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min", "mul"])
 def test_torch_scatter_adapter(reduce):
     pytest.importorskip("torch_scatter")
-    assert "torch_scatter" in backends.available()
+    assert "torchscatter" in backends.available()  # names are normalized like registry names
     g = torch.Generator().manual_seed(0)
     src = torch.randn(60, 4, dtype=torch.float64, generator=g, requires_grad=True)
     index = torch.randint(0, 10, (60,), generator=g)
@@ -39,7 +39,7 @@ def test_torch_scatter_adapter(reduce):
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_torch_sparse_adapter(reduce):
     pytest.importorskip("torch_sparse")
-    assert "torch_sparse" in backends.available()
+    assert "torchsparse" in backends.available()
     x, edge_index = testing.random_graph(20, 80, 5, seed=1, dtype=torch.float64)
     csr = utils.to_csr(edge_index, (20, 20), cache=False)
     w = torch.rand(80, dtype=torch.float64)

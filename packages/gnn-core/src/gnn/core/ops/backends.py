@@ -63,21 +63,27 @@ def available() -> list[str]:
     return [name for name, _ in _load_backends()] + [TORCH]
 
 
+def _key(name: str) -> str:
+    """Backend names compare like registry names: ``torch_scatter`` == ``torchscatter``."""
+    return name.strip().lower().replace("_", "").replace("-", "")
+
+
 def _forced_name() -> str | None:
     name = getattr(_forced, "name", None)
     if name is not None:
         return name
-    env = os.environ.get("GNN_KERNELS", "").strip().lower()
+    env = _key(os.environ.get("GNN_KERNELS", ""))
     return env or None
 
 
 @contextlib.contextmanager
 def backend(name: str) -> Iterator[None]:
     """Force one backend (e.g. ``"torch"``) inside a ``with`` block."""
-    if name != TORCH and name not in available():
+    key = _key(name)
+    if key != TORCH and key not in available():
         raise ValueError(f"unknown kernel backend {name!r}; available: {available()}")
     old = getattr(_forced, "name", None)
-    _forced.name = name
+    _forced.name = key
     try:
         yield
     finally:
