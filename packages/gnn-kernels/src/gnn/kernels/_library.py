@@ -67,6 +67,9 @@ def load() -> bool:
             try:
                 torch.ops.load_library(str(path))
                 from . import _autograd  # noqa: F401  (registers fake and autograd formulas)
+                from .geometry import register_fakes
+
+                register_fakes()
 
                 ok = True
             except Exception as error:  # noqa: BLE001 - any load failure means: use pure torch

@@ -17,8 +17,10 @@ import torch
 from torch import Tensor
 
 from ._library import load, load_error
+from .geometry import GeometryOps
 
-_OPS = {"spmm", "scatter", "segment", "attention", "softmax"}
+_OPS = {"spmm", "scatter", "segment", "attention", "softmax", "knn", "radius", "nearest", "fps", "graclus",
+        "grid_cluster"}
 _REDUCE_CODES = {"sum": 0, "add": 0, "mean": 1, "max": 2, "min": 3}
 
 
@@ -40,7 +42,7 @@ def _transposed(csr: Any) -> tuple[Tensor, Tensor, Tensor]:
     return rowptr, col, perm.long()
 
 
-class NativeBackend:
+class NativeBackend(GeometryOps):
     """Compiled CPU kernels (OpenMP-style row parallelism through torch's thread pool)."""
 
     name = "native"

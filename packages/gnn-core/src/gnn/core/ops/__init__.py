@@ -244,3 +244,8 @@ def attention(
         raise ValueError(f"'a_edge' must have shape [{csr.nnz}, {heads}], got {v.describe(a_edge)}")
     _, impl = select("attention", **_ctx(x, None, a_src, a_dst, a_edge))
     return impl(csr, x, a_src, a_dst, a_edge, float(negative_slope))
+
+
+from .geometry import fps, graclus, grid_cluster, knn, nearest, radius  # noqa: E402
+
+__all__ += ["knn", "radius", "nearest", "fps", "graclus", "grid_cluster"]

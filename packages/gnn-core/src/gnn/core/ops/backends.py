@@ -90,18 +90,28 @@ def backend(name: str) -> Iterator[None]:
         _forced.name = old
 
 
+def _reference(op: str) -> Any:
+    """The pure-torch implementation of ``op``."""
+    impl = getattr(reference, op, None)
+    if impl is None:
+        from .geometry import _REFERENCES  # knn, radius, fps, ... live with their validation
+
+        impl = _REFERENCES[op]
+    return impl
+
+
 def select(op: str, **ctx: Any) -> tuple[str, Any]:
     """The ``(name, implementation)`` that runs ``op`` for this call."""
     forced = _forced_name()
     if forced == TORCH:
-        return TORCH, getattr(reference, op)
+        return TORCH, _reference(op)
     for name, obj in _load_backends():
         if forced is not None and name != forced:
             continue
         impl = getattr(obj, op, None)
         if impl is not None and obj.supports(op, **ctx):
             return name, impl
-    return TORCH, getattr(reference, op)
+    return TORCH, _reference(op)
 
 
 def describe(
