@@ -8,6 +8,7 @@ below gnn-kernels' native backend and above the pure-torch reference.
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 import torch
@@ -61,6 +62,6 @@ class TorchSparseBackend:
             rowptr=csr.rowptr.long(), col=csr.col.long(), value=value,
             sparse_sizes=(csr.num_rows, csr.num_cols), is_sorted=True, trust_data=True,
         )
-        flat = x.reshape(x.size(0), -1) if x.size(0) else x.reshape(0, max(1, x[0].numel()))
+        flat = x.reshape(x.size(0), math.prod(x.shape[1:]))
         out = adj.matmul(flat, reduce=reduce)
         return out.reshape((csr.num_rows,) + tuple(x.shape[1:]))
