@@ -64,3 +64,12 @@ def test_sparse_tensor_input_matches_edge_index():
     assert "SparseTensor" in names
     for aggr in ("sum", "mean", "max"):
         testing.assert_formats_agree(lambda adj: Plain(aggr=aggr)(x, adj), edge_index, 15)
+
+
+def test_empty_inputs_never_reach_the_extensions():
+    pytest.importorskip("torch_sparse")
+    empty = utils.to_csr(torch.empty(2, 0, dtype=torch.long), (0, 0), cache=False)
+    with ops.backend("torch_sparse"):
+        assert ops.spmm(empty, torch.empty(0, 3), None, "sum").shape == (0, 3)
+    with ops.backend("torch_scatter"):
+        assert ops.scatter(torch.empty(0, 3), torch.empty(0, dtype=torch.long), 0, 4, "max").tolist() == [[0.0] * 3] * 4

@@ -30,6 +30,10 @@ class TorchScatterBackend:
         return op in ("scatter", "segment") and dtype in _FLOATS and reduce in ("sum", "mean", "max", "min", "mul")
 
     def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
+        if src.numel() == 0 or dim_size == 0:  # keep empty inputs away from the extension
+            from .reference import scatter
+
+            return scatter(src, index, dim, dim_size, reduce)
         if reduce == "mul":
             out = self._ts.scatter_mul(src, index.long(), dim, dim_size=dim_size)
             # torch-scatter leaves empty groups at its initial value 1, as gnn's reference does
@@ -37,7 +41,7 @@ class TorchScatterBackend:
         return self._ts.scatter(src, index.long(), dim, dim_size=dim_size, reduce=reduce)
 
     def segment(self, src: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:
-        if reduce == "mul" or dim != 0:
+        if reduce == "mul" or dim != 0 or src.numel() == 0:
             from .reference import segment
 
             return segment(src, ptr, dim, reduce)
@@ -57,6 +61,9 @@ class TorchSparseBackend:
         return op == "spmm" and dtype in (torch.float32, torch.float64) and reduce in ("sum", "mean", "max", "min")
 
     def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
+        if csr.nnz == 0 or x.numel() == 0:
+            # torch-sparse dies with SIGFPE on empty inputs: never hand it one
+            return x.new_zeros((csr.num_rows,) + tuple(x.shape[1:]))
         value = csr.in_csr_order(edge_weight)
         adj = self._sparse_tensor(
             rowptr=csr.rowptr.long(), col=csr.col.long(), value=value,
