@@ -27,6 +27,8 @@ class TorchScatterBackend:
 
     def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
                  requires_grad: bool) -> bool:
+        if torch.compiler.is_compiling():  # torch-scatter's ops have no fake implementations
+            return False
         return op in ("scatter", "segment") and dtype in _FLOATS and reduce in ("sum", "mean", "max", "min", "mul")
 
     def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
@@ -58,6 +60,8 @@ class TorchSparseBackend:
 
     def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
                  requires_grad: bool) -> bool:
+        if torch.compiler.is_compiling():  # torch-sparse's ops have no fake implementations
+            return False
         return op == "spmm" and dtype in (torch.float32, torch.float64) and reduce in ("sum", "mean", "max", "min")
 
     def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
