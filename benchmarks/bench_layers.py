@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -66,14 +65,25 @@ def layer_pairs():
         pyg = None
 
     def mlp(lib):
-        return torch.nn.Sequential(torch.nn.Linear(FEATURES, FEATURES), torch.nn.ReLU(), torch.nn.Linear(FEATURES, FEATURES))
+        return torch.nn.Sequential(
+            torch.nn.Linear(FEATURES, FEATURES), torch.nn.ReLU(), torch.nn.Linear(FEATURES, FEATURES)
+        )
 
     return {
         "GCN": (lambda: ours.GCNConv(FEATURES, FEATURES), pyg and (lambda: pyg.GCNConv(FEATURES, FEATURES))),
-        "SAGE": (lambda: ours.SAGEConv(FEATURES, FEATURES), pyg and (lambda: pyg.SAGEConv(FEATURES, FEATURES))),
+        "SAGE": (
+            lambda: ours.SAGEConv(FEATURES, FEATURES),
+            pyg and (lambda: pyg.SAGEConv(FEATURES, FEATURES)),
+        ),
         "GIN": (lambda: ours.GINConv(mlp(ours)), pyg and (lambda: pyg.GINConv(mlp(pyg)))),
-        "GAT": (lambda: ours.GATConv(FEATURES, 16, heads=8), pyg and (lambda: pyg.GATConv(FEATURES, 16, heads=8))),
-        "GATv2": (lambda: ours.GATv2Conv(FEATURES, 16, heads=8), pyg and (lambda: pyg.GATv2Conv(FEATURES, 16, heads=8))),
+        "GAT": (
+            lambda: ours.GATConv(FEATURES, 16, heads=8),
+            pyg and (lambda: pyg.GATConv(FEATURES, 16, heads=8)),
+        ),
+        "GATv2": (
+            lambda: ours.GATv2Conv(FEATURES, 16, heads=8),
+            pyg and (lambda: pyg.GATv2Conv(FEATURES, 16, heads=8)),
+        ),
         "Transformer": (
             lambda: ours.TransformerConv(FEATURES, 16, heads=8),
             pyg and (lambda: pyg.TransformerConv(FEATURES, 16, heads=8)),
@@ -159,8 +169,12 @@ def aggregation_rows(repeat: int) -> list[tuple[str, float, float | None]]:
     x = torch.randn(1_000_000, 64, generator=g, requires_grad=True)
     index = torch.randint(0, 100_000, (1_000_000,), generator=g)
     rows = []
-    for name, ours in [("MaxAggregation", MaxAggregation), ("SoftmaxAggregation", SoftmaxAggregation),
-                       ("StdAggregation", StdAggregation)]:
+    for name, ours in [
+        ("MaxAggregation", MaxAggregation),
+        ("SoftmaxAggregation", SoftmaxAggregation),
+        ("StdAggregation", StdAggregation),
+    ]:
+
         def run(module):
             return lambda: module(x, index, dim_size=100_000).sum().backward()
 
@@ -217,10 +231,21 @@ def main() -> None:
             best = min(t for t in (t_ei, t_csr) if t is not None) if t_ei else None
             fmt = lambda t: f"{t:10.1f}" if t is not None else f"{'-':>10}"  # noqa: E731
             ratio = lambda a: f"{a / t_kernels:7.2f}x" if a else "      -"  # noqa: E731
-            print(f"{name:<12}{n:>8}{t_kernels:10.1f}{t_torch:10.1f}{fmt(t_ei)}{fmt(t_csr)}{t_floor:9.1f}  "
-                  f"{ratio(t_ei)}{ratio(best):>9}")
-            results["layers"].append(dict(layer=name, nodes=n, kernels=t_kernels, torch=t_torch, pyg_ei=t_ei,
-                                          pyg_csr=t_csr, dense=t_floor))
+            print(
+                f"{name:<12}{n:>8}{t_kernels:10.1f}{t_torch:10.1f}{fmt(t_ei)}{fmt(t_csr)}{t_floor:9.1f}  "
+                f"{ratio(t_ei)}{ratio(best):>9}"
+            )
+            results["layers"].append(
+                dict(
+                    layer=name,
+                    nodes=n,
+                    kernels=t_kernels,
+                    torch=t_torch,
+                    pyg_ei=t_ei,
+                    pyg_csr=t_csr,
+                    dense=t_floor,
+                )
+            )
         ms, frac = spmm_fraction(n, args.repeat, bw)
         print(f"spmm sum fwd at {n} nodes: {ms:.1f} ms = {100 * frac:.0f}% of copy bandwidth")
         results["spmm"].append(dict(nodes=n, ms=ms, fraction=frac))
@@ -233,11 +258,15 @@ def main() -> None:
             except subprocess.CalledProcessError:
                 pyg_mb = None
             ratio = f"{ours_mb / pyg_mb:.2f}" if pyg_mb else "-"
-            print(f"peak extra memory {name} at {n} nodes: gnn {ours_mb:.0f} MB, PyG {pyg_mb} MB, ratio {ratio}")
+            print(
+                f"peak extra memory {name} at {n} nodes: gnn {ours_mb:.0f} MB, PyG {pyg_mb} MB, ratio {ratio}"
+            )
             results.setdefault("memory", []).append(dict(layer=name, gnn_mb=ours_mb, pyg_mb=pyg_mb))
     for name, t_ours, t_pyg in aggregation_rows(args.repeat):
         ratio = f"{t_pyg / t_ours:.2f}x" if t_pyg else "-"
-        print(f"{name:<20} gnn {t_ours:8.1f} ms  PyG {t_pyg if t_pyg is None else round(t_pyg, 1)} ms  PyG/gnn {ratio}")
+        print(
+            f"{name:<20} gnn {t_ours:8.1f} ms  PyG {t_pyg if t_pyg is None else round(t_pyg, 1)} ms  PyG/gnn {ratio}"
+        )
         results["aggr"].append(dict(name=name, gnn=t_ours, pyg=t_pyg))
     if args.json:
         with open(args.json, "w") as fh:
