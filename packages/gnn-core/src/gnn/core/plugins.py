@@ -95,6 +95,7 @@ class MalformedComponent(ValueError):
 
 _lock = threading.RLock()
 _loaded = False
+_loading = False
 _plugins: list[PluginInfo] = []
 _manager: pluggy.PluginManager | None = None
 
@@ -148,14 +149,21 @@ def manager() -> pluggy.PluginManager:
 
 def load() -> None:
     """Discover and load every plugin once; later calls return at once."""
-    global _loaded
+    global _loaded, _loading
     if _loaded:
         return
     with _lock:
-        if _loaded:
+        # _loading: a plugin that uses a registry while it is being imported re-enters
+        # here on the same thread; it sees what is registered so far (first-party
+        # distributions load first) instead of starting discovery again
+        if _loaded or _loading:
             return
-        _load_all()
-        _loaded = True
+        _loading = True
+        try:
+            _load_all()
+            _loaded = True
+        finally:
+            _loading = False
 
 
 def plugins() -> list[PluginInfo]:
