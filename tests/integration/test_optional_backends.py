@@ -72,4 +72,7 @@ def test_empty_inputs_never_reach_the_extensions():
     with ops.backend("torch_sparse"):
         assert ops.spmm(empty, torch.empty(0, 3), None, "sum").shape == (0, 3)
     with ops.backend("torch_scatter"):
-        assert ops.scatter(torch.empty(0, 3), torch.empty(0, dtype=torch.long), 0, 4, "max").tolist() == [[0.0] * 3] * 4
+        assert (
+            ops.scatter(torch.empty(0, 3), torch.empty(0, dtype=torch.long), 0, 4, "max").tolist()
+            == [[0.0] * 3] * 4
+        )

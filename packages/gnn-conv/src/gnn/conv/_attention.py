@@ -283,8 +283,14 @@ def can_fuse(module: torch.nn.Module, dropout: float) -> bool:
         return False
     if getattr(module, "_explain", None):
         return False
-    hooks = ("_message_forward_pre_hooks", "_message_forward_hooks", "_aggregate_forward_pre_hooks",
-             "_aggregate_forward_hooks", "_edge_update_forward_pre_hooks", "_edge_update_forward_hooks")
+    hooks = (
+        "_message_forward_pre_hooks",
+        "_message_forward_hooks",
+        "_aggregate_forward_pre_hooks",
+        "_aggregate_forward_hooks",
+        "_edge_update_forward_pre_hooks",
+        "_edge_update_forward_hooks",
+    )
     return not any(getattr(module, name, None) for name in hooks)
 
 

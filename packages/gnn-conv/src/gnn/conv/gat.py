@@ -202,12 +202,21 @@ class GATConv(MessagePassing):
         loop_mask = loops.dropped if loops is not None else None
         if att.can_fuse(self, self.dropout):
             out, alpha = att.fused_attention(
-                ei, att.by_row(n_src, n_dst, self.flow), self.flow, x_src, alpha_src, alpha_dst,
-                self._edge_score(edge_attr), loop_mask, self.negative_slope,
+                ei,
+                att.by_row(n_src, n_dst, self.flow),
+                self.flow,
+                x_src,
+                alpha_src,
+                alpha_dst,
+                self._edge_score(edge_attr),
+                loop_mask,
+                self.negative_slope,
             )
         else:
             pair = att.by_row(alpha_src, alpha_dst, self.flow)
-            alpha = self.edge_updater(ei, node_score=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
+            alpha = self.edge_updater(
+                ei, node_score=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size
+            )
             out = self.propagate(ei, x=att.by_row(x_src, x_dst, self.flow), alpha=alpha, size=size)
         out = att.heads_output(out, self.concat)
 

@@ -4,8 +4,8 @@ mechanism third parties use."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.util import find_spec
-from typing import Callable
 
 from .plugins import hookimpl
 

@@ -19,8 +19,19 @@ from torch import Tensor
 from ._library import load, load_error
 from .geometry import GeometryOps
 
-_OPS = {"spmm", "scatter", "segment", "attention", "softmax", "knn", "radius", "nearest", "fps", "graclus",
-        "grid_cluster"}
+_OPS = {
+    "spmm",
+    "scatter",
+    "segment",
+    "attention",
+    "softmax",
+    "knn",
+    "radius",
+    "nearest",
+    "fps",
+    "graclus",
+    "grid_cluster",
+}
 _REDUCE_CODES = {"sum": 0, "add": 0, "mean": 1, "max": 2, "min": 3}
 
 

@@ -25,11 +25,16 @@ class TorchScatterBackend:
     def __init__(self) -> None:
         self._ts = importlib.import_module("torch_scatter")
 
-    def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
-                 requires_grad: bool) -> bool:
+    def supports(
+        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, requires_grad: bool
+    ) -> bool:
         if torch.compiler.is_compiling():  # torch-scatter's ops have no fake implementations
             return False
-        return op in ("scatter", "segment") and dtype in _FLOATS and reduce in ("sum", "mean", "max", "min", "mul")
+        return (
+            op in ("scatter", "segment")
+            and dtype in _FLOATS
+            and reduce in ("sum", "mean", "max", "min", "mul")
+        )
 
     def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
         if src.numel() == 0 or dim_size == 0:  # keep empty inputs away from the extension
@@ -58,11 +63,16 @@ class TorchSparseBackend:
     def __init__(self) -> None:
         self._sparse_tensor = importlib.import_module("torch_sparse").SparseTensor
 
-    def supports(self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None,
-                 requires_grad: bool) -> bool:
+    def supports(
+        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, requires_grad: bool
+    ) -> bool:
         if torch.compiler.is_compiling():  # torch-sparse's ops have no fake implementations
             return False
-        return op == "spmm" and dtype in (torch.float32, torch.float64) and reduce in ("sum", "mean", "max", "min")
+        return (
+            op == "spmm"
+            and dtype in (torch.float32, torch.float64)
+            and reduce in ("sum", "mean", "max", "min")
+        )
 
     def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
         if csr.nnz == 0 or x.numel() == 0:
@@ -70,8 +80,12 @@ class TorchSparseBackend:
             return x.new_zeros((csr.num_rows,) + tuple(x.shape[1:]))
         value = csr.in_csr_order(edge_weight)
         adj = self._sparse_tensor(
-            rowptr=csr.rowptr.long(), col=csr.col.long(), value=value,
-            sparse_sizes=(csr.num_rows, csr.num_cols), is_sorted=True, trust_data=True,
+            rowptr=csr.rowptr.long(),
+            col=csr.col.long(),
+            value=value,
+            sparse_sizes=(csr.num_rows, csr.num_cols),
+            is_sorted=True,
+            trust_data=True,
         )
         flat = x.reshape(x.size(0), math.prod(x.shape[1:]))
         out = adj.matmul(flat, reduce=reduce)
