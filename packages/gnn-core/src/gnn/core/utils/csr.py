@@ -9,34 +9,22 @@ entry lives); any in-place change to ``edge_index`` is a miss.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
-import torch
 from torch import Tensor
 
 from ..ops.csr import CSR, from_coo
+from .cache import TensorCache
 
-_lock = threading.Lock()
-_cache: OrderedDict[tuple, tuple[Tensor, CSR]] = OrderedDict()
-_max_size = 8
+_cache = TensorCache(8)
 
 
 def set_csr_cache_size(size: int) -> None:
     """How many graphs the CSR cache keeps (0 disables it)."""
-    global _max_size
-    if size < 0:
-        raise ValueError(f"'size' must be non-negative, got {size}")
-    with _lock:
-        _max_size = size
-        while len(_cache) > _max_size:
-            _cache.popitem(last=False)
+    _cache.resize(size)
 
 
 def clear_csr_cache() -> None:
     """Forget every cached CSR."""
-    with _lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def to_csr(
@@ -61,18 +49,10 @@ def to_csr(
     """
     i, j = (1, 0) if flow == "source_to_target" else (0, 1)
     num_rows, num_cols = int(size[i]), int(size[j])
-    use_cache = cache and _max_size > 0 and not torch.compiler.is_compiling()
-    key = (id(edge_index), edge_index._version, i, num_rows, num_cols, edge_index.device)
-    if use_cache:
-        with _lock:
-            hit = _cache.get(key)
-            if hit is not None and hit[0] is edge_index:
-                _cache.move_to_end(key)
-                return hit[1]
-    csr = from_coo(edge_index[i], edge_index[j], num_rows, num_cols)
-    if use_cache:
-        with _lock:
-            _cache[key] = (edge_index, csr)
-            while len(_cache) > _max_size:
-                _cache.popitem(last=False)
-    return csr
+
+    def build() -> CSR:
+        return from_coo(edge_index[i], edge_index[j], num_rows, num_cols)
+
+    if not cache:
+        return build()
+    return _cache.get((edge_index,), ("csr", i, num_rows, num_cols), build)

@@ -33,12 +33,16 @@ from torch import Tensor
 
 from .. import ops
 from .. import validation as v
+from .cache import TensorCache
 from .edges import maybe_num_nodes
 from .sparse import _is_sparse_tensor, from_sparse, is_sparse
 
 __all__ = ["gcn_norm"]
 
 _FLOWS = ("source_to_target", "target_to_source")
+
+
+_norm_cache = TensorCache(8)
 
 
 def _append_self_loops(
@@ -133,10 +137,17 @@ def gcn_norm(
     n = maybe_num_nodes(edge_index, num_nodes)
     if num_nodes is not None:
         v.check_index_range("edge_index", edge_index, n)
-    edge_weight = _check_weight(edge_weight, edge_index.size(1), dtype, edge_index.device)
-    if add_self_loops:
-        edge_index, edge_weight, _ = _append_self_loops(edge_index, edge_weight, fill_value, n)
-    return edge_index, _normalize(edge_index, edge_weight, n, flow)
+
+    def compute() -> tuple[Tensor, Tensor]:
+        index, weight = edge_index, _check_weight(edge_weight, edge_index.size(1), dtype, edge_index.device)
+        if add_self_loops:
+            index, weight, _ = _append_self_loops(index, weight, fill_value, n)
+        return index, _normalize(index, weight, n, flow)
+
+    # a static graph is normalized once, and the same output tensor then hits the CSR cache
+    return _norm_cache.get(
+        (edge_index, edge_weight), ("gcn", n, fill_value, add_self_loops, flow, dtype), compute
+    )
 
 
 def _gcn_norm_sparse(
