@@ -9,6 +9,8 @@ lint                 ruff check + ruff format --check
 demo                 trains a GCN on Zachary's karate club and prints its accuracy
 build                the seven wheels into dist/; fails if one ships gnn/__init__.py
 bench                every benchmarks/bench_*.py (and import_time.py), PyG side by side
+optional_backends    torch-scatter/torch-sparse adapters (compiles both; not in CI)
+kernels_cuda         compiles the CUDA kernels against torch 2.14.1+cu130 (no GPU: compile only)
 
 Every environment gets torch first, from ``GNN_TORCH_SPEC`` (default
 ``torch==2.13.0``, whose CPU wheel pip finds on the local disk), so that pip
@@ -302,3 +304,25 @@ def bench(session: nox.Session) -> None:
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py")) + [ROOT / "benchmarks" / "import_time.py"]
     for script in scripts:
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+
+@nox.session
+def optional_backends(session: nox.Session) -> None:
+    """torch-scatter / torch-sparse adapters (compiles both from source: 10-30 min; not in CI).
+
+    Runs the adapter tests and the conv suite with ``SparseTensor`` inputs in the mix.
+    """
+    install_torch(session)
+    pip_install(session, "setuptools", "wheel", "numpy", "scipy")
+    pip_install(session, "--no-build-isolation", "torch-scatter", "torch-sparse")
+    install_gnn(session, closure("gnn-conv"), also=tuple(PYTEST_SPECS))
+    session.run(
+        "python", "-m", "pytest", "tests/integration/test_optional_backends.py", "tests/conv",
+        "tests/core/test_message_passing.py", *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session(python=False)
+def kernels_cuda(session: nox.Session) -> None:
+    """Compile gnn-kernels' CUDA kernels against torch 2.14.1+cu130 (compile only: no GPU here)."""
+    session.run("bash", "packages/gnn-kernels/tools/build_cuda.sh", external=True)
