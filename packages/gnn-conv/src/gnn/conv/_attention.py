@@ -34,6 +34,7 @@ from torch import Tensor
 from gnn.core import ops
 from gnn.core import validation as v
 from gnn.core.utils import is_sparse
+from gnn.core.utils.cache import TensorCache
 from gnn.core.utils.sparse import from_sparse
 
 __all__ = [
@@ -195,6 +196,9 @@ def _loop_attr(
     return out[:num_nodes]
 
 
+_loops_cache = TensorCache(8)
+
+
 def replace_self_loops(
     edge_index: Tensor,
     edge_attr: Tensor | None,
@@ -214,9 +218,14 @@ def replace_self_loops(
     num_dst = num_nodes if num_dst is None else num_dst
     src, dst = edge_index[0], edge_index[1]
     is_loop = src == dst
-    loop = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
-    new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
-    dropped = torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
+
+    def looped() -> tuple[Tensor, Tensor]:
+        loop = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
+        new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
+        return new_index, torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
+
+    # a static graph gets the same looped edge_index back, which then hits the CSR cache
+    new_index, dropped = _loops_cache.get((edge_index,), ("loops", num_nodes), looped)
     new_attr = None
     if edge_attr is not None:
         fill = _loop_attr(edge_attr, dst, is_loop, num_nodes, num_dst, fill_value)
