@@ -4,48 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor
 
 from gnn.conv import LGConv
-from gnn.core import ops, testing
+from gnn.core import testing
 from gnn.core.utils import is_sparse
 
 N, E, F = 10, 40, 5
-
-
-def norm_adj(
-    edge_index: Tensor, weight: Tensor | None, n: int, loops: bool = True, normalize: bool = True
-) -> Tensor:
-    """D^-1/2 (A + I) D^-1/2 with A[dst, src] summed over duplicates; a node's own loop replaces I."""
-    w = torch.ones(edge_index.size(1)) if weight is None else weight
-    a = torch.zeros(n, n, dtype=torch.float64)
-    diag = {}
-    for e in range(edge_index.size(1)):
-        s, d = int(edge_index[0, e]), int(edge_index[1, e])
-        if loops and s == d:
-            diag[s] = float(w[e])
-        else:
-            a[d, s] += float(w[e])
-    for i in range(n) if loops else []:
-        a[i, i] = diag.get(i, 1.0)
-    if not normalize:
-        return a
-    deg = a.sum(1)
-    inv = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
-    return inv.view(-1, 1) * a * inv.view(1, -1)
-
-
-def spy_spmm(monkeypatch, conv) -> list[int]:
-    """Count ops.spmm calls and make the [E, F] message path fail."""
-    calls: list[int] = []
-    real = ops.spmm
-    monkeypatch.setattr(ops, "spmm", lambda *a, **k: calls.append(1) or real(*a, **k))
-
-    def no_message(*args, **kwargs):
-        raise AssertionError("the [E, F] message path ran")
-
-    conv.message = no_message
-    return calls
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -53,7 +17,9 @@ def spy_spmm(monkeypatch, conv) -> list[int]:
 def test_dense_formula(normalize, weighted):
     x, edge_index = testing.random_graph(N, E, F, seed=1)
     weight = torch.rand(E) + 0.1 if weighted else None
-    expected = norm_adj(edge_index, weight, N, loops=False, normalize=normalize) @ x.double()
+    expected = (
+        testing.dense_gcn_adjacency(edge_index, weight, N, loops=False, normalize=normalize) @ x.double()
+    )
     torch.testing.assert_close(
         LGConv(normalize)(x, edge_index, weight).double(), expected, atol=1e-5, rtol=1e-4
     )
@@ -86,7 +52,7 @@ def test_takes_the_fused_spmm_path(monkeypatch):
     x, edge_index = testing.random_graph(N, E, F, seed=4)
     conv = LGConv()
     expected = conv(x, edge_index)
-    calls = spy_spmm(monkeypatch, conv)
+    calls = testing.spy_spmm(monkeypatch, conv)
     testing.assert_close(conv(x, edge_index), expected)
     assert len(calls) == 1
 

@@ -4,48 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor
 
 from gnn.conv import SSGConv
-from gnn.core import ops, testing
+from gnn.core import testing
 from gnn.core.utils import is_sparse
 
 N, E, F_IN, F_OUT = 10, 40, 5, 7
-
-
-def norm_adj(
-    edge_index: Tensor, weight: Tensor | None, n: int, loops: bool = True, normalize: bool = True
-) -> Tensor:
-    """D^-1/2 (A + I) D^-1/2 with A[dst, src] summed over duplicates; a node's own loop replaces I."""
-    w = torch.ones(edge_index.size(1)) if weight is None else weight
-    a = torch.zeros(n, n, dtype=torch.float64)
-    diag = {}
-    for e in range(edge_index.size(1)):
-        s, d = int(edge_index[0, e]), int(edge_index[1, e])
-        if loops and s == d:
-            diag[s] = float(w[e])
-        else:
-            a[d, s] += float(w[e])
-    for i in range(n) if loops else []:
-        a[i, i] = diag.get(i, 1.0)
-    if not normalize:
-        return a
-    deg = a.sum(1)
-    inv = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
-    return inv.view(-1, 1) * a * inv.view(1, -1)
-
-
-def spy_spmm(monkeypatch, conv) -> list[int]:
-    """Count ops.spmm calls and make the [E, F] message path fail."""
-    calls: list[int] = []
-    real = ops.spmm
-    monkeypatch.setattr(ops, "spmm", lambda *a, **k: calls.append(1) or real(*a, **k))
-
-    def no_message(*args, **kwargs):
-        raise AssertionError("the [E, F] message path ran")
-
-    conv.message = no_message
-    return calls
 
 
 @pytest.mark.parametrize("K", [1, 3])
@@ -54,7 +18,7 @@ def test_dense_formula(K, alpha):
     x, edge_index = testing.random_graph(N, E, F_IN, seed=1)
     weight = torch.rand(E) + 0.1
     conv = SSGConv(F_IN, F_OUT, alpha, K=K)
-    p = norm_adj(edge_index, weight, N)
+    p = testing.dense_gcn_adjacency(edge_index, weight, N)
     h = (
         alpha * x.double()
         + (1 - alpha) / K * sum(torch.linalg.matrix_power(p, k) for k in range(1, K + 1)) @ x.double()
@@ -88,7 +52,7 @@ def test_input_formats_permutation_and_fused_path(monkeypatch):
     perm = torch.randperm(E, generator=torch.Generator().manual_seed(0))
     testing.assert_close(conv(x, edge_index[:, perm], weight[perm]), conv(x, edge_index, weight))
     expected = conv(x, edge_index, weight)
-    calls = spy_spmm(monkeypatch, conv)
+    calls = testing.spy_spmm(monkeypatch, conv)
     testing.assert_close(conv(x, edge_index, weight), expected)
     assert len(calls) == 2
 

@@ -4,48 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor
 
 from gnn.conv import TAGConv
-from gnn.core import ops, testing
+from gnn.core import testing
 from gnn.core.utils import is_sparse
 
 N, E, F_IN, F_OUT = 10, 40, 5, 7
-
-
-def norm_adj(
-    edge_index: Tensor, weight: Tensor | None, n: int, loops: bool = True, normalize: bool = True
-) -> Tensor:
-    """D^-1/2 (A + I) D^-1/2 with A[dst, src] summed over duplicates; a node's own loop replaces I."""
-    w = torch.ones(edge_index.size(1)) if weight is None else weight
-    a = torch.zeros(n, n, dtype=torch.float64)
-    diag = {}
-    for e in range(edge_index.size(1)):
-        s, d = int(edge_index[0, e]), int(edge_index[1, e])
-        if loops and s == d:
-            diag[s] = float(w[e])
-        else:
-            a[d, s] += float(w[e])
-    for i in range(n) if loops else []:
-        a[i, i] = diag.get(i, 1.0)
-    if not normalize:
-        return a
-    deg = a.sum(1)
-    inv = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
-    return inv.view(-1, 1) * a * inv.view(1, -1)
-
-
-def spy_spmm(monkeypatch, conv) -> list[int]:
-    """Count ops.spmm calls and make the [E, F] message path fail."""
-    calls: list[int] = []
-    real = ops.spmm
-    monkeypatch.setattr(ops, "spmm", lambda *a, **k: calls.append(1) or real(*a, **k))
-
-    def no_message(*args, **kwargs):
-        raise AssertionError("the [E, F] message path ran")
-
-    conv.message = no_message
-    return calls
 
 
 @pytest.mark.parametrize("K", [0, 1, 3])
@@ -55,7 +19,7 @@ def test_dense_power_series(K, normalize):
     weight = torch.rand(E) + 0.1
     conv = TAGConv(F_IN, F_OUT, K=K, normalize=normalize)
     torch.nn.init.normal_(conv.bias)
-    p = norm_adj(edge_index, weight, N, loops=False, normalize=normalize)
+    p = testing.dense_gcn_adjacency(edge_index, weight, N, loops=False, normalize=normalize)
     h, expected = x.double(), conv.bias.double()
     for lin in conv.lins:
         expected = expected + h @ lin.weight.double().t()
@@ -92,7 +56,7 @@ def test_takes_the_fused_spmm_path(monkeypatch):
     x, edge_index = testing.random_graph(N, E, F_IN, seed=4)
     conv = TAGConv(F_IN, F_OUT, K=3)
     expected = conv(x, edge_index)
-    calls = spy_spmm(monkeypatch, conv)
+    calls = testing.spy_spmm(monkeypatch, conv)
     testing.assert_close(conv(x, edge_index), expected)
     assert len(calls) == 3
 

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import ops
+
 
 def random_graph(
     num_nodes: int,
@@ -126,3 +128,46 @@ def load_pyg_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
             f"shape of {key!r} differs: ours {tuple(ours_sd[key].shape)}, PyG {tuple(value.shape)}"
         )
     ours.load_state_dict(theirs_sd, strict=True)
+
+
+def dense_gcn_adjacency(
+    edge_index: Tensor, weight: Tensor | None, n: int, loops: bool = True, normalize: bool = True
+) -> Tensor:
+    """Dense ``D^-1/2 (A + I) D^-1/2`` (float64), a loop reference for tests.
+
+    ``A[dst, src]`` sums duplicate edges; a node's own loop replaces ``I``
+    (``loops``); ``normalize=False`` returns the unnormalized matrix.
+    """
+    w = torch.ones(edge_index.size(1)) if weight is None else weight
+    a = torch.zeros(n, n, dtype=torch.float64)
+    diag = {}
+    for e in range(edge_index.size(1)):
+        s, d = int(edge_index[0, e]), int(edge_index[1, e])
+        if loops and s == d:
+            diag[s] = float(w[e])
+        else:
+            a[d, s] += float(w[e])
+    for i in range(n) if loops else []:
+        a[i, i] = diag.get(i, 1.0)
+    if not normalize:
+        return a
+    deg = a.sum(1)
+    inv = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
+    return inv.view(-1, 1) * a * inv.view(1, -1)
+
+
+def spy_spmm(monkeypatch: Any, conv: torch.nn.Module) -> list[int]:
+    """Count ``gnn.core.ops.spmm`` calls and make ``conv``'s ``[E, F]`` message path fail.
+
+    ``monkeypatch`` is pytest's fixture (anything with ``setattr(obj, name, value)``
+    that is undone later). Returns a list that grows by one per spmm call.
+    """
+    calls: list[int] = []
+    real = ops.spmm
+    monkeypatch.setattr(ops, "spmm", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def no_message(*args, **kwargs):
+        raise AssertionError("the [E, F] message path ran")
+
+    conv.message = no_message
+    return calls
