@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from gnn.core import validation as v
+from gnn.core.utils.cache import TensorCache
 
 
 def check_in_channels(x: Any, in_channels: int | tuple[int, int], name: str = "x") -> None:
@@ -62,14 +62,13 @@ def pair(x: Any) -> tuple[Any, Any]:
 
 
 class GraphCache:
-    """A one-slot cache of a value derived from a graph, keyed by the graph's identity.
+    """A one-slot cache of a value derived from a graph, for layers' ``cached=True``.
 
-    The key is the identity and in-place version counter of each key object
-    (``edge_index``, ``edge_weight``, ``x`` ...), so a value is reused only for
-    the very tensors it was computed from, and any in-place change misses.
-    The cache holds references to its key objects so that their ids cannot be
-    reused while the entry lives. It is bypassed while ``torch.compile``
-    traces (identity guards would graph-break), and it is not part of the
+    A :class:`gnn.core.utils.cache.TensorCache` of size one that also caches
+    values computed from inputs that require grad (``cached=True`` is an
+    explicit promise that the graph is static). A value is reused only for
+    the very key objects it was computed from; an in-place change misses; it
+    is bypassed while ``torch.compile`` traces, and is not part of the
     module's ``state_dict``.
 
     Example:
@@ -80,36 +79,22 @@ class GraphCache:
     """
 
     def __init__(self) -> None:
-        self._keys: tuple[Any, ...] | None = None
-        self._stamp: tuple[Any, ...] | None = None
-        self._value: Any = None
-
-    @staticmethod
-    def _stamp_of(keys: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple((id(k), getattr(k, "_version", None)) for k in keys)
+        self._slot = TensorCache(1, skip_grad=False)
 
     def get(self, *keys: Any) -> Any:
         """The cached value for these key objects, or ``None``."""
-        if self._keys is None or torch.compiler.is_compiling():
-            return None
-        if len(keys) != len(self._keys) or any(a is not b for a, b in zip(keys, self._keys)):
-            return None
-        if self._stamp_of(keys) != self._stamp:
-            return None
-        return self._value
+        return self._slot.lookup(keys)
 
     def put(self, value: Any, *keys: Any) -> Any:
         """Store ``value`` for these key objects and return it."""
-        if not torch.compiler.is_compiling():
-            self._keys, self._stamp, self._value = keys, self._stamp_of(keys), value
-        return value
+        return self._slot.store(value, keys)
 
     def clear(self) -> None:
         """Forget the cached value."""
-        self._keys = self._stamp = self._value = None
+        self._slot.clear()
 
     def __bool__(self) -> bool:
-        return self._keys is not None
+        return len(self._slot) > 0
 
 
 def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -22,18 +22,38 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import torch
-from torch import Tensor
 
 T = TypeVar("T")
 
 
 class TensorCache:
-    """An LRU of ``compute()`` results keyed by input tensors (identity + version)."""
+    """An LRU of values keyed by input tensors (identity + in-place version) and extra hashables.
 
-    def __init__(self, max_size: int = 8) -> None:
+    Args:
+        max_size: how many entries to keep (0 disables the cache).
+        skip_grad: compute afresh, uncached, when an input requires grad (the
+            value would carry a stale autograd graph). ``False`` for explicit
+            opt-in caches such as a layer's ``cached=True``.
+
+    Keys may be any objects (a ``torch_sparse.SparseTensor`` too); objects
+    without a version counter are matched by identity alone.
+    """
+
+    def __init__(self, max_size: int = 8, *, skip_grad: bool = True) -> None:
         self._items: OrderedDict[tuple, tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_size = max_size
+        self.skip_grad = skip_grad
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # a copied or pickled module starts with an empty cache (and a lock of its own)
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_size": self.max_size, "skip_grad": self.skip_grad}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_size"], skip_grad=state["skip_grad"])
 
     def resize(self, max_size: int) -> None:
         if max_size < 0:
@@ -47,25 +67,40 @@ class TensorCache:
         with self._lock:
             self._items.clear()
 
-    def get(
-        self, tensors: tuple[Tensor | None, ...], extra: tuple[Hashable, ...], compute: Callable[[], T]
-    ) -> T:
-        usable = (
-            self.max_size > 0
-            and not torch.compiler.is_compiling()
-            and not any(t is not None and t.requires_grad for t in tensors)
+    def _usable(self, keys: tuple[Any, ...]) -> bool:
+        if self.max_size <= 0 or torch.compiler.is_compiling():
+            return False
+        return not (self.skip_grad and any(getattr(k, "requires_grad", False) for k in keys))
+
+    @staticmethod
+    def _key(keys: tuple[Any, ...], extra: tuple[Hashable, ...]) -> tuple:
+        return tuple(None if k is None else (id(k), getattr(k, "_version", None)) for k in keys) + tuple(
+            extra
         )
-        if not usable:
-            return compute()
-        key = tuple(None if t is None else (id(t), t._version, t.device) for t in tensors) + tuple(extra)
+
+    def lookup(self, keys: tuple[Any, ...], extra: tuple[Hashable, ...] = ()) -> Any:
+        """The value stored for exactly these key objects, or ``None``."""
+        if not self._usable(keys):
+            return None
         with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and all(a is b for a, b in zip(hit[0], tensors)):
-                self._items.move_to_end(key)
-                return hit[1]
-        value = compute()
-        with self._lock:
-            self._items[key] = (tensors, value)
-            while len(self._items) > self.max_size:
-                self._items.popitem(last=False)
+            hit = self._items.get(self._key(keys, extra))
+            if hit is None or not all(a is b for a, b in zip(hit[0], keys)):
+                return None
+            self._items.move_to_end(self._key(keys, extra))
+            return hit[1]
+
+    def store(self, value: T, keys: tuple[Any, ...], extra: tuple[Hashable, ...] = ()) -> T:
+        """Keep ``value`` for these key objects (unless the cache is bypassed) and return it."""
+        if self._usable(keys):
+            with self._lock:
+                self._items[self._key(keys, extra)] = (keys, value)
+                while len(self._items) > self.max_size:
+                    self._items.popitem(last=False)
         return value
+
+    def get(self, tensors: tuple[Any, ...], extra: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """The cached value for ``tensors``/``extra``, computing and storing it on a miss."""
+        hit = self.lookup(tensors, extra)
+        if hit is not None:
+            return hit
+        return self.store(compute(), tensors, extra)
