@@ -1,18 +1,12 @@
 """gnn-models installs as its own distribution (DESIGN §1, §6).
 
 Runs in every environment that has gnn-models, including the one nox builds
-with gnn-models and its dependencies only.
+with gnn-models and its dependencies only. The checks live in gnn.core.testing.
 """
 
 from __future__ import annotations
 
-import re
-from importlib import metadata
-from pathlib import Path
-
-import gnn
-import gnn.models
-from gnn.core import plugins
+from gnn.core import testing
 
 DIST = "gnn-models"
 VERSION = "0.1.0"
@@ -21,30 +15,16 @@ GNN_DEPENDENCIES = ["gnn-aggr", "gnn-conv", "gnn-core", "gnn-pool"]
 
 
 def test_version() -> None:
-    assert gnn.models.__version__ == VERSION
-    assert metadata.version(DIST) == VERSION
+    testing.assert_distribution_version(DIST, "gnn.models", VERSION)
 
 
 def test_gnn_is_a_namespace_package() -> None:
-    assert getattr(gnn, "__file__", None) is None
-    assert gnn.__spec__ is not None and gnn.__spec__.origin in (None, "namespace")
-    assert not any((Path(p) / "__init__.py").exists() for p in gnn.__path__)
-    files = metadata.files(DIST) or []
-    assert not [f for f in files if str(f).replace("\\", "/") == "gnn/__init__.py"]
+    testing.assert_namespace_intact(DIST)
 
 
 def test_entry_point_is_advertised_and_loads() -> None:
-    eps = [ep for ep in metadata.entry_points(group="gnn") if ep.dist is not None and ep.dist.name == DIST]
-    assert [(ep.name, ep.value) for ep in eps] == [("models", "gnn.models._plugin")]
-    info = {p.dist: p for p in plugins.plugins()}[DIST]
-    assert (info.name, info.version, info.status, info.error) == ("models", VERSION, "ok", "")
+    testing.assert_entry_point_loads(DIST, "models", "gnn.models._plugin", VERSION)
 
 
 def test_declared_gnn_dependencies_are_compatible_ranges() -> None:
-    requirements = [r for r in metadata.requires(DIST) or [] if r.startswith("gnn-")]
-    names = sorted(re.match(r"[A-Za-z0-9._-]+", r).group(0) for r in requirements)
-    assert names == GNN_DEPENDENCIES
-    for requirement in requirements:
-        assert "==" not in requirement and ">=0.1" in requirement and "<0.2" in requirement, requirement
-    for dependency in GNN_DEPENDENCIES:  # installed alongside, as pip resolved them
-        assert metadata.version(dependency) == VERSION
+    testing.assert_gnn_dependencies(DIST, GNN_DEPENDENCIES, VERSION)

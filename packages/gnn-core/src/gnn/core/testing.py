@@ -171,3 +171,53 @@ def spy_spmm(monkeypatch: Any, conv: torch.nn.Module) -> list[int]:
 
     conv.message = no_message
     return calls
+
+
+# -- packaging checks shared by every distribution's test_install.py ------------------------------
+def assert_distribution_version(dist: str, module: str, version: str) -> None:
+    """``module.__version__`` and the installed metadata both say ``version``."""
+    import importlib
+    from importlib import metadata
+
+    assert importlib.import_module(module).__version__ == version
+    assert metadata.version(dist) == version
+
+
+def assert_namespace_intact(dist: str) -> None:
+    """``gnn`` stays a PEP 420 namespace and ``dist`` ships no ``gnn/__init__.py``."""
+    from importlib import metadata
+    from pathlib import Path
+
+    import gnn
+
+    assert getattr(gnn, "__file__", None) is None
+    assert gnn.__spec__ is not None and gnn.__spec__.origin in (None, "namespace")
+    assert not any((Path(p) / "__init__.py").exists() for p in gnn.__path__)
+    files = metadata.files(dist) or []
+    assert not [f for f in files if str(f).replace("\\", "/") == "gnn/__init__.py"]
+
+
+def assert_entry_point_loads(dist: str, name: str, value: str, version: str) -> None:
+    """``dist`` advertises exactly ``name = value`` in group ``gnn`` and it loads cleanly."""
+    from importlib import metadata
+
+    from . import plugins
+
+    eps = [ep for ep in metadata.entry_points(group="gnn") if ep.dist is not None and ep.dist.name == dist]
+    assert [(ep.name, ep.value) for ep in eps] == [(name, value)]
+    info = {p.dist: p for p in plugins.plugins()}[dist]
+    assert (info.name, info.version, info.status, info.error) == (name, version, "ok", "")
+
+
+def assert_gnn_dependencies(dist: str, expected: list[str], version: str) -> None:
+    """``dist`` requires exactly ``expected`` among gnn's distributions, as compatible ranges."""
+    import re
+    from importlib import metadata
+
+    requirements = [r for r in metadata.requires(dist) or [] if r.startswith("gnn-")]
+    names = sorted(re.match(r"[A-Za-z0-9._-]+", r).group(0) for r in requirements)
+    assert names == sorted(expected)
+    for requirement in requirements:
+        assert "==" not in requirement and ">=0.1" in requirement and "<0.2" in requirement, requirement
+    for dependency in expected:  # installed alongside, as pip resolved them
+        assert metadata.version(dependency) == version
