@@ -96,6 +96,13 @@ def test_segment_matmul_matches_loop():
     out = ops.segment_matmul(inputs, ptr, other)
     expected = torch.cat([inputs[:4] @ other[0], inputs[4:] @ other[2]])
     torch.testing.assert_close(out, expected)
+    # rows with extra dimensions, and the errors that name the argument
+    stacked = ops.segment_matmul(inputs.view(9, 1, 3).expand(9, 2, 3), ptr, other)
+    torch.testing.assert_close(stacked, expected.unsqueeze(1).expand(9, 2, 2))
+    with pytest.raises(TypeError, match="'other' must have the dtype"):
+        ops.segment_matmul(inputs, ptr, other.double())
+    with pytest.raises(ValueError, match="'inputs' must have shape"):
+        ops.segment_matmul(torch.randn(9), ptr, other)
 
 
 def test_bad_inputs_name_the_argument():

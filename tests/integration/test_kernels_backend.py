@@ -120,3 +120,23 @@ def test_softmax_matches_reference_and_gradcheck():
     torch.testing.assert_close(a, b)
     with ops.backend("native"):
         torch.autograd.gradcheck(lambda s: ops.softmax(s, index, num_nodes=12), (src,))
+
+
+def test_segment_matmul_and_hetero_linear_on_the_kernel():
+    from gnn.core.nn import HeteroLinear
+
+    g = torch.Generator().manual_seed(5)
+    inputs = torch.randn(10, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    other = torch.randn(3, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    ptr = torch.tensor([0, 3, 3, 10])
+    with ops.backend("native"):
+        out = ops.segment_matmul(inputs, ptr, other)
+        torch.autograd.gradcheck(lambda a, b: ops.segment_matmul(a, ptr, b), (inputs, other))
+    with ops.backend("torch"):
+        torch.testing.assert_close(out, ops.segment_matmul(inputs, ptr, other))
+    lin = HeteroLinear(4, 3, num_types=3)
+    x, types = torch.randn(12, 4, generator=g), torch.randint(0, 3, (12,), generator=g)
+    with ops.backend("native"):
+        fast = lin(x, types)
+    with ops.backend("torch"):
+        torch.testing.assert_close(fast, lin(x, types))

@@ -202,3 +202,32 @@ def _segment_backward(ctx, grad, _grad_arg):
 torch.library.register_autograd(
     "gnn_kernels::segment_reduce", _segment_backward, setup_context=_segment_setup
 )
+
+
+# -- segment_matmul -------------------------------------------------------------------------------
+@torch.library.register_fake("gnn_kernels::segment_matmul")
+def _(inputs, ptr, other):
+    return inputs.new_empty(inputs.shape[0], other.shape[2])
+
+
+@torch.library.register_fake("gnn_kernels::segment_matmul_backward")
+def _(inputs, ptr, other, grad, need_inputs, need_other):
+    rows = inputs.shape[0] if need_inputs else 0
+    types = other.shape[0] if need_other else 0
+    return inputs.new_empty(rows, inputs.shape[1]), other.new_empty(types, other.shape[1], other.shape[2])
+
+
+def _segment_matmul_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _segment_matmul_backward(ctx, grad):
+    inputs, ptr, other = ctx.saved_tensors
+    need_inputs, need_other = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    grad_inputs, grad_other = ops.segment_matmul_backward(inputs, ptr, other, grad, need_inputs, need_other)
+    return (grad_inputs if need_inputs else None), None, (grad_other if need_other else None)
+
+
+torch.library.register_autograd(
+    "gnn_kernels::segment_matmul", _segment_matmul_backward, setup_context=_segment_matmul_setup
+)

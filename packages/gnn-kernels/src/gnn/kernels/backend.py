@@ -24,6 +24,7 @@ _OPS = {
     "scatter",
     "segment",
     "attention",
+    "segment_matmul",
     "softmax",
     "knn",
     "radius",
@@ -113,6 +114,15 @@ class NativeBackend(GeometryOps):
         out, _ = self.ops.segment_reduce(flat, ptr.long().contiguous(), _REDUCE_CODES[reduce])
         out = out.view((ptr.numel() - 1,) + rest)
         return out.movedim(0, dim) if dim != 0 else out
+
+    def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
+        ptr = ptr.to(device="cpu", dtype=torch.long)
+        rows, inner = inputs.shape[0], math.prod(inputs.shape[1:-1])
+        if inputs.dim() != 2:  # [N, *, F_in]: every row of a type spans `inner` matrix rows
+            flat = inputs.reshape(rows * inner, inputs.shape[-1])
+            out = self.ops.segment_matmul(flat, (ptr * inner).contiguous(), other)
+            return out.view(tuple(inputs.shape[:-1]) + (other.shape[-1],))
+        return self.ops.segment_matmul(inputs, ptr.contiguous(), other)
 
     def attention(
         self, csr: Any, x: Tensor, a_src: Tensor, a_dst: Tensor, a_edge: Tensor | None, negative_slope: float

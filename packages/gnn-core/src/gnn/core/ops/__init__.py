@@ -183,13 +183,26 @@ def segment_matmul(inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
     """Grouped matmul: ``out[ptr[t]:ptr[t+1]] = inputs[ptr[t]:ptr[t+1]] @ other[t]``.
 
     Args:
-        inputs: ``[N, F_in]`` rows sorted by type.
+        inputs: ``[N, F_in]`` (or ``[N, *, F_in]``) rows sorted by type.
         ptr: ``[T + 1]`` offsets of each type's rows.
-        other: ``[T, F_in, F_out]`` one weight matrix per type.
+        other: ``[T, F_in, F_out]`` one weight matrix per type, same dtype as ``inputs``.
+
+    Returns:
+        ``[N, F_out]`` (or ``[N, *, F_out]``).
+
+    Example:
+        >>> inputs, other = torch.randn(5, 3), torch.randn(2, 3, 4)
+        >>> out = segment_matmul(inputs, torch.tensor([0, 2, 5]), other)
+        >>> torch.allclose(out[:2], inputs[:2] @ other[0])
+        True
     """
     v.check_tensor("inputs", inputs)
     v.check_tensor("other", other)
     v.check_ptr("ptr", ptr, inputs.size(0))
+    if inputs.dim() < 2:
+        raise ValueError(f"'inputs' must have shape [N, F_in], got {v.describe(inputs)}")
+    if other.dtype != inputs.dtype:
+        raise TypeError(f"'other' must have the dtype of 'inputs' ({inputs.dtype}), got {other.dtype}")
     if other.dim() != 3 or other.size(0) != ptr.numel() - 1 or other.size(1) != inputs.size(-1):
         raise ValueError(
             f"'other' must have shape [{ptr.numel() - 1}, {inputs.size(-1)}, F_out], got {v.describe(other)}"
