@@ -114,7 +114,7 @@ print(f"== device code (cubin): {archs}")
 assert archs, "no CUDA device code in the library"
 
 ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backward",
-       "scatter_reduce", "segment_reduce"]
+       "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward"]
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"
