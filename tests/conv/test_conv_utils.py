@@ -45,3 +45,25 @@ def test_errors_name_the_argument_and_the_expectation():
 
 def test_attention_helpers_reexport_the_shared_check():
     assert att.check_edge_attr is _utils.check_edge_attr
+
+
+def test_cached_gcn_norm_reuses_only_for_the_same_graph(monkeypatch):
+    from gnn.core import testing
+    from gnn.core.utils import gcn_norm
+
+    calls: list[int] = []
+    real = _utils.gcn_norm
+    monkeypatch.setattr(_utils, "gcn_norm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, edge_index = testing.random_graph(6, 12, 1, seed=0)
+    weight = torch.rand(12)
+    args = (6, False, True, "source_to_target", torch.float32)
+    expected = gcn_norm(edge_index, weight, *args)
+    cache = _utils.GraphCache()
+    first = _utils.cached_gcn_norm(cache, edge_index, weight, *args)
+    assert _utils.cached_gcn_norm(cache, edge_index, weight, *args) is first and len(calls) == 1
+    testing.assert_close(first, expected)
+    _utils.cached_gcn_norm(cache, edge_index.clone(), weight, *args)  # another graph object: recomputed
+    assert len(calls) == 2
+    for _ in range(2):  # no cache: every call normalizes
+        testing.assert_close(_utils.cached_gcn_norm(None, edge_index, weight, *args), expected)
+    assert len(calls) == 4

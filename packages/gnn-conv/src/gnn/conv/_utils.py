@@ -9,6 +9,7 @@ from torch import Tensor
 
 from gnn.core import validation as v
 from gnn.core.utils.cache import TensorCache
+from gnn.core.utils.normalization import gcn_norm
 
 
 def check_in_channels(x: Any, in_channels: int | tuple[int, int], name: str = "x") -> None:
@@ -161,6 +162,30 @@ class GraphCache:
 
     def __bool__(self) -> bool:
         return len(self._slot) > 0
+
+
+def cached_gcn_norm(
+    cache: GraphCache | None,
+    edge_index: Any,
+    edge_weight: Tensor | None,
+    num_nodes: int,
+    improved: bool,
+    add_self_loops: bool,
+    flow: str,
+    dtype: torch.dtype,
+) -> tuple[Any, Tensor | None]:
+    """:func:`gnn.core.utils.gcn_norm` of the graph, reused from ``cache`` for the same inputs.
+
+    ``cache`` is the layer's :class:`GraphCache` when it was built with
+    ``cached=True``, else ``None`` (normalize on every call). The result is
+    ``(edge_index, edge_weight)``, or ``(adj_t, None)`` for a sparse input.
+    """
+    if cache is not None:
+        hit = cache.get(edge_index, edge_weight)
+        if hit is not None:
+            return hit
+    out = gcn_norm(edge_index, edge_weight, num_nodes, improved, add_self_loops, flow, dtype)
+    return cache.put(out, edge_index, edge_weight) if cache is not None else out
 
 
 def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tensor | None]:
