@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import gnn.conv.appnp as appnp_module
+import gnn.conv._utils as conv_utils
 from gnn.conv import APPNP
 from gnn.core import testing
 from gnn.core.utils import is_sparse
@@ -58,8 +58,8 @@ def test_input_formats_permutation_and_fused_path(monkeypatch):
 def test_cached_normalization_per_graph(monkeypatch):
     x, edge_index = testing.random_graph(N, E, F, seed=4)
     counted: list[int] = []
-    real = appnp_module.gcn_norm
-    monkeypatch.setattr(appnp_module, "gcn_norm", lambda *a, **k: counted.append(1) or real(*a, **k))
+    real = conv_utils.gcn_norm  # APPNP normalizes through the shared cached_gcn_norm
+    monkeypatch.setattr(conv_utils, "gcn_norm", lambda *a, **k: counted.append(1) or real(*a, **k))
     prop = APPNP(3, 0.1, cached=True)
     out = prop(x, edge_index)
     testing.assert_close(prop(x * 2, edge_index), out * 2)  # cached graph, new features

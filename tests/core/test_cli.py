@@ -105,7 +105,9 @@ def test_info_text() -> None:
 def test_info_json_matches_the_backends_in_use() -> None:
     from gnn.core.ops import backends
 
-    proc = cli("info", "--json")
+    # the child must select backends as this process did (GNN_KERNELS=torch runs included)
+    selection = {"GNN_KERNELS": os.environ["GNN_KERNELS"]} if "GNN_KERNELS" in os.environ else {}
+    proc = cli("info", "--json", **selection)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["gnn"] == {dist: installed_versions()[dist] for dist in report["gnn"]}

@@ -144,6 +144,37 @@ def test_validate():
     with pytest.raises(ValueError, match="paper.pos"):
         bad.validate()
     assert bad.validate(raise_on_error=False) is False
+    # the same per-store checks as Data: num_nodes sign, edge_weight rows, the tensor type
+    bad = _hetero()
+    bad["venue"].num_nodes = -1
+    with pytest.raises(ValueError, match="'venue.num_nodes' must be non-negative"):
+        bad.validate()
+    bad = _hetero()
+    bad[WRITES].edge_weight = torch.ones(len(bad[WRITES].edge_index[0]) + 1)
+    with pytest.raises(ValueError, match=r"'\('author', 'writes', 'paper'\).edge_weight' must have one row"):
+        bad.validate()
+    bad = _hetero()
+    bad["author"].x = [[0.0]] * 2
+    with pytest.raises(TypeError, match="author.x"):
+        bad.validate()
+
+
+def test_tensor_methods_are_shared_with_data():
+    from gnn.core.data import Data
+    from gnn.core.data.container import GraphContainer
+
+    for cls in (Data, HeteroData):
+        assert issubclass(cls, GraphContainer)
+        for name in ("to", "cpu", "contiguous", "detach", "validate", "__deepcopy__"):
+            assert name not in vars(cls), f"{cls.__name__}.{name} repeats GraphContainer's"
+    data = _hetero()
+    data["paper"].x.requires_grad_(True)
+    x = data["paper"].x
+    assert data.detach() is data and not data["paper"].x.requires_grad
+    assert data.to("cpu", "x") is data and data.contiguous() is data and data.cpu() is data
+    assert torch.equal(data["paper"].x, x.detach())
+    deep = copy.deepcopy(data)
+    assert torch.equal(deep["paper"].x, data["paper"].x) and deep["paper"].x is not data["paper"].x
 
 
 def test_inc():

@@ -109,3 +109,30 @@ def test_core_reductions_are_registered_through_the_entry_point():
     assert entry.dist == "gnn-core" and entry.is_lazy
     with pytest.raises(ValueError, match="unknown aggregations name 'meen'.*'mean'"):
         registry.aggregations.resolve("meen")
+
+
+@pytest.mark.parametrize(
+    "setting, disabled",
+    [
+        ("gnn-core", True),
+        ("GNN_Core", True),
+        ("gnn.core", True),
+        (" other , Gnn--_core ", True),
+        ("core", True),  # the entry point's own name, matched exactly
+        ("Core", False),  # neither the entry point nor a distribution
+        ("gnn-cor", False),
+    ],
+)
+def test_disable_plugins_normalizes_distribution_names(monkeypatch, setting, disabled):
+    from gnn.core import plugins
+
+    monkeypatch.setenv("GNN_DISABLE_PLUGINS", setting)
+    plugins._reset_for_tests()
+    try:
+        status = {p.dist: p.status for p in plugins.plugins()}
+        assert status["gnn-core"] == ("disabled" if disabled else "ok")
+        assert ("mean" in registry.aggregations) is not disabled
+    finally:
+        monkeypatch.delenv("GNN_DISABLE_PLUGINS")
+        plugins._reset_for_tests()
+    assert "mean" in registry.aggregations

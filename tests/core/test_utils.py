@@ -99,3 +99,29 @@ def test_sparse_inputs_to_edge_index():
         ei, value = utils.to_edge_index(adj)
         assert ei.tolist() == [[1, 0], [0, 1]] and value.tolist() == [2.0, 1.0]
     assert not utils.is_sparse(torch.zeros(2, 2))
+
+
+def test_ptr_to_index_and_group_counts():
+    # groups of sizes 2, 0, 3, 1 (an empty group in the middle)
+    ptr = torch.tensor([0, 2, 2, 5, 6])
+    expected = torch.tensor([0, 0, 2, 2, 2, 3])
+    assert torch.equal(utils.ptr_to_index(ptr), expected)
+    assert torch.equal(utils.ptr_to_index(ptr, 6), expected)
+    assert utils.ptr_to_index(ptr.int()).dtype == torch.int32
+    assert utils.ptr_to_index(ptr.int(), dtype=torch.long).dtype == torch.long
+    assert torch.equal(utils.ptr_from_sorted_index(expected, 4), ptr)
+    assert utils.ptr_to_index(torch.zeros(1, dtype=torch.long)).numel() == 0
+
+    # counts from ptr and from a shuffled index agree with a Python loop
+    counts = [sum(1 for g in expected.tolist() if g == k) for k in range(4)]
+    assert utils.group_counts(ptr=ptr).tolist() == counts
+    shuffled = expected[torch.randperm(6, generator=torch.Generator().manual_seed(0))]
+    assert utils.group_counts(shuffled, dim_size=4).tolist() == counts
+    assert utils.group_counts(shuffled, dim_size=6).tolist() == counts + [0, 0]
+    assert utils.group_counts(shuffled).tolist() == counts  # dim_size = max + 1
+    as_float = utils.group_counts(shuffled, dim_size=4, dtype=torch.float64)
+    assert as_float.dtype == torch.float64 and as_float.tolist() == counts
+    with pytest.raises(ValueError, match="'index' or 'ptr'"):
+        utils.group_counts()
+    with pytest.raises(TypeError, match="index"):
+        utils.group_counts([0, 1])

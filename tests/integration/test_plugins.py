@@ -369,7 +369,7 @@ def test_same_new_name_from_two_plugins_is_ambiguous(tmp_path: Path) -> None:
     assert out["contains"] is False  # ambiguous: not resolvable as a bare name
 
 
-@pytest.mark.parametrize("disabled", ["example", "someother, gnn-example-plugin"])
+@pytest.mark.parametrize("disabled", ["example", "someother, gnn-example-plugin", "GNN_Example.plugin"])
 def test_disable_plugins_by_entry_point_or_distribution(example_paths: list[str], disabled: str) -> None:
     out = run(
         """

@@ -6,36 +6,14 @@ reshape, count and reorder.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from gnn.core import ops
-from gnn.core.ops.reference import ptr_to_index
+from gnn.core.utils import ptr_to_index
 
 
 def norm_dim(dim: int, ndim: int) -> int:
     """``dim`` as a non-negative axis of a tensor with ``ndim`` dimensions."""
     return dim % ndim
-
-
-def index_from_ptr(ptr: Tensor, num_elements: int) -> Tensor:
-    """The ``[E]`` group of each element, expanded from ``[G + 1]`` offsets."""
-    return ptr_to_index(ptr, num_elements)
-
-
-def group_counts(
-    index: Tensor | None, ptr: Tensor | None, dim_size: int, dtype: torch.dtype, device: torch.device
-) -> Tensor:
-    """``[dim_size]`` number of elements in each group, as ``dtype``.
-
-    With ``ptr`` the counts are its differences; with ``index`` they are a
-    sum-scatter of ones through :func:`gnn.core.ops.scatter`.
-    """
-    if ptr is not None:
-        return (ptr[1:] - ptr[:-1]).to(dtype)
-    assert index is not None
-    ones = torch.ones(index.numel(), dtype=dtype, device=device)
-    return ops.scatter(ones, index, 0, dim_size, "sum")
 
 
 def along(values: Tensor, ndim: int, dim: int) -> Tensor:
@@ -64,7 +42,7 @@ def sort_within_groups(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim:
     values, perm = x.sort(dim=dim)
     if index is None:
         assert ptr is not None
-        index = index_from_ptr(ptr, x.size(dim))
+        index = ptr_to_index(ptr, x.size(dim))
     shape = [1] * x.dim()
     shape[dim] = -1
     groups = index.long().view(shape).expand_as(x).gather(dim, perm)

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from gnn.core import Aggregation
 from gnn.core.nn.mlp import MLP
-from gnn.core.ops.reference import ptr_to_index
+from gnn.core.utils import ptr_to_index
 
 __all__ = ["DeepSetsAggregation"]
 

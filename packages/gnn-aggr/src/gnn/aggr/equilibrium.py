@@ -10,8 +10,7 @@ from torch import Tensor
 
 from gnn.core import ops
 from gnn.core.aggr.base import Aggregation
-
-from ._utils import index_from_ptr
+from gnn.core.utils import ptr_to_index
 
 
 class _ResNetPotential(torch.nn.Module):
@@ -177,7 +176,7 @@ class EquilibriumAggregation(Aggregation):
         assert dim_size is not None
         if index is None:
             assert ptr is not None
-            index = index_from_ptr(ptr, x.size(0))
+            index = ptr_to_index(ptr, x.size(0))
         index = index.long()
         y = x.new_zeros(dim_size, self.output_dim)
         if dim_size == 0:

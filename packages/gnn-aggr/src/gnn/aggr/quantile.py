@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from gnn.core.aggr.base import Aggregation
+from gnn.core.utils import group_counts
 
-from ._utils import group_counts, norm_dim, sort_within_groups
+from ._utils import norm_dim, sort_within_groups
 
 INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
@@ -78,7 +79,7 @@ class QuantileAggregation(Aggregation):
             return torch.cat([out] * num_q, dim=-1) if num_q > 1 else out
 
         values = sort_within_groups(x, index, ptr, dim)
-        count = group_counts(index, ptr, dim_size, torch.long, x.device)
+        count = group_counts(index, ptr, dim_size, dtype=torch.long)
         start = count.cumsum(0) - count
         # the position of each quantile inside its group, computed in the
         # buffer's precision (float32 unless the module was cast)

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from gnn.core.aggr.base import Aggregation
+from gnn.core.utils import group_counts
 
-from ._utils import along, group_counts
+from ._utils import along
 
 SCALERS = ("identity", "amplification", "attenuation", "linear", "inverse_linear")
 
@@ -117,7 +118,7 @@ class DegreeScalerAggregation(Aggregation):
     ) -> Tensor:
         assert dim_size is not None
         out = self.aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim)
-        deg = group_counts(index, ptr, dim_size, out.dtype, out.device).clamp(min=1)
+        deg = group_counts(index, ptr, dim_size, dtype=out.dtype).clamp(min=1)
         deg = along(deg, out.dim(), dim)
         outs = []
         for scaler in self.scaler:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from gnn.core import Aggregation, ops
-from gnn.core.ops.reference import ptr_to_index
+from gnn.core.utils import ptr_to_index
 
 __all__ = ["Set2Set"]
 

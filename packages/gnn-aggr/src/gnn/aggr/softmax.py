@@ -9,8 +9,7 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from gnn.core.aggr.base import Aggregation
-
-from ._utils import index_from_ptr
+from gnn.core.utils import ptr_to_index
 
 
 class SoftmaxAggregation(Aggregation):
@@ -81,7 +80,7 @@ class SoftmaxAggregation(Aggregation):
         assert dim_size is not None
         if index is None:
             assert ptr is not None
-            index = index_from_ptr(ptr, x.size(dim))
+            index = ptr_to_index(ptr, x.size(dim))
         # sum_i softmax_i(t x) x_i = (sum_i e_i x_i) / (sum_i e_i) with e_i = exp(t x_i - max_g t x):
         # two sums of [E, F] products instead of normalising every weight first (fewer passes over
         # [E, F] tensors forward and backward); every group reduction goes through gnn.core.ops

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from gnn.core.aggr.base import Aggregation
+from gnn.core.utils import group_counts
 
-from ._utils import along, group_counts
+from ._utils import along
 
 #: variances below this are treated as zero by :class:`StdAggregation`
 _STD_EPS = 1e-5
@@ -51,7 +52,7 @@ class VarAggregation(Aggregation):
     ) -> Tensor:
         assert dim_size is not None
         # one count for both means (ops' "mean" would count twice)
-        count = group_counts(index, ptr, dim_size, x.dtype, x.device).clamp(min=1)
+        count = group_counts(index, ptr, dim_size, dtype=x.dtype).clamp(min=1)
         count = along(count, x.dim(), dim)
         mean = self.reduce(x, index, ptr, dim_size, dim, reduce="sum") / count
         if self.semi_grad:

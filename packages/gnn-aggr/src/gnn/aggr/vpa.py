@@ -5,8 +5,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from gnn.core.aggr.base import Aggregation
+from gnn.core.utils import group_counts
 
-from ._utils import along, group_counts
+from ._utils import along
 
 
 class VariancePreservingAggregation(Aggregation):
@@ -39,5 +40,5 @@ class VariancePreservingAggregation(Aggregation):
     ) -> Tensor:
         assert dim_size is not None
         out = self.reduce(x, index, ptr, dim_size, dim, reduce="sum")
-        count = group_counts(index, ptr, dim_size, out.dtype, out.device).clamp(min=1)
+        count = group_counts(index, ptr, dim_size, dtype=out.dtype).clamp(min=1)
         return out / along(count.sqrt(), out.dim(), dim)

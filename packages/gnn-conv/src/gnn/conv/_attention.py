@@ -37,6 +37,8 @@ from gnn.core.utils import is_sparse
 from gnn.core.utils.cache import TensorCache
 from gnn.core.utils.sparse import from_sparse
 
+from ._utils import check_edge_attr  # re-exported: the attention layers call att.check_edge_attr
+
 __all__ = [
     "Graph",
     "SelfLoops",
@@ -100,17 +102,6 @@ def read_graph(edge_index: Any, flow: str = "source_to_target") -> Graph:
         )
     v.check_edge_index(edge_index)
     return Graph(edge_index)
-
-
-def check_edge_attr(edge_attr: Any, num_edges: int, name: str = "edge_attr") -> Tensor | None:
-    """Check that ``edge_attr`` is ``None`` or a tensor with one row per edge."""
-    if edge_attr is None:
-        return None
-    if not isinstance(edge_attr, Tensor):
-        raise TypeError(f"'{name}' must be a torch.Tensor or None, got {v.describe(edge_attr)}")
-    if edge_attr.dim() == 0 or edge_attr.size(0) != num_edges:
-        raise ValueError(f"'{name}' must have one row per edge ({num_edges}), got {v.describe(edge_attr)}")
-    return edge_attr
 
 
 def check_nodes(edge_index: Tensor, num_src: int, num_dst: int, flow: str = "source_to_target") -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from gnn.core import validation as v
 from gnn.core.utils.cache import TensorCache
+from gnn.core.utils.normalization import gcn_norm
 
 
 def check_in_channels(x: Any, in_channels: int | tuple[int, int], name: str = "x") -> None:
@@ -50,6 +52,71 @@ def _check_one(x: Any, size: int, name: str) -> None:
         raise ValueError(
             f"'{name}' must have {size} features (in_channels) in its last dimension, got {v.describe(x)}"
         )
+
+
+def check_edge_attr(
+    edge_attr: Any,
+    edges: Any,
+    name: str = "edge_attr",
+    *,
+    features: int | None = None,
+    why: str = "",
+    allow_vector: bool = True,
+) -> Tensor | None:
+    """Check per-edge features: ``None`` or a ``[E]`` / ``[E, features]`` tensor.
+
+    Args:
+        edge_attr: the value to check (``None`` passes).
+        edges: the number of edges ``E``, or the layer's graph argument: a
+            ``[2, E]`` ``edge_index`` gives ``E``; a sparse adjacency (whose
+            values were read as edges elsewhere) skips the row check.
+        name: the argument name used in error messages.
+        features: the expected size of the last dimension (``None``: any).
+            A 1-D ``edge_attr`` counts as one feature when ``allow_vector``.
+        why: where ``features`` comes from, shown in the error (``"edge_dim"``).
+        allow_vector: whether a 1-D ``edge_attr`` may stand for one feature.
+
+    Returns:
+        ``edge_attr`` unchanged.
+
+    Raises:
+        TypeError: ``edge_attr`` is neither ``None`` nor a tensor.
+        ValueError: wrong number of rows or features.
+
+    Example:
+        >>> check_edge_attr(torch.randn(5, 3), torch.zeros(2, 5, dtype=torch.long), features=3, why="edge_dim")
+    """
+    if edge_attr is None:
+        return None
+    if not isinstance(edge_attr, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor or None, got {v.describe(edge_attr)}")
+    num_edges = _num_edges(edges)
+    if edge_attr.dim() == 0 or (num_edges is not None and edge_attr.size(0) != num_edges):
+        expected = f" of 'edge_index' ({num_edges})" if num_edges is not None else ""
+        raise ValueError(f"'{name}' must have one row per edge{expected}, got {v.describe(edge_attr)}")
+    if features is not None:
+        found = edge_attr.size(-1) if edge_attr.dim() > 1 else (1 if allow_vector else None)
+        if found != features:
+            reason = f" ({why})" if why else ""
+            raise ValueError(f"'{name}' must have {features} features{reason}, got {v.describe(edge_attr)}")
+    return edge_attr
+
+
+def _num_edges(edges: Any) -> int | None:
+    """``E`` of an int or a dense ``[2, E]`` ``edge_index``; ``None`` for anything else.
+
+    A sparse adjacency, or a malformed ``edge_index`` that ``MessagePassing`` reports by name, gives ``None``.
+    """
+    if isinstance(edges, int):
+        return edges
+    if (
+        isinstance(edges, Tensor)
+        and edges.layout == torch.strided
+        and edges.dim() == 2
+        and edges.size(0) == 2
+    ):
+        return edges.size(1)
+    return None
 
 
 def pair(x: Any) -> tuple[Any, Any]:
@@ -95,6 +162,30 @@ class GraphCache:
 
     def __bool__(self) -> bool:
         return len(self._slot) > 0
+
+
+def cached_gcn_norm(
+    cache: GraphCache | None,
+    edge_index: Any,
+    edge_weight: Tensor | None,
+    num_nodes: int,
+    improved: bool,
+    add_self_loops: bool,
+    flow: str,
+    dtype: torch.dtype,
+) -> tuple[Any, Tensor | None]:
+    """:func:`gnn.core.utils.gcn_norm` of the graph, reused from ``cache`` for the same inputs.
+
+    ``cache`` is the layer's :class:`GraphCache` when it was built with
+    ``cached=True``, else ``None`` (normalize on every call). The result is
+    ``(edge_index, edge_weight)``, or ``(adj_t, None)`` for a sparse input.
+    """
+    if cache is not None:
+        hit = cache.get(edge_index, edge_weight)
+        if hit is not None:
+            return hit
+    out = gcn_norm(edge_index, edge_weight, num_nodes, improved, add_self_loops, flow, dtype)
+    return cache.put(out, edge_index, edge_weight) if cache is not None else out
 
 
 def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core.message_passing import MessagePassing
-from gnn.core.utils.normalization import gcn_norm
 from gnn.core.utils.sparse import is_sparse, to_edge_index
 
-from ._utils import GraphCache, weighted_message
+from ._utils import GraphCache, cached_gcn_norm, weighted_message
 
 
 class APPNP(MessagePassing):
@@ -77,21 +76,11 @@ class APPNP(MessagePassing):
         if not isinstance(x, Tensor):
             raise TypeError(f"'x' must be a torch.Tensor, got {type(x).__name__}")
         if self.normalize:
-            hit = self._cache.get(edge_index, edge_weight) if self.cached else None
-            if hit is None:
-                key = (edge_index, edge_weight)
-                hit = gcn_norm(
-                    edge_index,
-                    edge_weight,
-                    x.size(self.node_dim),
-                    False,
-                    self.add_self_loops,
-                    self.flow,
-                    x.dtype,
-                )
-                if self.cached:
-                    self._cache.put(hit, *key)
-            edge_index, edge_weight = hit
+            cache = self._cache if self.cached else None
+            n = x.size(self.node_dim)
+            edge_index, edge_weight = cached_gcn_norm(
+                cache, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
+            )
         elif is_sparse(edge_index):
             edge_weight = None
         h = x

@@ -9,25 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core import MessagePassing
-from gnn.core import validation as v
-from gnn.core.utils import is_sparse
 
-from ._utils import check_in_channels
-
-
-def _check_edge_attr(edge_attr: Tensor | None, edge_index: Any, dim: int) -> None:
-    if edge_attr is None:
-        return
-    if not isinstance(edge_attr, Tensor):
-        raise TypeError(f"'edge_attr' must be a torch.Tensor or None, got {v.describe(edge_attr)}")
-    features = edge_attr.size(-1) if edge_attr.dim() > 1 else 1
-    if features != dim:
-        raise ValueError(f"'edge_attr' must have {dim} features (dim={dim}), got {v.describe(edge_attr)}")
-    if isinstance(edge_index, Tensor) and not is_sparse(edge_index) and edge_index.dim() == 2:
-        if edge_attr.size(0) != edge_index.size(-1):
-            raise ValueError(
-                f"'edge_attr' has {edge_attr.size(0)} rows but 'edge_index' has {edge_index.size(-1)} edges"
-            )
+from ._utils import check_edge_attr, check_in_channels
 
 
 class CGConv(MessagePassing):
@@ -101,7 +84,7 @@ class CGConv(MessagePassing):
             x = (x, x)
         if x[1] is None:
             raise ValueError("'x' must give target features x[1]: CGConv adds them as a residual")
-        _check_edge_attr(edge_attr, edge_index, self.dim)
+        check_edge_attr(edge_attr, edge_index, features=self.dim, why=f"dim={self.dim}")
         out = self.propagate(edge_index, x=x, edge_attr=edge_attr)
         if self.bn is not None:
             out = self.bn(out)

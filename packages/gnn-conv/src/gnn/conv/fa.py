@@ -12,7 +12,7 @@ from gnn.core import Linear, MessagePassing
 from gnn.core.utils import gcn_norm
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 
 class FAConv(MessagePassing):
@@ -92,7 +92,7 @@ class FAConv(MessagePassing):
         ei = graph.edge_index
         if graph.is_sparse:
             edge_weight = graph.value
-        edge_weight = att.check_edge_attr(edge_weight, ei.size(1), "edge_weight")
+        edge_weight = check_edge_attr(edge_weight, ei.size(1), "edge_weight")
         keep = None
         if self.normalize:
             if edge_weight is not None and edge_weight.dim() != 1:

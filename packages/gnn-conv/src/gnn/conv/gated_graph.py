@@ -12,6 +12,8 @@ from gnn.core import MessagePassing
 from gnn.core import validation as v
 from gnn.core.nn.inits import uniform
 
+from ._utils import check_edge_attr
+
 
 class GatedGraphConv(MessagePassing):
     r"""The gated graph convolution operator from "Gated Graph Sequence Neural Networks".
@@ -71,8 +73,7 @@ class GatedGraphConv(MessagePassing):
             raise ValueError(
                 f"'x' must have at most out_channels={self.out_channels} features, got {v.describe(x)}"
             )
-        if edge_weight is not None:
-            v.check_tensor("edge_weight", edge_weight)
+        check_edge_attr(edge_weight, edge_index, "edge_weight")
         if x.size(-1) < self.out_channels:
             x = F.pad(x, (0, self.out_channels - x.size(-1)))
         for i in range(self.num_layers):

@@ -11,10 +11,9 @@ from torch.nn import Parameter
 
 from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import glorot
-from gnn.core.utils.normalization import gcn_norm
 from gnn.core.utils.sparse import is_sparse
 
-from ._utils import GraphCache, check_in_channels, weighted_message
+from ._utils import GraphCache, cached_gcn_norm, check_in_channels, weighted_message
 
 
 class GCN2Conv(MessagePassing):
@@ -100,21 +99,11 @@ class GCN2Conv(MessagePassing):
                 f"'x_0' has {x_0.size(0)} rows but 'x' has {x.size(0)}; 'x_0' needs at least as many"
             )
         if self.normalize:
-            hit = self._cache.get(edge_index, edge_weight) if self.cached else None
-            if hit is None:
-                key = (edge_index, edge_weight)
-                hit = gcn_norm(
-                    edge_index,
-                    edge_weight,
-                    x.size(self.node_dim),
-                    False,
-                    self.add_self_loops,
-                    self.flow,
-                    x.dtype,
-                )
-                if self.cached:
-                    self._cache.put(hit, *key)
-            edge_index, edge_weight = hit
+            cache = self._cache if self.cached else None
+            n = x.size(self.node_dim)
+            edge_index, edge_weight = cached_gcn_norm(
+                cache, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
+            )
         elif is_sparse(edge_index):
             edge_weight = None
         x = self.propagate(edge_index, x=x, edge_weight=edge_weight) * (1.0 - self.alpha)

@@ -13,9 +13,8 @@ from gnn.core import Linear, MessagePassing
 from gnn.core import validation as v
 from gnn.core.aggr.base import Aggregation
 from gnn.core.nn.inits import reset
-from gnn.core.utils import is_sparse
 
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 _NORMS = ("batch", "layer", "instance")
 
@@ -190,7 +189,11 @@ class GENConv(MessagePassing):
         if isinstance(x, Tensor):
             x = (x, x)
         x_src, x_dst = x
-        self._check_edge_attr(edge_attr, edge_index)
+        if self.edge_dim is not None:
+            check_edge_attr(edge_attr, edge_index, features=self.edge_dim, why="edge_dim")
+        else:  # 1-D values would be read as sparse adjacency weights, not as features
+            why = "out_channels, as edge_dim is None"
+            check_edge_attr(edge_attr, edge_index, features=self.out_channels, why=why, allow_vector=False)
         if hasattr(self, "lin_src"):
             x_src = self.lin_src(x_src)
         if size is None and x_dst is not None:
@@ -204,21 +207,6 @@ class GENConv(MessagePassing):
         if x_dst is not None:
             out = out + (self.lin_dst(x_dst) if hasattr(self, "lin_dst") else x_dst)
         return self.mlp(out)
-
-    def _check_edge_attr(self, edge_attr: Tensor | None, edge_index: Any) -> None:
-        if edge_attr is None:
-            return
-        v.check_tensor("edge_attr", edge_attr)
-        width = self.edge_dim if self.edge_dim is not None else self.out_channels
-        features = edge_attr.size(-1) if edge_attr.dim() > 1 else (1 if self.edge_dim == 1 else None)
-        if features != width:
-            what = "edge_dim" if self.edge_dim is not None else "out_channels, as edge_dim is None"
-            raise ValueError(f"'edge_attr' must have {width} features ({what}), got {v.describe(edge_attr)}")
-        if isinstance(edge_index, Tensor) and not is_sparse(edge_index) and edge_index.dim() == 2:
-            if edge_attr.size(0) != edge_index.size(1):
-                raise ValueError(
-                    f"'edge_attr' has {edge_attr.size(0)} rows but 'edge_index' has {edge_index.size(1)} edges"
-                )
 
     def message(self, x_j: Tensor, edge_attr: Tensor | None) -> Tensor:
         # 1-D values without edge_dim come from a sparse adjacency's weights: not edge features

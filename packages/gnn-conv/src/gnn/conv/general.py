@@ -13,7 +13,7 @@ from gnn.core import Linear, MessagePassing
 from gnn.core.nn.inits import glorot
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 ATTENTION_TYPES = ("additive", "dot_product")
 
@@ -149,7 +149,7 @@ class GeneralConv(MessagePassing):
         else:
             if edge_attr is None:
                 edge_attr = graph.value
-            edge_attr = att.check_edge_attr(edge_attr, graph.edge_index.size(1))
+            edge_attr = check_edge_attr(edge_attr, graph.edge_index.size(1))
             if edge_attr is not None and edge_attr.dim() == 1:
                 edge_attr = edge_attr.view(-1, 1)
         if size is None:

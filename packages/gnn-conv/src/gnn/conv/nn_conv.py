@@ -14,7 +14,7 @@ from gnn.core import validation as v
 from gnn.core.nn.inits import reset, zeros
 from gnn.core.utils import is_sparse
 
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 
 class NNConv(MessagePassing):
@@ -97,14 +97,7 @@ class NNConv(MessagePassing):
             x = (x, x)
         if edge_attr is None and not is_sparse(edge_index):
             raise ValueError("'edge_attr' is required: NNConv computes its weights from edge features")
-        if edge_attr is not None:
-            v.check_tensor("edge_attr", edge_attr)
-            if isinstance(edge_index, Tensor) and not is_sparse(edge_index) and edge_index.dim() == 2:
-                if edge_attr.size(0) != edge_index.size(1):
-                    raise ValueError(
-                        f"'edge_attr' has {edge_attr.size(0)} rows but 'edge_index' has "
-                        f"{edge_index.size(1)} edges"
-                    )
+        check_edge_attr(edge_attr, edge_index)
         if size is None and x[1] is not None:
             # the message reads only x_j: give propagate the target count of a bipartite x
             size = (x[0].size(0), x[1].size(0))

@@ -12,7 +12,7 @@ from gnn.core.nn.inits import glorot, zeros
 from gnn.core.utils import gcn_norm
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 
 class PDNConv(MessagePassing):
@@ -110,7 +110,7 @@ class PDNConv(MessagePassing):
             edge_attr = graph.value
         if edge_attr is None:
             raise ValueError("'edge_attr' is required: PDNConv learns its edge weights from it")
-        edge_attr = att.check_edge_attr(edge_attr, ei.size(1))
+        edge_attr = check_edge_attr(edge_attr, ei.size(1))
         if edge_attr.dim() == 1:
             edge_attr = edge_attr.view(-1, 1)
         weight = self.mlp(edge_attr).squeeze(-1)

@@ -13,9 +13,8 @@ from gnn.core import Linear, MessagePassing
 from gnn.core import validation as v
 from gnn.core.nn.inits import reset
 from gnn.core.nn.mlp import resolve_activation
-from gnn.core.utils import is_sparse
 
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 
 class PNAConv(MessagePassing):
@@ -147,20 +146,9 @@ class PNAConv(MessagePassing):
         check_in_channels(x, self.in_channels)
         if x.dim() != 2:
             raise ValueError(f"'x' must have shape [N, in_channels], got {v.describe(x)}")
-        if edge_attr is not None:
-            v.check_tensor("edge_attr", edge_attr)
-            if self.edge_dim is None:
-                raise ValueError("'edge_attr' was given but the layer was built with edge_dim=None")
-            if edge_attr.size(-1) != self.edge_dim and not (self.edge_dim == 1 and edge_attr.dim() == 1):
-                raise ValueError(
-                    f"'edge_attr' must have {self.edge_dim} features (edge_dim), got {v.describe(edge_attr)}"
-                )
-            if not is_sparse(edge_index) and isinstance(edge_index, Tensor) and edge_index.dim() == 2:
-                if edge_attr.size(0) != edge_index.size(1):
-                    raise ValueError(
-                        f"'edge_attr' has {edge_attr.size(0)} rows but 'edge_index' has "
-                        f"{edge_index.size(1)} edges"
-                    )
+        check_edge_attr(edge_attr, edge_index, features=self.edge_dim, why="edge_dim")
+        if edge_attr is not None and self.edge_dim is None:
+            raise ValueError("'edge_attr' was given but the layer was built with edge_dim=None")
         if self.divide_input:
             x = x.view(-1, self.towers, self.F_in)
         else:

@@ -12,7 +12,7 @@ from gnn.core import Linear, MessagePassing
 from gnn.core.nn.inits import zeros
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_edge_attr, check_in_channels
 
 #: the default gate (stateless, shared like PyG's default argument)
 _SIGMOID = torch.nn.Sigmoid()
@@ -115,7 +115,7 @@ class ResGatedGraphConv(MessagePassing):
                 edge_attr = graph.value
             if edge_attr is None:
                 raise ValueError("'edge_attr' is required when the layer has 'edge_dim'")
-            edge_attr = att.check_edge_attr(edge_attr, graph.edge_index.size(1))
+            edge_attr = check_edge_attr(edge_attr, graph.edge_index.size(1))
             if edge_attr.dim() == 1:
                 edge_attr = edge_attr.view(-1, 1)
             k, q, v = x_dst, x_src, x_src

@@ -13,12 +13,13 @@ Discovery runs once, lazily (first registry use or :func:`load`), is cached
 and thread-safe. A plugin that fails to import, raises in a hook or registers
 something malformed is skipped with a :class:`PluginWarning`; everything else
 keeps working. ``GNN_DISABLE_PLUGINS=name,...`` skips entry points by name
-(or by distribution name).
+(or by distribution name, in any spelling PEP 503 treats as equal).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -101,12 +102,19 @@ _manager: pluggy.PluginManager | None = None
 
 
 def _canonical_dist(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
+    """A distribution name normalized as PEP 503 does: ``GNN_Conv``, ``gnn.conv`` -> ``gnn-conv``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _disabled_names() -> set[str]:
-    raw = os.environ.get("GNN_DISABLE_PLUGINS", "")
-    return {part.strip() for part in raw.split(",") if part.strip()}
+def _disabled_names() -> tuple[set[str], set[str]]:
+    """``GNN_DISABLE_PLUGINS`` as (entry-point names, normalized distribution names).
+
+    Entry-point names are matched exactly; every part is also read as a
+    distribution name, in PEP 503 normal form.
+    """
+    parts = [part.strip() for part in os.environ.get("GNN_DISABLE_PLUGINS", "").split(",")]
+    names = {part for part in parts if part}
+    return names, {_canonical_dist(name) for name in names}
 
 
 def _warn(info: PluginInfo, what: str, error: BaseException | str) -> None:
@@ -179,13 +187,13 @@ def _load_all() -> None:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     _manager = pm
-    disabled = _disabled_names()
+    disabled_names, disabled_dists = _disabled_names()
     for ep in _entry_points():
         dist = _canonical_dist(ep.dist.name) if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "?"
         info = PluginInfo(name=ep.name, dist=dist, version=version, module=ep.value)
         _plugins.append(info)
-        if ep.name in disabled or dist in disabled:
+        if ep.name in disabled_names or dist in disabled_dists:
             info.status = "disabled"
             continue
         try:

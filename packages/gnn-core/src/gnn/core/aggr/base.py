@@ -10,6 +10,7 @@ from torch import Tensor
 from .. import ops
 from .. import validation as v
 from ..utils.dense import to_dense_batch
+from ..utils.groups import ptr_to_index
 
 
 class Aggregation(torch.nn.Module):
@@ -126,7 +127,7 @@ class Aggregation(torch.nn.Module):
         """
         self.assert_two_dimensional_input(x, dim)
         if index is None and ptr is not None:
-            index = ops.reference.ptr_to_index(ptr, x.size(0))
+            index = ptr_to_index(ptr, x.size(0))
         self.assert_index_present(index)
         self.assert_sorted_index(index)
         return to_dense_batch(

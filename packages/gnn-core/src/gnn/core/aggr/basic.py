@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..utils.groups import ptr_to_index
 from .base import Aggregation
 
 
@@ -71,8 +72,6 @@ class MulAggregation(_BasicReduction):
     ) -> Tensor:
         # the product has no segment path in every backend; scatter is exact
         if index is None and ptr is not None:
-            from ..ops.reference import ptr_to_index
-
             index = ptr_to_index(ptr, x.size(dim))
         return self.reduce(x, index, None, dim_size, dim, reduce="mul")
 

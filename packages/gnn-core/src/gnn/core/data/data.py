@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import validation as v
+from .container import GraphContainer, check_edge_rows, check_node_rows, count_edges, feature_size
 
 # Attributes that read as ``None`` when unset (PyG's well-known names); any
 # other missing attribute raises ``AttributeError``.
@@ -204,7 +205,7 @@ class Storage:
         return format_items(type(self).__name__, self.items())
 
 
-class Data:
+class Data(GraphContainer):
     r"""A graph with node features ``x`` ``[N, F]``, connectivity
     ``edge_index`` ``[2, E]``, edge features ``edge_attr`` ``[E, D]``, targets
     ``y`` and positions ``pos`` ``[N, d]``, plus any other keyword attribute.
@@ -353,23 +354,12 @@ class Data:
     def num_edges(self) -> int:
         """Number of edges: columns of ``edge_index``, else rows of
         ``edge_attr``/``edge_weight``, else 0."""
-        store = self._store
-        edge_index = store.get("edge_index")
-        if isinstance(edge_index, Tensor):
-            return edge_index.size(-1)
-        for key in ("edge_attr", "edge_weight"):
-            value = store.get(key)
-            if isinstance(value, Tensor) and value.dim() > 0:
-                return value.size(0)
-        return 0
+        return count_edges(self._store)
 
     @property
     def num_node_features(self) -> int:
         """Size of the last dimension of ``x`` (1 for a 1-D ``x``, 0 without ``x``)."""
-        x = self._store.get("x")
-        if not isinstance(x, Tensor):
-            return 0
-        return 1 if x.dim() <= 1 else x.size(-1)
+        return feature_size(self._store.get("x"))
 
     @property
     def num_features(self) -> int:
@@ -379,10 +369,7 @@ class Data:
     @property
     def num_edge_features(self) -> int:
         """Size of the last dimension of ``edge_attr`` (1 for 1-D, 0 without)."""
-        edge_attr = self._store.get("edge_attr")
-        if not isinstance(edge_attr, Tensor):
-            return 0
-        return 1 if edge_attr.dim() <= 1 else edge_attr.size(-1)
+        return feature_size(self._store.get("edge_attr"))
 
     # batching contract ------------------------------------------------------
     def __cat_dim__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> int | None:
@@ -427,23 +414,6 @@ class Data:
                 apply_to_tensors(self._store[key], fn)
         return self
 
-    def to(self, device: int | str | torch.device, *keys: str, non_blocking: bool = False) -> Data:
-        """Move tensor attributes to ``device`` (in place, returns ``self``)."""
-        return self.apply(lambda t: t.to(device=device, non_blocking=non_blocking), *keys)
-
-    def cpu(self, *keys: str) -> Data:
-        return self.apply(lambda t: t.cpu(), *keys)
-
-    def cuda(self, device: int | str | None = None, *keys: str, non_blocking: bool = True) -> Data:
-        target = "cuda" if device is None else device
-        return self.apply(lambda t: t.cuda(target, non_blocking=non_blocking), *keys)
-
-    def contiguous(self, *keys: str) -> Data:
-        return self.apply(lambda t: t.contiguous(), *keys)
-
-    def detach(self, *keys: str) -> Data:
-        return self.apply(lambda t: t.detach(), *keys)
-
     def requires_grad_(self, *keys: str, requires_grad: bool = True) -> Data:
         return self.apply_(lambda t: t.requires_grad_(requires_grad), *keys)
 
@@ -459,66 +429,18 @@ class Data:
         object.__setattr__(out, "_store", copy.copy(self._store))
         return out
 
-    def __deepcopy__(self, memo: dict) -> Data:
-        out = type(self).__new__(type(self))
-        out.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return out
-
     # graph properties ---------------------------------------------------
-    def validate(self, raise_on_error: bool = True) -> bool:
-        """Check the attributes for consistency.
-
-        ``edge_index`` must be a ``[2, E]`` integer tensor with indices in
-        ``[0, num_nodes)``; ``x``/``pos``/``batch`` must have ``num_nodes``
-        rows; ``edge_attr``/``edge_weight`` must have ``E`` rows. Raises a
-        ``ValueError`` (or ``TypeError``) naming the bad attribute, or returns
-        ``False`` when ``raise_on_error=False``.
-        """
-        try:
-            self._validate()
-        except (ValueError, TypeError):
-            if raise_on_error:
-                raise
-            return False
-        return True
-
     def _validate(self) -> None:
-        store = self._store
-        sizes = {}
-        if "num_nodes" in store:
-            n = store["num_nodes"]
-            if int(n) < 0:
-                raise ValueError(f"'num_nodes' must be non-negative, got {n}")
-            sizes["num_nodes"] = int(n)
-        for key in ("x", "pos", "batch"):
-            value = store.get(key)
-            if value is None:
-                continue
-            v.check_tensor(key, value)
-            if value.dim() == 0:
-                raise ValueError(f"'{key}' must have one row per node, got {v.describe(value)}")
-            sizes[key] = value.size(0)
-        if len(set(sizes.values())) > 1:
-            listed = ", ".join(f"{k}: {s}" for k, s in sizes.items())
-            first = next(iter(sizes.values()))
-            name = next(k for k, s in sizes.items() if s != first)
-            raise ValueError(f"'{name}' disagrees on the number of nodes ({listed})")
-        edge_index = store.get("edge_index")
+        """``edge_index`` is a ``[2, E]`` integer tensor with indices in
+        ``[0, num_nodes)``; ``x``/``pos``/``batch`` have ``num_nodes`` rows;
+        ``edge_attr``/``edge_weight`` have ``E`` rows."""
+        check_node_rows(self._store)
+        edge_index = self._store.get("edge_index")
         if edge_index is not None:
             v.check_edge_index(edge_index, "edge_index")
-            n = self.num_nodes
             with v.validation(True):
-                v.check_index_range("edge_index", edge_index, int(n or 0))
-            for key in ("edge_attr", "edge_weight"):
-                value = store.get(key)
-                if value is None:
-                    continue
-                v.check_tensor(key, value)
-                if value.dim() == 0 or value.size(0) != edge_index.size(1):
-                    raise ValueError(
-                        f"'{key}' must have one row per edge ({edge_index.size(1)} edges), "
-                        f"got {v.describe(value)}"
-                    )
+                v.check_index_range("edge_index", edge_index, int(self.num_nodes or 0))
+            check_edge_rows(self._store, edge_index.size(1))
 
     def is_undirected(self) -> bool:
         """Whether every edge ``(i, j)`` has its reverse ``(j, i)`` (structure only)."""

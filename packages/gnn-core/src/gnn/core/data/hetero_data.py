@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import validation as v
+from .container import GraphContainer, check_edge_rows, check_node_rows, count_edges, feature_size
 from .data import Storage, default_cat_dim, format_value, is_index_key
 
 NodeType = str
@@ -50,10 +51,7 @@ class NodeStorage(Storage):
 
     @property
     def num_node_features(self) -> int:
-        x = self._mapping.get("x")
-        if not isinstance(x, Tensor):
-            return 0
-        return 1 if x.dim() <= 1 else x.size(-1)
+        return feature_size(self._mapping.get("x"))
 
     @property
     def num_features(self) -> int:
@@ -69,22 +67,11 @@ class EdgeStorage(Storage):
 
     @property
     def num_edges(self) -> int:
-        mapping = self._mapping
-        edge_index = mapping.get("edge_index")
-        if isinstance(edge_index, Tensor):
-            return edge_index.size(-1)
-        for key in ("edge_attr", "edge_weight"):
-            value = mapping.get(key)
-            if isinstance(value, Tensor) and value.dim() > 0:
-                return value.size(0)
-        return 0
+        return count_edges(self._mapping)
 
     @property
     def num_edge_features(self) -> int:
-        edge_attr = self._mapping.get("edge_attr")
-        if not isinstance(edge_attr, Tensor):
-            return 0
-        return 1 if edge_attr.dim() <= 1 else edge_attr.size(-1)
+        return feature_size(self._mapping.get("edge_attr"))
 
 
 def _store_block(store: Storage) -> str:
@@ -100,7 +87,7 @@ def _store_block(store: Storage) -> str:
     return "{\n" + "\n".join(lines) + "\n  }"
 
 
-class HeteroData:
+class HeteroData(GraphContainer):
     r"""A heterogeneous graph with typed node and edge stores.
 
     ``data[node_type]`` is a :class:`NodeStorage`, ``data[src, rel, dst]`` an
@@ -357,23 +344,6 @@ class HeteroData:
             store.apply(fn, *keys)
         return self
 
-    def to(self, device: int | str | torch.device, *keys: str, non_blocking: bool = False) -> HeteroData:
-        """Move every tensor to ``device`` (in place, returns ``self``)."""
-        return self.apply(lambda t: t.to(device=device, non_blocking=non_blocking), *keys)
-
-    def cpu(self, *keys: str) -> HeteroData:
-        return self.apply(lambda t: t.cpu(), *keys)
-
-    def cuda(self, device: int | str | None = None, *keys: str, non_blocking: bool = True) -> HeteroData:
-        target = "cuda" if device is None else device
-        return self.apply(lambda t: t.cuda(target, non_blocking=non_blocking), *keys)
-
-    def contiguous(self, *keys: str) -> HeteroData:
-        return self.apply(lambda t: t.contiguous(), *keys)
-
-    def detach(self, *keys: str) -> HeteroData:
-        return self.apply(lambda t: t.detach(), *keys)
-
     def clone(self) -> HeteroData:
         """Deep copy: every tensor is cloned."""
         out = copy.copy(self)
@@ -394,44 +364,14 @@ class HeteroData:
         )
         return out
 
-    def __deepcopy__(self, memo: dict) -> HeteroData:
-        out = type(self).__new__(type(self))
-        out.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return out
-
-    def validate(self, raise_on_error: bool = True) -> bool:
-        """Check every store: edge types connect existing node types, each
-        ``edge_index`` is ``[2, E]`` with row 0 in ``[0, N_src)`` and row 1 in
-        ``[0, N_dst)``, ``edge_attr`` has ``E`` rows, ``x``/``pos`` agree on
-        the node count. Raises ``ValueError``/``TypeError`` naming the type and
-        attribute, or returns ``False`` when ``raise_on_error=False``."""
-        try:
-            self._validate()
-        except (ValueError, TypeError):
-            if raise_on_error:
-                raise
-            return False
-        return True
-
     def _validate(self) -> None:
+        """Every store: edge types connect existing node types, each
+        ``edge_index`` is ``[2, E]`` with row 0 in ``[0, N_src)`` and row 1 in
+        ``[0, N_dst)``, ``edge_attr``/``edge_weight`` have ``E`` rows,
+        ``x``/``pos``/``batch`` agree on the node count; errors name the type
+        and attribute."""
         for node_type, store in self._node_store_dict.items():
-            sizes = {}
-            for key in ("x", "pos", "batch"):
-                value = store.get(key)
-                if value is None:
-                    continue
-                v.check_tensor(f"{node_type}.{key}", value)
-                if value.dim() == 0:
-                    raise ValueError(
-                        f"'{node_type}.{key}' must have one row per node, got {v.describe(value)}"
-                    )
-                sizes[key] = value.size(0)
-            if "num_nodes" in store:
-                sizes["num_nodes"] = int(store["num_nodes"])
-            if len(set(sizes.values())) > 1:
-                first = next(iter(sizes.values()))
-                name = next(k for k, s in sizes.items() if s != first)
-                raise ValueError(f"'{node_type}.{name}' disagrees on the number of nodes ({sizes})")
+            check_node_rows(store, f"{node_type}.")
         counts = self.num_nodes_dict
         for edge_type, store in self._edge_store_dict.items():
             src, _, dst = edge_type
@@ -448,16 +388,7 @@ class HeteroData:
             with v.validation(True):
                 v.check_index_range(f"{name}[0]", edge_index[0], int(counts[src] or 0), f"'{src}' nodes")
                 v.check_index_range(f"{name}[1]", edge_index[1], int(counts[dst] or 0), f"'{dst}' nodes")
-            for key in ("edge_attr", "edge_weight"):
-                value = store.get(key)
-                if value is None:
-                    continue
-                v.check_tensor(f"{edge_type}.{key}", value)
-                if value.dim() == 0 or value.size(0) != edge_index.size(1):
-                    raise ValueError(
-                        f"'{edge_type}.{key}' must have one row per edge ({edge_index.size(1)} edges), "
-                        f"got {v.describe(value)}"
-                    )
+            check_edge_rows(store, edge_index.size(1), f"{edge_type}.")
 
     def __repr__(self) -> str:
         lines = [f"  {key}={format_value(value, 2)}," for key, value in self._global_store.items()]

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .. import validation as v
 from .backends import available, backend, select
-from .csr import CSR, from_coo, ptr_from_sorted_index
+from .csr import CSR, from_coo, ptr_from_sorted_index, ptr_to_index
 
 __all__ = [
     "CSR",
@@ -163,8 +163,6 @@ def softmax(
     if ptr is not None:
         v.check_ptr("ptr", ptr, src.size(dim))
         num_nodes = ptr.numel() - 1
-        from .reference import ptr_to_index
-
         index = ptr_to_index(ptr, src.size(dim))
     elif index is None:
         raise ValueError("softmax needs 'index' or 'ptr'")

@@ -54,12 +54,7 @@ class CSR:
         """``[nnz]`` row of each entry (expanded ``rowptr``; cached)."""
         row = self._cache.get("row")
         if row is None:
-            counts = self.rowptr[1:] - self.rowptr[:-1]
-            row = torch.repeat_interleave(
-                torch.arange(self.num_rows, device=self.device, dtype=self.col.dtype),
-                counts,
-                output_size=self.nnz,
-            )
+            row = ptr_to_index(self.rowptr, self.nnz, dtype=self.col.dtype)
             if not torch.compiler.is_compiling():
                 self._cache["row"] = row
         return row
@@ -106,6 +101,30 @@ class CSR:
         if key is not None and not torch.compiler.is_compiling():
             self._cache[key] = out
         return out
+
+
+def ptr_to_index(ptr: Tensor, size: int | None = None, *, dtype: torch.dtype | None = None) -> Tensor:
+    """Expand ``[G + 1]`` CSR offsets into the ``[E]`` group of each element.
+
+    ``index[e] = g`` for ``ptr[g] <= e < ptr[g + 1]``; the inverse of
+    :func:`ptr_from_sorted_index`. Passing ``size`` (``E = ptr[-1]``) avoids a
+    device sync.
+
+    Args:
+        ptr: ``[G + 1]`` non-decreasing offsets starting at 0.
+        size: number of elements ``E`` (default: read from ``ptr[-1]``).
+        dtype: dtype of the result (default: ``ptr.dtype``).
+
+    Returns:
+        ``[E]`` sorted group index.
+
+    Example:
+        >>> ptr_to_index(torch.tensor([0, 2, 2, 5]))
+        tensor([0, 0, 2, 2, 2])
+    """
+    counts = ptr[1:] - ptr[:-1]
+    groups = torch.arange(counts.numel(), device=ptr.device, dtype=dtype or ptr.dtype)
+    return torch.repeat_interleave(groups, counts, output_size=size)
 
 
 def ptr_from_sorted_index(index: Tensor, size: int) -> Tensor:

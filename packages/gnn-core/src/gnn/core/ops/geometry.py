@@ -32,6 +32,7 @@ from torch import Tensor
 
 from .. import validation as v
 from . import backends
+from .csr import ptr_to_index
 
 __all__ = [
     "knn",
@@ -55,11 +56,6 @@ _MARGIN = 8
 
 
 # -- pure-torch references (validated inputs, CSR-style offsets) -----------------------------------
-def _ptr_to_batch(ptr: Tensor, size: int) -> Tensor:
-    counts = ptr[1:] - ptr[:-1]
-    return torch.repeat_interleave(torch.arange(counts.numel(), device=ptr.device), counts, output_size=size)
-
-
 def _blocks(ptr_x: Tensor, ptr_y: Tensor, budget: int = _BLOCK) -> Iterator[tuple[int, int, int, int]]:
     """``(y0, y1, x0, x1)``: query rows and the point rows they may match, about ``budget`` pairs each.
 
@@ -145,7 +141,7 @@ def knn_reference(x: Tensor, y: Tensor, k: int, ptr_x: Tensor, ptr_y: Tensor, co
     m, n, dim = y.size(0), x.size(0), x.size(1)
     col = torch.full((m, k), -1, dtype=torch.long, device=y.device)
     if m and n:
-        batch_x, batch_y = _ptr_to_batch(ptr_x, n), _ptr_to_batch(ptr_y, m)
+        batch_x, batch_y = ptr_to_index(ptr_x, n), ptr_to_index(ptr_y, m)
         if cosine:  # ranking keys need the exact squared norms; no centring
             xc, yc = x, y
             x_sq, y_sq = _sum_last(x * x), _sum_last(y * y)
@@ -201,7 +197,7 @@ def radius_reference(
     cols: list[Tensor] = []
     r2 = float(torch.tensor(r * r, dtype=x.dtype))
     if m and n and max_num_neighbors > 0:
-        batch_x, batch_y = _ptr_to_batch(ptr_x, n), _ptr_to_batch(ptr_y, m)
+        batch_x, batch_y = ptr_to_index(ptr_x, n), ptr_to_index(ptr_y, m)
         xc, yc = _centered(x, y, ptr_x, batch_x, batch_y)
         x_sq, y_sq = (xc * xc).sum(1), (yc * yc).sum(1)
         eps = torch.finfo(x.dtype).eps * 4 * (dim + 2)

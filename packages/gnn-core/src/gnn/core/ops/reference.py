@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from .csr import CSR
+from .csr import CSR, ptr_to_index
 
 _SCATTER_REDUCE = {"min": "amin", "max": "amax", "mul": "prod"}
 
@@ -44,13 +44,6 @@ def scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) ->
             dim, broadcast_index(index, src, dim), src, _SCATTER_REDUCE[reduce], include_self=False
         )
     raise ValueError(f"unknown reduce {reduce!r}")
-
-
-def ptr_to_index(ptr: Tensor, size: int | None = None) -> Tensor:
-    """Expand CSR offsets into a group index of each element."""
-    counts = ptr[1:] - ptr[:-1]
-    groups = torch.arange(counts.numel(), device=ptr.device)
-    return torch.repeat_interleave(groups, counts, output_size=size)
 
 
 def segment(src: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:

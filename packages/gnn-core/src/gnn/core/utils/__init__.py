@@ -1,4 +1,4 @@
-"""Graph utilities: degrees, self loops, coalescing, CSR conversion, dense batching.
+"""Graph utilities: degrees, self loops, coalescing, CSR conversion, dense batching, groups.
 
 All functions accept ``[2, E]`` integer ``edge_index`` tensors (int64 or
 int32) and validate them when validation is on.
@@ -17,6 +17,7 @@ from .edges import (
     sort_edge_index,
     to_undirected,
 )
+from .groups import group_counts, ptr_from_sorted_index, ptr_to_index
 from .normalization import gcn_norm
 from .sparse import SparseInput, is_sparse, to_edge_index
 
@@ -29,8 +30,11 @@ __all__ = [
     "contains_self_loops",
     "degree",
     "gcn_norm",
+    "group_counts",
     "is_sparse",
     "maybe_num_nodes",
+    "ptr_from_sorted_index",
+    "ptr_to_index",
     "remove_self_loops",
     "set_csr_cache_size",
     "sort_edge_index",
