@@ -177,11 +177,10 @@ def _scatter_backward(ctx, grad, _grad_arg):
         winner = (src == out.index_select(0, index)).to(grad.dtype)
         ties = torch.zeros_like(grad).index_add_(0, index, winner).clamp(min=1)
         return winner * (grad / ties).index_select(0, index), None, None, None
-    out = grad.index_select(0, index)
-    if ctx.reduce == 1:
+    if ctx.reduce == 1:  # divide the [dim_size, F] gradient, then gather once: one [E, F] tensor
         count = torch.bincount(index, minlength=grad.shape[0]).clamp(min=1).to(grad.dtype)
-        out = out / count.index_select(0, index).unsqueeze(-1)
-    return out, None, None, None
+        grad = grad / count.unsqueeze(-1)
+    return grad.index_select(0, index), None, None, None
 
 
 torch.library.register_autograd(
