@@ -9,15 +9,18 @@ for GCN, SAGE, GIN, GAT, GATv2 and TransformerConv, plus aggregations,
 global mean pooling and spmm against the machine's copy bandwidth.
 
 Prints medians (ms) and ratios (PyG / gnn); peak memory (extra RSS during one
-forward+backward, measured in a fresh subprocess) for GAT and SAGE.
+forward+backward, measured in a fresh subprocess) for GCN, SAGE, GIN and GAT,
+with kernels and on pure torch.
 
-Usage: python benchmarks/bench_layers.py [--sizes 10000 100000] [--repeat 5] [--markdown]
+Usage: python benchmarks/bench_layers.py [--sizes 10000 100000] [--repeat 5] [--layers SAGE GIN]
+       [--no-memory] [--no-aggr] [--no-spmm] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -139,8 +142,10 @@ def spmm_fraction(num_nodes: int, repeat: int, bw: float) -> tuple[float, float]
 def peak_memory_mb(name: str, variant: str, num_nodes: int) -> float:
     """Extra peak RSS (MB) of one forward+backward, measured in a fresh process.
 
-    The kernel's high-water mark (VmHWM) is reset after setup by writing 5 to
-    /proc/self/clear_refs, so the number is the peak above the set-up state.
+    ``variant``: ``"gnn"`` (kernels when installed), ``"torch"`` (gnn forced to
+    pure torch) or ``"pyg"``. The kernel's high-water mark (VmHWM) is reset
+    after setup by writing 5 to /proc/self/clear_refs, so the number is the
+    peak above the set-up state.
     """
     code = f"""
 import torch
@@ -162,7 +167,8 @@ before = status('VmRSS:')
 run()
 print((status('VmHWM:') - before) / 1024)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = dict(os.environ, GNN_KERNELS="torch") if variant == "torch" else None
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return float(res.stdout.strip().splitlines()[-1])
 
 
@@ -206,6 +212,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--layers", nargs="+", default=None)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-aggr", action="store_true", help="skip the aggregation and pooling rows")
+    parser.add_argument("--no-spmm", action="store_true", help="skip the spmm bandwidth row")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -256,23 +264,32 @@ def main() -> None:
                     dense=t_floor,
                 )
             )
-        ms, frac = spmm_fraction(n, args.repeat, bw)
-        print(f"spmm sum fwd at {n} nodes: {ms:.1f} ms = {100 * frac:.0f}% of copy bandwidth")
-        results["spmm"].append(dict(nodes=n, ms=ms, fraction=frac))
+        if not args.no_spmm:
+            ms, frac = spmm_fraction(n, args.repeat, bw)
+            print(f"spmm sum fwd at {n} nodes: {ms:.1f} ms = {100 * frac:.0f}% of copy bandwidth")
+            results["spmm"].append(dict(nodes=n, ms=ms, fraction=frac))
     if not args.no_memory:
         n = max(args.sizes)
-        for name in ("GCN", "SAGE", "GIN", "GAT"):
+        for name in [m for m in ("GCN", "SAGE", "GIN", "GAT") if m in names]:
             ours_mb = peak_memory_mb(name, "gnn", n)
+            torch_mb = peak_memory_mb(name, "torch", n)
             try:
                 pyg_mb = peak_memory_mb(name, "pyg", n)
             except subprocess.CalledProcessError:
                 pyg_mb = None
-            ratio = f"{ours_mb / pyg_mb:.2f}" if pyg_mb else "-"
+            ratio = lambda mb: f"{mb / pyg_mb:.2f}" if pyg_mb else "-"  # noqa: E731
             print(
-                f"peak extra memory {name} at {n} nodes: gnn {ours_mb:.0f} MB, PyG {pyg_mb} MB, ratio {ratio}"
+                f"peak extra memory {name} at {n} nodes: kernels {ours_mb:.0f} MB ({ratio(ours_mb)} of PyG), "
+                f"torch {torch_mb:.0f} MB ({ratio(torch_mb)}), PyG {pyg_mb if pyg_mb is None else round(pyg_mb)} MB"
             )
-            results.setdefault("memory", []).append(dict(layer=name, gnn_mb=ours_mb, pyg_mb=pyg_mb))
-    for name, t_ours, t_pyg in aggregation_rows(args.repeat):
+            results.setdefault("memory", []).append(
+                dict(layer=name, gnn_mb=ours_mb, torch_mb=torch_mb, pyg_mb=pyg_mb)
+            )
+    if args.no_aggr:
+        names_aggr = []
+    else:
+        names_aggr = aggregation_rows(args.repeat)
+    for name, t_ours, t_pyg in names_aggr:
         ratio = f"{t_pyg / t_ours:.2f}x" if t_pyg else "-"
         print(
             f"{name:<20} gnn {t_ours:8.1f} ms  PyG {t_pyg if t_pyg is None else round(t_pyg, 1)} ms  PyG/gnn {ratio}"

@@ -273,6 +273,23 @@ def test_bad_edge_index_raises_naming_argument():
         conv(x, torch.tensor([[0, 1], [1, 0]]), size=(4,))
 
 
+def test_range_check_is_cached_per_graph_but_sees_in_place_changes():
+    x = torch.randn(4, 2)
+    conv = Plain()
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    first = conv(x, edge_index)
+    torch.testing.assert_close(conv(x, edge_index), first)  # second call: cached bounds
+    edge_index[1, 0] = 4  # an in-place change bumps the version: checked again
+    with pytest.raises(ValueError, match=r"edge_index\[1\].*out of range"):
+        conv(x, edge_index)
+    with pytest.raises(ValueError, match=r"edge_index\[1\].*out of range"):
+        conv(x, edge_index)
+    edge_index[1, 0] = 1
+    torch.testing.assert_close(conv(x, edge_index), first)
+    with pytest.raises(ValueError, match=r"edge_index\[0\].*out of range"):
+        conv(x, edge_index, size=(2, 4))
+
+
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="flow"):
         Plain(flow="up")

@@ -73,6 +73,31 @@ def test_spmm_gradcheck_x_and_weight():
     torch.autograd.gradcheck(lambda x, w: ops.spmm(csr, x, w, "sum"), (x, w))
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_spmm_with_self_term_matches_loop_and_gradcheck(reduce):
+    # out[i] = reduce_{j -> i} w_ji x_j + s * x_self[i]; isolated rows get the self term only
+    g = torch.Generator().manual_seed(5)
+    edge_index = torch.randint(0, 6, (2, 25), generator=g)
+    edge_index[1, edge_index[1] == 2] = 3  # node 2 receives nothing
+    csr = to_csr(edge_index, (6, 8), cache=False)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    x_self = torch.randn(8, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.rand(25, dtype=torch.float64, generator=g)
+    for weight in (None, w):
+        msgs = x.detach()[edge_index[0]] * (1 if weight is None else weight.view(-1, 1, 1))
+        expected = loop_scatter(msgs, edge_index[1], 8, reduce) + 0.75 * x_self.detach()
+        out = ops.spmm(csr, x, weight, reduce, x_self=x_self, self_weight=0.75)
+        torch.testing.assert_close(out, expected)
+    if reduce != "max":
+        torch.autograd.gradcheck(
+            lambda x, xs: ops.spmm(csr, x, w, reduce, x_self=xs, self_weight=-1.5), (x, x_self)
+        )
+    with pytest.raises(ValueError, match="x_self"):
+        ops.spmm(csr, x, None, reduce, x_self=x_self[:5])
+    with pytest.raises(TypeError, match="self_weight"):
+        ops.spmm(csr, x, None, reduce, x_self=x_self, self_weight=torch.tensor(1.0))
+
+
 def test_softmax_matches_loop_and_ptr():
     g = torch.Generator().manual_seed(3)
     src = torch.randn(12, 2, dtype=torch.float64, generator=g)

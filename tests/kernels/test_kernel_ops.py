@@ -195,3 +195,51 @@ def test_build_info_records_torch():
     assert info["stable_abi_target"] == "2.10"
     assert (2, 10) <= built <= running
     assert gnn.kernels.is_loaded()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spmm_sum_fused_self_term(weighted):
+    # out[i] = (sum or mean)_{e in row i} w_e x[col e] + s * x_self[i], over feature widths that
+    # cover a full register block (64 floats / 32 doubles), a partial one and both together
+    rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(11, 9, 60, seed=9)
+    for dtype in (torch.float32, torch.float64):
+        for feats in (3, 32, 64, 70, 130):
+            x = torch.randn(9, 1, feats, dtype=dtype)
+            x_self = torch.randn(11, 1, feats, dtype=dtype)
+            value = torch.rand(60, dtype=dtype) if weighted else None
+            for mean in (False, True):
+                out = K.spmm_sum(rowptr, col, value, x, mean, None, None, None, x_self, 1.25)
+                ref = loop_spmm(rows, col, value, x, 11, "mean" if mean else "sum") + 1.25 * x_self
+                torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    x = torch.randn(9, 2, 3, dtype=torch.float64, requires_grad=True)
+    x_self = torch.randn(11, 2, 3, dtype=torch.float64, requires_grad=True)
+    value = torch.rand(60, dtype=torch.float64, requires_grad=True) if weighted else None
+    for mean in (False, True):
+        torch.autograd.gradcheck(
+            lambda x, xs: K.spmm_sum(rowptr, col, value, x, mean, t_rowptr, t_col, t_perm, xs, -0.5),
+            (x, x_self),
+        )
+    with pytest.raises(RuntimeError, match="x_self"):
+        K.spmm_sum(rowptr, col, None, x.detach(), False, None, None, None, x_self.detach()[:5], 1.0)
+
+
+@pytest.mark.parametrize("reduce", [0, 1, 2, 3])
+def test_scatter_reduce_sorted_index_matches_unsorted_exactly(reduce):
+    # a sorted index takes the group-parallel path; with the rows of each group in the same
+    # order, every group reduces the same numbers in the same order: identical results
+    g = torch.Generator().manual_seed(10)
+    src = torch.randn(300, 70, generator=g)
+    index = torch.randint(0, 40, (300,), generator=g)
+    index[index == 7] = 8  # an empty group in the middle; groups 40..44 are empty at the end
+    order = torch.argsort(index, stable=True)
+    out_unsorted, _ = K.scatter_reduce(src, index, 45, reduce)
+    out_sorted, _ = K.scatter_reduce(src[order].contiguous(), index[order].contiguous(), 45, reduce)
+    assert torch.equal(out_unsorted, out_sorted)
+    name = ["sum", "mean", "max", "min"][reduce]
+    ref = loop_spmm(index, torch.arange(300), None, src, 45, name)
+    torch.testing.assert_close(out_sorted, ref)
+    src64 = torch.randn(30, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    sorted_index = torch.randint(0, 6, (30,), generator=g).sort().values
+    torch.autograd.gradcheck(lambda s: K.scatter_reduce(s, sorted_index, 8, reduce)[0], (src64,))
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.scatter_reduce(src64.detach()[:3], torch.tensor([0, 1, 9]), 8, reduce)

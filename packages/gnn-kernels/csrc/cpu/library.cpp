@@ -4,7 +4,8 @@
 
 namespace gnn_kernels {
 
-Tensor spmm_sum(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x, bool mean, std::optional<Tensor> , std::optional<Tensor> , std::optional<Tensor> );
+Tensor spmm_sum(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x, bool mean, std::optional<Tensor> ,
+                std::optional<Tensor> , std::optional<Tensor> , std::optional<Tensor> x_self, double self_weight);
 std::tuple<Tensor, Tensor> spmm_minmax(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x,
                                        bool is_max);
 Tensor sddmm(Tensor rowptr, Tensor col, Tensor a, Tensor b);
@@ -21,7 +22,7 @@ std::tuple<Tensor, Tensor> segment_reduce(Tensor src, Tensor ptr, int64_t reduce
 STABLE_TORCH_LIBRARY(gnn_kernels, m) {
   m.def(
       "spmm_sum(Tensor rowptr, Tensor col, Tensor? value, Tensor x, bool mean, Tensor? t_rowptr, Tensor? t_col, "
-      "Tensor? t_perm) -> Tensor");
+      "Tensor? t_perm, Tensor? x_self=None, float self_weight=1.0) -> Tensor");
   m.def("spmm_minmax(Tensor rowptr, Tensor col, Tensor? value, Tensor x, bool is_max) -> (Tensor, Tensor)");
   m.def("sddmm(Tensor rowptr, Tensor col, Tensor a, Tensor b) -> Tensor");
   m.def(

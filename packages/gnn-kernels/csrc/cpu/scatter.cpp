@@ -6,8 +6,11 @@
 // max/min the winning row (or -1 for an empty group, whose output is 0);
 // scatter_reduce keeps its max/min loop branch-free and returns no arg (the
 // backward finds the winners by comparison and splits ties, as torch does).
+// scatter_reduce detects a sorted index (one pass, fused with the bounds
+// check) and then reduces contiguous runs with threads split by group.
 #include "common.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace gnn_kernels {
@@ -21,6 +24,62 @@ inline scalar_t init_value(int64_t reduce) {
   return scalar_t(0);
 }
 
+// Bounds check of `index` against [0, size) and, in the same pass, whether it is
+// sorted (non-decreasing). Errors are raised outside the parallel region.
+bool check_index_sorted(const Tensor& index, int64_t size) {
+  check_long(index, "index");
+  const int64_t* p = index.const_data_ptr<int64_t>();
+  const int64_t n = index.numel();
+  std::atomic<bool> bad{false}, unsorted{false};
+  parallel_rows(n, 1 << 16, [&](int64_t b, int64_t en) {
+    bool out_of_range = false, down = b > 0 && p[b - 1] > p[b];
+    for (int64_t k = b; k < en; ++k) out_of_range |= (p[k] < 0) | (p[k] >= size);
+    for (int64_t k = b + 1; k < en; ++k) down |= p[k - 1] > p[k];
+    if (out_of_range) bad.store(true, std::memory_order_relaxed);
+    if (down) unsorted.store(true, std::memory_order_relaxed);
+  });
+  STD_TORCH_CHECK(!bad.load(), "gnn_kernels: 'index' holds an index out of range [0, ", size, ")");
+  return !unsorted.load();
+}
+
+// scatter_reduce for a sorted index: threads split the groups (each group's
+// rows are contiguous), rows are added in the same order as in the general
+// loop, so the results are identical; only the memory traffic differs.
+template <typename scalar_t>
+void scatter_sorted(const scalar_t* sp, const int64_t* ip, int64_t e, int64_t feats, int64_t dim_size,
+                    int64_t reduce, scalar_t* op) {
+  const scalar_t init = init_value<scalar_t>(reduce);
+  parallel_rows(dim_size, 16, [&](int64_t g0, int64_t g1) {
+    int64_t k = std::lower_bound(ip, ip + e, g0) - ip;
+    for (int64_t g = g0; g < g1; ++g) {
+      scalar_t* __restrict__ o = op + g * feats;
+      for (int64_t f = 0; f < feats; ++f) o[f] = init;
+      const int64_t start = k;
+      for (; k < e && ip[k] == g; ++k) {
+        const scalar_t* __restrict__ s = sp + k * feats;
+        if (reduce <= 1) {
+#pragma omp simd
+          for (int64_t f = 0; f < feats; ++f) o[f] += s[f];
+        } else if (reduce == 2) {
+#pragma omp simd
+          for (int64_t f = 0; f < feats; ++f) o[f] = s[f] > o[f] ? s[f] : o[f];
+        } else {
+#pragma omp simd
+          for (int64_t f = 0; f < feats; ++f) o[f] = s[f] < o[f] ? s[f] : o[f];
+        }
+      }
+      const int64_t count = k - start;
+      if (reduce == 1 && count > 1) {
+        const scalar_t inv = scalar_t(1) / scalar_t(count);
+        for (int64_t f = 0; f < feats; ++f) o[f] *= inv;
+      }
+      if (reduce >= 2)  // empty groups give 0
+        for (int64_t f = 0; f < feats; ++f)
+          if (o[f] == init) o[f] = 0;
+    }
+  });
+}
+
 }  // namespace
 
 std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_size, int64_t reduce) {
@@ -29,7 +88,7 @@ std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_
   STD_TORCH_CHECK(index.numel() == src.size(0), "gnn_kernels::scatter_reduce: 'index' must have E entries");
   STD_TORCH_CHECK(reduce >= 0 && reduce <= 3, "gnn_kernels::scatter_reduce: unknown reduce ", reduce);
   STD_TORCH_CHECK(dim_size >= 0, "gnn_kernels::scatter_reduce: 'dim_size' must be non-negative");
-  check_index(index, dim_size, "index");
+  const bool sorted = check_index_sorted(index, dim_size);
   const int64_t e = src.size(0), feats = src.size(1);
   Tensor out = torch::stable::new_empty(src, {dim_size, feats});
   Tensor arg = torch::stable::new_empty(src, {0, 0}, ScalarType::Long);
@@ -38,6 +97,10 @@ std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_
     using scalar_t = decltype(tag);
     const scalar_t* sp = src.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    if (sorted) {  // e.g. a batch vector: a segment reduction, split by groups
+      scatter_sorted(sp, ip, e, feats, dim_size, reduce, op);
+      return;
+    }
     const scalar_t init = init_value<scalar_t>(reduce);
     // threads split the feature columns (blocks of 8), so no two write one location
     const int64_t block = 8;

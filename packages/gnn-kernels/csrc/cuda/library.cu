@@ -6,7 +6,8 @@ namespace gnn_kernels {
 namespace gpu {
 
 Tensor spmm_sum(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x, bool mean,
-                std::optional<Tensor> t_rowptr, std::optional<Tensor> t_col, std::optional<Tensor> t_perm);
+                std::optional<Tensor> t_rowptr, std::optional<Tensor> t_col, std::optional<Tensor> t_perm,
+                std::optional<Tensor> x_self, double self_weight);
 std::tuple<Tensor, Tensor> spmm_minmax(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x,
                                        bool is_max);
 Tensor sddmm(Tensor rowptr, Tensor col, Tensor a, Tensor b);

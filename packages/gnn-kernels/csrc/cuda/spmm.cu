@@ -1,6 +1,7 @@
 // CUDA versions of csrc/cpu/spmm.cpp (rows receive, columns send):
 //
 //   spmm_sum:    out[i, h, :] = sum_{e in row i} w[e, h] * x[col[e], h, :]   (optionally / deg)
+//                              (+ s * x_self[i, h, :], an optional fused self term)
 //   spmm_minmax: out[i, f]    = max/min_{e in row i} w[e] * x[col[e], f], with the arg edge
 //   sddmm:       out[e, h]    = <a[row(e), h, :], b[col[e], h, :]>          (edge-weight gradient)
 //
@@ -18,7 +19,8 @@ template <typename scalar_t>
 __global__ void spmm_sum_kernel(const int64_t* __restrict__ rp, const int64_t* __restrict__ col,
                                 const scalar_t* __restrict__ vp, int64_t value_heads,
                                 const scalar_t* __restrict__ xp, scalar_t* __restrict__ op, int64_t m,
-                                int64_t heads, int64_t channels, bool mean) {
+                                int64_t heads, int64_t channels, bool mean,
+                                const scalar_t* __restrict__ sp, scalar_t self_weight) {
   const int64_t row_size = heads * channels;
   const int lane = lane_id();
   for (int64_t i = global_warp(); i < m; i += warp_stride()) {
@@ -33,6 +35,7 @@ __global__ void spmm_sum_kernel(const int64_t* __restrict__ rp, const int64_t* _
         acc += w * xp[col[k] * row_size + f];
       }
       if (mean && hi - lo > 1) acc *= scalar_t(1) / scalar_t(hi - lo);
+      if (sp != nullptr) acc += self_weight * sp[i * row_size + f];
       o[f] = acc;
     }
   }
@@ -91,7 +94,7 @@ __global__ void sddmm_kernel(const int64_t* __restrict__ rp, const int64_t* __re
 // t_rowptr/t_col/t_perm: the transposed pattern, used only by the backward formula.
 Tensor spmm_sum(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x, bool mean,
                 std::optional<Tensor> /*t_rowptr*/, std::optional<Tensor> /*t_col*/,
-                std::optional<Tensor> /*t_perm*/) {
+                std::optional<Tensor> /*t_perm*/, std::optional<Tensor> x_self, double self_weight) {
   check_cuda_tensor(x, "x");
   CudaContext ctx(x);
   check_cuda_contiguous(x, "x", ctx.device());
@@ -109,14 +112,24 @@ Tensor spmm_sum(Tensor rowptr, Tensor col, std::optional<Tensor> value, Tensor x
     STD_TORCH_CHECK(value_heads == 1 || value_heads == heads,
                     "gnn_kernels::spmm_sum: 'value' heads must be 1 or H");
   }
+  if (x_self.has_value()) {
+    check_cuda_contiguous(*x_self, "x_self", ctx.device());
+    STD_TORCH_CHECK(x_self->scalar_type() == x.scalar_type(),
+                    "gnn_kernels::spmm_sum: 'x_self' dtype must match 'x'");
+    STD_TORCH_CHECK(x_self->dim() == 3 && x_self->size(0) == m && x_self->size(1) == heads &&
+                        x_self->size(2) == channels,
+                    "gnn_kernels::spmm_sum: 'x_self' must be [M, H, C] (one row per CSR row)");
+  }
   Tensor out = torch::stable::new_zeros(x, {m, heads, channels});
   if (m == 0 || heads * channels == 0) return out;
   dispatch_float(x.scalar_type(), "spmm_sum", [&](auto tag) {
     using scalar_t = decltype(tag);
     const scalar_t* vp = value.has_value() ? value->const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* sp = x_self.has_value() ? x_self->const_data_ptr<scalar_t>() : nullptr;
     spmm_sum_kernel<scalar_t><<<grid_warps(m), kThreads, 0, ctx.stream()>>>(
         rowptr.const_data_ptr<int64_t>(), col.const_data_ptr<int64_t>(), vp, value_heads,
-        x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), m, heads, channels, mean);
+        x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), m, heads, channels, mean, sp,
+        static_cast<scalar_t>(self_weight));
     GNN_CUDA_LAUNCH_CHECK();
   });
   return out;

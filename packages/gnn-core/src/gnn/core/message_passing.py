@@ -32,6 +32,7 @@ from . import ops
 from . import validation as v
 from .aggr.base import Aggregation
 from .aggr.basic import fused_reduction
+from .utils.cache import TensorCache
 from .utils.csr import to_csr
 from .utils.sparse import SparseInput, from_sparse, is_sparse
 
@@ -155,6 +156,26 @@ class _Graph:
 
 def _node_size(data: Tensor, node_dim: int) -> int:
     return data.size(node_dim)
+
+
+#: ``(min, max)`` of each row of recently seen ``edge_index`` tensors, so that the
+#: O(E) range check runs once per static graph rather than on every call
+_bounds = TensorCache(8)
+
+
+def _row_bounds(edge_index: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+    lo, hi = torch.aminmax(edge_index, dim=1)
+    lo, hi = lo.tolist(), hi.tolist()
+    return (lo[0], hi[0]), (lo[1], hi[1])
+
+
+def check_edge_index_side(edge_index: Tensor, side: int, upper: int) -> None:
+    """Check ``0 <= edge_index[side] < upper`` (O(E) once per static graph, then cached)."""
+    if not v.validation_enabled() or edge_index.numel() == 0:
+        return
+    lo, hi = _bounds.get((edge_index,), ("bounds",), lambda: _row_bounds(edge_index))[side]
+    if lo < 0 or hi >= upper:  # let the shared check raise its error
+        v.check_index_range(f"edge_index[{side}]", edge_index[side], upper)
 
 
 class MessagePassing(torch.nn.Module):
@@ -468,7 +489,7 @@ class MessagePassing(torch.nn.Module):
         v.check_edge_index(edge_index)
         for k in (0, 1):
             if size[k] is not None:
-                v.check_index_range(f"edge_index[{k}]", edge_index[k], size[k])
+                check_edge_index_side(edge_index, k, size[k])
         return _Graph(edge_index, None, size, i, j)
 
     def _chunk(self, value: Any, parts: int, name: str) -> list[Any]:
@@ -484,8 +505,8 @@ class MessagePassing(torch.nn.Module):
         known = graph.size[side]
         if known is None:
             graph.size[side] = n
-            if graph.sparse is None and v.validation_enabled():
-                v.check_index_range(f"edge_index[{side}]", graph.edge_index[side], n)
+            if graph.sparse is None:
+                check_edge_index_side(graph.edge_index, side, n)
         elif known != n:
             raise ValueError(
                 f"'{name}' has {n} nodes along dim {self.node_dim}, but 'size' / 'edge_index' expects {known}"
@@ -529,8 +550,8 @@ class MessagePassing(torch.nn.Module):
             other = graph.size[1 - side]
             if graph.size[side] is None and other is not None:
                 graph.size[side] = other
-                if graph.sparse is None and v.validation_enabled():
-                    v.check_index_range(f"edge_index[{side}]", graph.edge_index[side], other)
+                if graph.sparse is None:
+                    check_edge_index_side(graph.edge_index, side, other)
 
     def _special(self, graph: _Graph, name: str) -> Any:
         size_i = graph.size[graph.i] if graph.size[graph.i] is not None else graph.size[graph.j]
@@ -602,6 +623,69 @@ class MessagePassing(torch.nn.Module):
             return False, None
         return True, weight
 
+    def _fused_plan(
+        self, graph: _Graph, kwargs: dict[str, Any]
+    ) -> tuple[Any, Tensor, Tensor | None, str] | None:
+        """``(csr, x_src, edge_weight, reduce)`` of the fused ``ops.spmm`` path, or ``None``."""
+        use_fused, weight = self._fused_weight(graph, kwargs)
+        if not use_fused:
+            return None
+        self._sizes(graph, kwargs)
+        x = kwargs["x"]
+        x_src = x[graph.j] if isinstance(x, (tuple, list)) else x
+        size_i = self._special(graph, "size_i")
+        reduce = fused_reduction(self.aggr_module)
+        if graph.sparse is not None:
+            csr = graph.sparse.csr
+            if csr.num_rows != size_i:
+                raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {size_i}")
+        else:
+            size = (
+                graph.size[0] if graph.size[0] is not None else size_i,
+                graph.size[1] if graph.size[1] is not None else size_i,
+            )
+            csr = to_csr(graph.edge_index, size, self.flow)
+        if weight is not None and weight.numel() != csr.nnz:
+            raise ValueError(
+                f"'edge_weight' has {weight.numel()} entries but 'edge_index' has {csr.nnz} edges"
+            )
+        return csr, x_src, weight, reduce
+
+    def _propagate_plus_self(
+        self,
+        edge_index: Any,
+        size: tuple[int, int] | None,
+        x: Tensor | tuple[Tensor, Tensor | None],
+        x_self: Tensor,
+        self_weight: float,
+    ) -> Tensor | None:
+        """``propagate(edge_index, x=x, size=size) + self_weight * x_self`` in one fused spmm call.
+
+        For layers such as GIN whose output adds a scaled root term to a sum/mean
+        aggregation: the term is added inside the spmm pass (no extra ``[N, F]``
+        tensors). Returns ``None`` when the plain path must run: propagate hooks,
+        explain mode, decomposed layers, an overridden :meth:`update`, a sparse
+        input with a layer-specific :meth:`message_and_aggregate`, or an
+        aggregation other than sum/mean.
+        """
+        if self._propagate_forward_pre_hooks or self._propagate_forward_hooks or self._explain:
+            return None
+        if self.decomposed_layers > 1 or type(self).update is not MessagePassing.update:
+            return None
+        if fused_reduction(self.aggr_module) not in ("sum", "mean"):
+            return None
+        graph = self._graph(edge_index, size)
+        if graph.sparse is not None and self._signature.fuses:
+            return None
+        kwargs = {"x": x}
+        fused = self._fused_plan(graph, kwargs)
+        if fused is None:
+            return None
+        csr, x_src, weight, reduce = fused
+        if x_self.shape != (csr.num_rows,) + x_src.shape[1:]:
+            return None
+        return ops.spmm(csr, x_src, weight, reduce, x_self=x_self, self_weight=self_weight)
+
     def _message_and_reduce(self, graph: _Graph, kwargs: dict[str, Any]) -> Tensor:
         sig = self._signature
         # 1. sparse input and a layer-provided fused implementation
@@ -621,27 +705,9 @@ class MessagePassing(torch.nn.Module):
             return out
 
         # 2. fused gather-weight-reduce through ops.spmm
-        use_fused, weight = self._fused_weight(graph, kwargs)
-        if use_fused:
-            self._sizes(graph, kwargs)
-            x = kwargs["x"]
-            x_src = x[graph.j] if isinstance(x, (tuple, list)) else x
-            size_i = self._special(graph, "size_i")
-            reduce = fused_reduction(self.aggr_module)
-            if graph.sparse is not None:
-                csr = graph.sparse.csr
-                if csr.num_rows != size_i:
-                    raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {size_i}")
-            else:
-                size = (
-                    graph.size[0] if graph.size[0] is not None else size_i,
-                    graph.size[1] if graph.size[1] is not None else size_i,
-                )
-                csr = to_csr(graph.edge_index, size, self.flow)
-            if weight is not None and weight.numel() != csr.nnz:
-                raise ValueError(
-                    f"'edge_weight' has {weight.numel()} entries but 'edge_index' has {csr.nnz} edges"
-                )
+        fused = self._fused_plan(graph, kwargs)
+        if fused is not None:
+            csr, x_src, weight, reduce = fused
             return ops.spmm(csr, x_src, weight, reduce)
 
         # 3. general path: message -> aggregate

@@ -17,7 +17,7 @@ REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
 
 # -- fake implementations ----------------------------------------------------------------------
 @torch.library.register_fake("gnn_kernels::spmm_sum")
-def _(rowptr, col, value, x, mean, t_rowptr, t_col, t_perm):
+def _(rowptr, col, value, x, mean, t_rowptr, t_col, t_perm, x_self=None, self_weight=1.0):
     return x.new_empty(rowptr.shape[0] - 1, x.shape[1], x.shape[2])
 
 
@@ -61,14 +61,21 @@ def _degree(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def _spmm_sum_setup(ctx, inputs, output):
-    rowptr, col, value, x, mean, t_rowptr, t_col, t_perm = inputs
-    ctx.save_for_backward(rowptr, col, value, x, t_rowptr, t_col, t_perm)
+    rowptr, col, value, x, mean, t_rowptr, t_col, t_perm = inputs[:8]
+    # x is needed only for the gradient of the values
+    x_saved = x if value is not None and value.requires_grad else None
+    ctx.save_for_backward(rowptr, col, value, x_saved, t_rowptr, t_col, t_perm)
     ctx.mean = mean
+    ctx.self_weight = inputs[9] if len(inputs) > 9 else 1.0
 
 
 def _spmm_sum_backward(ctx, grad):
     rowptr, col, value, x, t_rowptr, t_col, t_perm = ctx.saved_tensors
     grad = grad.contiguous()
+    # d out / d x_self = self_weight (the self term is added after the mean)
+    grad_self = None
+    if len(ctx.needs_input_grad) > 8 and ctx.needs_input_grad[8]:
+        grad_self = grad * ctx.self_weight if ctx.self_weight != 1.0 else grad
     if ctx.mean:
         grad = grad / _degree(rowptr, grad.dtype).view(-1, 1, 1)
     grad_x = grad_value = None
@@ -82,7 +89,7 @@ def _spmm_sum_backward(ctx, grad):
     if value is not None and ctx.needs_input_grad[2]:
         per_head = ops.sddmm(rowptr, col, grad, x.contiguous())
         grad_value = per_head.sum(-1) if value.dim() == 1 else per_head
-    return None, None, grad_value, grad_x, None, None, None, None
+    return None, None, grad_value, grad_x, None, None, None, None, grad_self, None
 
 
 torch.library.register_autograd("gnn_kernels::spmm_sum", _spmm_sum_backward, setup_context=_spmm_sum_setup)
@@ -170,11 +177,10 @@ def _scatter_backward(ctx, grad, _grad_arg):
         winner = (src == out.index_select(0, index)).to(grad.dtype)
         ties = torch.zeros_like(grad).index_add_(0, index, winner).clamp(min=1)
         return winner * (grad / ties).index_select(0, index), None, None, None
-    out = grad.index_select(0, index)
-    if ctx.reduce == 1:
+    if ctx.reduce == 1:  # divide the [dim_size, F] gradient, then gather once: one [E, F] tensor
         count = torch.bincount(index, minlength=grad.shape[0]).clamp(min=1).to(grad.dtype)
-        out = out / count.index_select(0, index).unsqueeze(-1)
-    return out, None, None, None
+        grad = grad / count.unsqueeze(-1)
+    return grad.index_select(0, index), None, None, None
 
 
 torch.library.register_autograd(

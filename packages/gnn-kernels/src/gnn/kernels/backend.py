@@ -21,6 +21,7 @@ from .geometry import GeometryOps
 
 _OPS = {
     "spmm",
+    "spmm_self",
     "scatter",
     "segment",
     "attention",
@@ -73,6 +74,18 @@ class NativeBackend(GeometryOps):
 
     # -- ops ---------------------------------------------------------------------------------
     def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
+        return self.spmm_self(csr, x, edge_weight, reduce, None, 1.0)
+
+    def spmm_self(
+        self,
+        csr: Any,
+        x: Tensor,
+        edge_weight: Tensor | None,
+        reduce: str,
+        x_self: Tensor | None,
+        self_weight: float,
+    ) -> Tensor:
+        """``spmm`` plus ``self_weight * x_self``, fused into the kernel for sum/mean."""
         rowptr, col = _long_pattern(csr)
         value = csr.in_csr_order(edge_weight)
         if value is not None:
@@ -83,10 +96,13 @@ class NativeBackend(GeometryOps):
             out, _ = self.ops.spmm_minmax(
                 rowptr, col, value, x.reshape(x.size(0), feats).contiguous(), reduce == "max"
             )
-            return out.view((csr.num_rows,) + rest)
+            out = out.view((csr.num_rows,) + rest)
+            return out if x_self is None else out + self_weight * x_self
         t_rowptr = t_col = t_perm = None
         if x.requires_grad:
             t_rowptr, t_col, t_perm = _transposed(csr)
+        if x_self is not None:
+            x_self = x_self.to(x.dtype).reshape(csr.num_rows, 1, feats).contiguous()
         out = self.ops.spmm_sum(
             rowptr,
             col,
@@ -96,6 +112,8 @@ class NativeBackend(GeometryOps):
             t_rowptr,
             t_col,
             t_perm,
+            x_self,
+            self_weight,
         )
         return out.view((csr.num_rows,) + rest)
 

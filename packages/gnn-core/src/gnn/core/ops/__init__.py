@@ -108,10 +108,20 @@ def segment(src: Tensor, ptr: Tensor, dim: int = 0, reduce: str = "sum") -> Tens
     return impl(src, ptr, dim, reduce)
 
 
-def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "sum") -> Tensor:
+def spmm(
+    csr: CSR,
+    x: Tensor,
+    edge_weight: Tensor | None = None,
+    reduce: str = "sum",
+    *,
+    x_self: Tensor | None = None,
+    self_weight: float = 1.0,
+) -> Tensor:
     """Fused gather-weight-reduce: ``out[i] = reduce_{e in row i} w[e] * x[col[e]]``.
 
-    No ``[E, F]`` message tensor is formed on the sum/mean paths.
+    No ``[E, F]`` message tensor is formed on the sum/mean paths. With
+    ``x_self``, ``self_weight * x_self[i]`` is added to each row after the
+    reduction (GIN's ``(1 + eps) x_i + sum_j x_j``) in the same pass.
 
     Args:
         csr: the graph in CSR form (rows receive, columns send), see
@@ -119,9 +129,17 @@ def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "
         x: ``[num_cols, *]`` features of the sending nodes.
         edge_weight: optional ``[E]`` weights in the original edge order.
         reduce: ``"sum"``, ``"mean"``, ``"min"`` or ``"max"``.
+        x_self: optional ``[num_rows, *]`` features added to the result.
+        self_weight: the (constant) factor of ``x_self``.
 
     Returns:
-        ``[num_rows, *]``; rows without entries give 0.
+        ``[num_rows, *]``; rows without entries give 0 (plus the self term).
+
+    Example:
+        >>> csr = ops.from_coo(torch.tensor([1, 1]), torch.tensor([0, 2]), 3, 3)
+        >>> x = torch.tensor([[1.0], [2.0], [4.0]])
+        >>> ops.spmm(csr, x, x_self=x, self_weight=0.5).view(-1)
+        tensor([0.5000, 6.0000, 2.0000])
     """
     reduce = _check_reduce(reduce)
     if reduce == "mul":
@@ -135,8 +153,19 @@ def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "
         v.check_tensor("edge_weight", edge_weight)
         if edge_weight.dim() != 1 or edge_weight.numel() != csr.nnz:
             raise ValueError(f"'edge_weight' must have shape [{csr.nnz}], got {v.describe(edge_weight)}")
-    _, impl = select("spmm", **_ctx(x, reduce, edge_weight))
-    return impl(csr, x, edge_weight, reduce)
+    if x_self is None:
+        _, impl = select("spmm", **_ctx(x, reduce, edge_weight))
+        return impl(csr, x, edge_weight, reduce)
+    v.check_tensor("x_self", x_self)
+    if x_self.shape != (csr.num_rows,) + x.shape[1:]:
+        raise ValueError(
+            f"'x_self' must have shape {[csr.num_rows, *x.shape[1:]]} (one row per receiving node), "
+            f"got {v.describe(x_self)}"
+        )
+    if not isinstance(self_weight, (int, float)) or isinstance(self_weight, bool):
+        raise TypeError(f"'self_weight' must be a Python number, got {v.describe(self_weight)}")
+    _, impl = select("spmm_self", **_ctx(x, reduce, edge_weight, x_self))
+    return impl(csr, x, edge_weight, reduce, x_self, float(self_weight))
 
 
 def softmax(

@@ -52,23 +52,58 @@ def segment(src: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:
     return scatter(src, index, dim, ptr.numel() - 1, reduce)
 
 
+def _sparse_mm(a: Tensor, x: Tensor, mean: bool) -> Tensor:
+    """``a @ x`` (divided by the row sizes when ``mean``) for a torch.sparse CSR ``a``.
+
+    On CPU, ``torch.sparse.mm(..., reduce)`` runs torch's row-parallel kernel
+    (faster than ``a @ x``) and computes the mean in the same pass.
+    """
+    if x.device.type == "cpu":
+        return torch.sparse.mm(a, x, "mean" if mean else "sum")
+    out = a @ x
+    if mean:
+        rowptr = a.crow_indices()
+        out = out / (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(out.dtype).unsqueeze(-1)
+    return out
+
+
 class _CSRMatmul(torch.autograd.Function):
-    """``A @ x`` with a constant CSR ``A``; backward is ``A^T @ grad``."""
+    """``A @ x`` (sum or mean) with a constant CSR ``A``, plus ``s * x_self``.
+
+    Backward: ``grad_x = A^T @ (grad / deg if mean else grad)``, with the
+    transposed pattern and its torch.sparse form cached on the CSR;
+    ``grad_x_self = s * grad``. Nothing is computed for inputs that need no grad.
+    """
 
     @staticmethod
-    def forward(ctx, csr: CSR, x: Tensor, value: Tensor | None) -> Tensor:  # type: ignore[override]
-        ctx.csr = csr
-        ctx.value = value
-        return csr.torch_sparse(value, x.dtype) @ x
+    def forward(  # type: ignore[override]
+        ctx,
+        csr: CSR,
+        x: Tensor,
+        value: Tensor | None,
+        mean: bool,
+        x_self: Tensor | None,
+        self_weight: float,
+    ) -> Tensor:
+        ctx.csr, ctx.value, ctx.mean, ctx.self_weight = csr, value, mean, self_weight
+        out = _sparse_mm(csr.torch_sparse(value, x.dtype), x, mean)
+        if x_self is not None:
+            out.add_(x_self, alpha=self_weight)
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         csr: CSR = ctx.csr
-        if not ctx.needs_input_grad[1]:
-            return None, None, None
-        t = csr.transpose()
-        value = t.in_csr_order(ctx.value)
-        return None, t.torch_sparse(value, grad.dtype) @ grad.contiguous(), None
+        grad_x = grad_self = None
+        if ctx.needs_input_grad[4]:
+            grad_self = grad * ctx.self_weight if ctx.self_weight != 1.0 else grad
+        if ctx.needs_input_grad[1]:
+            if ctx.mean:
+                grad = grad / csr.degree().clamp(min=1).to(grad.dtype).unsqueeze(-1)
+            t = csr.transpose()
+            value = t.in_csr_order(ctx.value)
+            grad_x = _sparse_mm(t.torch_sparse(value, grad.dtype), grad.contiguous(), False)
+        return None, grad_x, None, None, grad_self, None
 
 
 def _torch_sparse_ok(x: Tensor, value: Tensor | None) -> bool:
@@ -87,19 +122,36 @@ def spmm(csr: CSR, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor
     ``x`` is ``[num_cols, *]``; ``edge_weight`` (optional) is in the original
     edge order. The output is ``[num_rows, *]``; empty rows give 0.
     """
+    return spmm_self(csr, x, edge_weight, reduce, None, 1.0)
+
+
+def spmm_self(
+    csr: CSR,
+    x: Tensor,
+    edge_weight: Tensor | None,
+    reduce: str,
+    x_self: Tensor | None,
+    self_weight: float,
+) -> Tensor:
+    """:func:`spmm` plus ``self_weight * x_self`` (``[num_rows, *]``, optional), in one pass when possible."""
     value = csr.in_csr_order(edge_weight)
-    flat = x.reshape(x.size(0), math.prod(x.shape[1:]))
+    feats = math.prod(x.shape[1:])
+    flat = x.reshape(x.size(0), feats)
+    flat_self = None if x_self is None else x_self.reshape(csr.num_rows, feats)
     if reduce in ("sum", "add", "mean") and _torch_sparse_ok(flat, value):
         if value is not None and value.dtype != flat.dtype:
             value = value.to(flat.dtype)
-        out = _CSRMatmul.apply(csr, flat.contiguous(), value)
-        if reduce == "mean":
-            out = out / csr.degree().clamp(min=1).to(out.dtype).unsqueeze(-1)
+        if flat_self is not None and flat_self.dtype != flat.dtype:
+            flat_self = flat_self.to(flat.dtype)
+        out = _CSRMatmul.apply(csr, flat.contiguous(), value, reduce == "mean", flat_self, float(self_weight))
         return out.view((csr.num_rows,) + tuple(x.shape[1:]))
     messages = x.index_select(0, csr.col)
     if value is not None:
         messages = messages * value.view((-1,) + (1,) * (x.dim() - 1)).to(messages.dtype)
-    return scatter(messages, csr.row(), 0, csr.num_rows, "sum" if reduce == "add" else reduce)
+    out = scatter(messages, csr.row(), 0, csr.num_rows, "sum" if reduce == "add" else reduce)
+    if x_self is not None:
+        out = out + self_weight * x_self
+    return out
 
 
 def softmax(src: Tensor, index: Tensor, dim: int, dim_size: int) -> Tensor:
