@@ -207,6 +207,10 @@ def test_bad_inputs_raise_instead_of_crashing():
     bad_perm = t_perm.clone()
     bad_perm[0] = E
     with pytest.raises(RuntimeError, match="'t_perm' holds an index out of range"):
-        K.dot_attention_backward(rowptr, col, q, k, v, None, 1.0, out, alpha, out, None, t_rowptr, t_col, bad_perm)
+        K.dot_attention_backward(
+            rowptr, col, q, k, v, None, 1.0, out, alpha, out, None, t_rowptr, t_col, bad_perm
+        )
     with pytest.raises(RuntimeError, match="needs the transposed pattern"):
-        K.gatv2_attention_backward(rowptr, col, xs, xd, att, None, 0.2, out, alpha, out, None, None, None, None)
+        K.gatv2_attention_backward(
+            rowptr, col, xs, xd, att, None, 0.2, out, alpha, out, None, None, None, None
+        )
