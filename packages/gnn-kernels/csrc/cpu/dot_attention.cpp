@@ -159,7 +159,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> dot_attention_backward(
   Tensor grad_key = torch::stable::new_zeros(query, {s.n, heads, channels});
   Tensor grad_value = torch::stable::new_zeros(query, {s.n, heads, channels});
   Tensor grad_edge = torch::stable::new_empty(query, {edge.has_value() ? s.e : 0, heads, channels});
-  Tensor grad_score = torch::stable::new_empty(query, {s.e, heads});
+  // per entry: (dS[k, :], alpha[k, :]) side by side, so the column pass reads one cache line per entry
+  Tensor weights = torch::stable::new_empty(query, {s.e, 2, heads});
   const int64_t* rp = rowptr.const_data_ptr<int64_t>();
   const int64_t* c = col.const_data_ptr<int64_t>();
   const int64_t* trp = t_rowptr->const_data_ptr<int64_t>();
@@ -179,12 +180,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> dot_attention_backward(
     scalar_t* gkp = grad_key.mutable_data_ptr<scalar_t>();
     scalar_t* gvp = grad_value.mutable_data_ptr<scalar_t>();
     scalar_t* gep = ep ? grad_edge.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* dsp = grad_score.mutable_data_ptr<scalar_t>();
+    scalar_t* wp = weights.mutable_data_ptr<scalar_t>();
     const scalar_t sc = scalar_t(scale);
 
     // row pass: score gradient, query and edge gradients
     parallel_rows(s.m, 16, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> base(heads);
+      const int64_t last = rp[end];
       for (int64_t i = begin; i < end; ++i) {
         const int64_t lo = rp[i], hi = rp[i + 1];
         if (lo == hi) continue;
@@ -202,6 +204,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> dot_attention_backward(
           for (int64_t k = lo; k < hi; ++k)
             for (int64_t h = 0; h < heads; ++h) base[h] += alp[k * heads + h] * gap[k * heads + h];
         for (int64_t k = lo; k < hi; ++k) {
+          if (k + kPrefetch < last) {  // the gathered rows are random accesses: fetch ahead
+            prefetch_row(kp + c[k + kPrefetch] * hc, hc);
+            prefetch_row(vp + c[k + kPrefetch] * hc, hc);
+          }
           const scalar_t* kr = kp + c[k] * hc;
           const scalar_t* vr = vp + c[k] * hc;
           const scalar_t* er = ep ? ep + k * hc : nullptr;
@@ -220,7 +226,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> dot_attention_backward(
             if (gap) dalpha += gap[k * heads + h];
             const scalar_t a = alp[k * heads + h];
             const scalar_t ds = a * (dalpha - base[h]);
-            dsp[k * heads + h] = ds;
+            wp[(2 * k) * heads + h] = ds;
+            wp[(2 * k + 1) * heads + h] = a;
             const scalar_t w = sc * ds;
             const scalar_t* kh = kr + h * channels;
             scalar_t* gqh = gq + h * channels;
@@ -244,16 +251,23 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> dot_attention_backward(
 
     // column pass over the transposed pattern: key and value gradients
     parallel_rows(s.n, 16, [&](int64_t begin, int64_t end) {
+      const int64_t last = trp[end];
       for (int64_t j = begin; j < end; ++j) {
         scalar_t* gk = gkp + j * hc;
         scalar_t* gv = gvp + j * hc;
         for (int64_t p = trp[j]; p < trp[j + 1]; ++p) {
+          if (p + kPrefetch < last) {
+            prefetch_row(qp + tc[p + kPrefetch] * hc, hc);
+            prefetch_row(gp + tc[p + kPrefetch] * hc, hc);
+            prefetch_row(wp + 2 * tperm[p + kPrefetch] * heads, 2 * heads);
+          }
           const int64_t k = tperm[p], i = tc[p];
           const scalar_t* q = qp + i * hc;
           const scalar_t* g = gp + i * hc;
+          const scalar_t* wk = wp + 2 * k * heads;
           for (int64_t h = 0; h < heads; ++h) {
-            const scalar_t w = sc * dsp[k * heads + h];
-            const scalar_t a = alp[k * heads + h];
+            const scalar_t w = sc * wk[h];
+            const scalar_t a = wk[heads + h];
             scalar_t* gkh = gk + h * channels;
             scalar_t* gvh = gv + h * channels;
             const scalar_t* qh = q + h * channels;

@@ -18,6 +18,7 @@
 //                      grad_x_src[j] = sum_k alpha[k] g_i + dz[k].
 #include "fused_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -50,9 +51,15 @@ Gatv2Shapes check_gatv2_inputs(const Tensor& rowptr, const Tensor& col, const Te
   return s;
 }
 
+// Branch-free forms, so that the channel loops vectorize.
 template <typename scalar_t>
 inline scalar_t leaky(scalar_t z, scalar_t slope) {
-  return z > 0 ? z : z * slope;
+  return std::max(z, scalar_t(0)) + slope * std::min(z, scalar_t(0));
+}
+
+template <typename scalar_t>
+inline scalar_t leaky_grad(scalar_t z, scalar_t slope) {
+  return slope + (scalar_t(1) - slope) * scalar_t(z > 0);
 }
 
 }  // namespace
@@ -156,7 +163,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
   Tensor grad_x_dst = torch::stable::new_zeros(x_src, {s.m, heads, channels});
   Tensor grad_att = torch::stable::new_zeros(x_src, {heads, channels});
   Tensor grad_edge = torch::stable::new_empty(x_src, {edge.has_value() ? s.e : 0, heads, channels});
-  Tensor grad_score = torch::stable::new_empty(x_src, {s.e, heads});
+  // per entry: (dS[k, :], alpha[k, :]) side by side, so the column pass reads one cache line per entry
+  Tensor weights = torch::stable::new_empty(x_src, {s.e, 2, heads});
   const int64_t chunks = fused::num_chunks(s.m, kRowsPerChunk);
   Tensor partial = torch::stable::new_zeros(x_src, {chunks, heads, channels});
   const int64_t* rp = rowptr.const_data_ptr<int64_t>();
@@ -177,13 +185,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
     scalar_t* gxsp = grad_x_src.mutable_data_ptr<scalar_t>();
     scalar_t* gxdp = grad_x_dst.mutable_data_ptr<scalar_t>();
     scalar_t* gep = ep ? grad_edge.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* dsp = grad_score.mutable_data_ptr<scalar_t>();
+    scalar_t* wp = weights.mutable_data_ptr<scalar_t>();
     scalar_t* pp = partial.mutable_data_ptr<scalar_t>();
     const scalar_t slope = scalar_t(negative_slope);
 
     // row pass: score gradient, x_dst / edge gradients, per-chunk att gradients
     fused::for_chunks(s.m, kRowsPerChunk, [&](int64_t chunk, int64_t begin, int64_t end) {
       std::vector<scalar_t> base(heads);
+      const int64_t last = rp[end];
       scalar_t* gatt = pp + chunk * hc;
       for (int64_t i = begin; i < end; ++i) {
         const int64_t lo = rp[i], hi = rp[i + 1];
@@ -202,6 +211,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
           for (int64_t k = lo; k < hi; ++k)
             for (int64_t h = 0; h < heads; ++h) base[h] += alp[k * heads + h] * gap[k * heads + h];
         for (int64_t k = lo; k < hi; ++k) {
+          if (k + kPrefetch < last) prefetch_row(xsp + c[k + kPrefetch] * hc, hc);
           const scalar_t* xs = xsp + c[k] * hc;
           const scalar_t* er = ep ? ep + k * hc : nullptr;
           for (int64_t h = 0; h < heads; ++h) {
@@ -214,7 +224,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
             for (int64_t f = 0; f < channels; ++f) dalpha += gh[f] * xsh[f];
             if (gap) dalpha += gap[k * heads + h];
             const scalar_t ds = alp[k * heads + h] * (dalpha - base[h]);
-            dsp[k * heads + h] = ds;
+            wp[(2 * k) * heads + h] = ds;
+            wp[(2 * k + 1) * heads + h] = alp[k * heads + h];
             scalar_t* gxdh = gxd + h * channels;
             scalar_t* gah = gatt + h * channels;
             if (er) {
@@ -223,7 +234,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
 #pragma omp simd
               for (int64_t f = 0; f < channels; ++f) {
                 const scalar_t z = xsh[f] + xdh[f] + eh[f];
-                const scalar_t dz = ds * ah[f] * (z > 0 ? scalar_t(1) : slope);
+                const scalar_t dz = ds * ah[f] * leaky_grad(z, slope);
                 gxdh[f] += dz;
                 geh[f] = dz;
                 gah[f] += ds * leaky(z, slope);
@@ -232,7 +243,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
 #pragma omp simd
               for (int64_t f = 0; f < channels; ++f) {
                 const scalar_t z = xsh[f] + xdh[f];
-                gxdh[f] += ds * ah[f] * (z > 0 ? scalar_t(1) : slope);
+                gxdh[f] += ds * ah[f] * leaky_grad(z, slope);
                 gah[f] += ds * leaky(z, slope);
               }
             }
@@ -243,17 +254,25 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
 
     // column pass over the transposed pattern: x_src gradients (z recomputed)
     parallel_rows(s.n, 16, [&](int64_t begin, int64_t end) {
+      const int64_t last = trp[end];
       for (int64_t j = begin; j < end; ++j) {
         const scalar_t* xs = xsp + j * hc;
         scalar_t* gxs = gxsp + j * hc;
         for (int64_t p = trp[j]; p < trp[j + 1]; ++p) {
+          if (p + kPrefetch < last) {  // the gathered rows are random accesses: fetch ahead
+            prefetch_row(xdp + tc[p + kPrefetch] * hc, hc);
+            prefetch_row(gp + tc[p + kPrefetch] * hc, hc);
+            prefetch_row(wp + 2 * tperm[p + kPrefetch] * heads, 2 * heads);
+            if (ep) prefetch_row(ep + tperm[p + kPrefetch] * hc, hc);
+          }
           const int64_t k = tperm[p], i = tc[p];
           const scalar_t* xd = xdp + i * hc;
           const scalar_t* g = gp + i * hc;
           const scalar_t* er = ep ? ep + k * hc : nullptr;
+          const scalar_t* wk = wp + 2 * k * heads;
           for (int64_t h = 0; h < heads; ++h) {
-            const scalar_t ds = dsp[k * heads + h];
-            const scalar_t a = alp[k * heads + h];
+            const scalar_t ds = wk[h];
+            const scalar_t a = wk[heads + h];
             const scalar_t* xsh = xs + h * channels;
             const scalar_t* xdh = xd + h * channels;
             const scalar_t* gh = g + h * channels;
@@ -264,13 +283,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gatv2_attention_backward(
 #pragma omp simd
               for (int64_t f = 0; f < channels; ++f) {
                 const scalar_t z = xsh[f] + xdh[f] + eh[f];
-                gxsh[f] += a * gh[f] + ds * ah[f] * (z > 0 ? scalar_t(1) : slope);
+                gxsh[f] += a * gh[f] + ds * ah[f] * leaky_grad(z, slope);
               }
             } else {
 #pragma omp simd
               for (int64_t f = 0; f < channels; ++f) {
                 const scalar_t z = xsh[f] + xdh[f];
-                gxsh[f] += a * gh[f] + ds * ah[f] * (z > 0 ? scalar_t(1) : slope);
+                gxsh[f] += a * gh[f] + ds * ah[f] * leaky_grad(z, slope);
               }
             }
           }
