@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gnn.conv.gatv2 import GATv2Conv
-from gnn.core import testing
+from gnn.core import ops, testing
 from gnn.core.utils import is_sparse
 
 N, E, F_IN, C = 9, 36, 5, 3
@@ -244,3 +245,131 @@ def test_pyg_signature():
     assert list(inspect.signature(GATv2Conv.forward).parameters) == list(
         inspect.signature(pyg.nn.GATv2Conv.forward).parameters
     )
+
+
+# -- the fused gatv2_attention path ------------------------------------------------------------
+def _per_edge_twin(conv):
+    """A copy of ``conv`` that takes the per-edge path (a message hook rules the fused op out)."""
+    twin = copy.deepcopy(conv)
+    twin.register_message_forward_hook(lambda module, inputs, output: None)
+    return twin
+
+
+def _run(conv, x, adj, edge_attr, weight):
+    """Output, dense attention and gradients of every parameter and input of one forward+backward."""
+    out, attention = conv(x, adj, edge_attr, return_attention_weights=True)
+    n_src, n_dst = (x.size(0), x.size(0)) if isinstance(x, torch.Tensor) else (x[0].size(0), x[1].size(0))
+    dense = _dense_attention(attention, max(n_src, n_dst))
+    loss = (out * weight).sum()
+    if not dense.is_sparse and isinstance(adj, torch.Tensor) and not is_sparse(adj):
+        # alpha's own gradient (torch.sparse results have no backward through their construction)
+        loss = loss + (dense * torch.arange(dense.numel()).view_as(dense).sin()).sum()
+    dense = dense.detach()
+    leaves = [p for p in conv.parameters()] + list(x if isinstance(x, tuple) else (x,))
+    return [out, dense] + list(torch.autograd.grad(loss, leaves, allow_unused=True))
+
+
+FUSED_CASES = [
+    dict(kwargs=dict(heads=2), self_loops=True),
+    dict(kwargs=dict(heads=2), self_loops=False),
+    dict(kwargs=dict(heads=2, edge_dim=2, fill_value="max"), self_loops=True),
+    dict(kwargs=dict(heads=3, concat=False, add_self_loops=False, edge_dim=2), self_loops=True),
+    dict(kwargs=dict(heads=2, residual=True), bipartite=True),
+    dict(kwargs=dict(heads=2, flow="target_to_source", edge_dim=2), sparse=False),
+]
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=str)
+def test_fused_path_matches_per_edge_path(monkeypatch, case):
+    """Every input format, with/without edge features and self loops, bipartite: fused == per-edge."""
+    torch.manual_seed(0)
+    kwargs = case["kwargs"]
+    in_channels = (F_IN, 4) if case.get("bipartite") else F_IN
+    fused = GATv2Conv(in_channels, C, **kwargs).double().eval()
+    randomize_biases(fused)
+    per_edge = _per_edge_twin(fused)
+    calls = testing.spy_op(monkeypatch, fused, "gatv2_attention")
+    g = torch.Generator().manual_seed(4)
+    if case.get("bipartite"):
+        x = (torch.randn(7, F_IN, generator=g).double(), torch.randn(5, 4, generator=g).double())
+        edge_index = torch.stack(
+            [torch.randint(0, 7, (20,), generator=g), torch.randint(0, 5, (20,), generator=g)]
+        )
+        edge_index[0, :2] = edge_index[1, :2]  # given self loops
+        sizes = (7, 5)
+    else:
+        x, edge_index = testing.random_graph(
+            N, E, F_IN, seed=2, dtype=torch.float64, self_loops=case.get("self_loops", True)
+        )
+        sizes = N
+    x = tuple(t.requires_grad_() for t in x) if isinstance(x, tuple) else x.requires_grad_()
+    edge_attr = torch.randn(edge_index.size(1), 2, generator=g).double() if "edge_dim" in kwargs else None
+    out_rows = 5 if case.get("bipartite") else N
+    weight = torch.randn(out_rows, 1, generator=g).double()
+    inputs = [("edge_index", edge_index)]
+    if case.get("sparse", True):
+        inputs += list(testing.edge_index_formats(edge_index, sizes, edge_attr))
+    for name, adj in inputs:
+        ea = edge_attr if name == "edge_index" else None
+        before = len(calls)
+        got = _run(fused, x, adj, ea, weight)
+        assert len(calls) == before + 1, name
+        want = _run(per_edge, x, adj, ea, weight)
+        for a, b in zip(got, want):
+            if a is None or b is None:
+                assert a is None and b is None, name
+                continue
+            testing.assert_close(a, b, atol=1e-10, rtol=1e-8, msg=name)
+
+
+def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):
+    x, edge_index, _ = graph()
+    conv = GATv2Conv(F_IN, C, heads=2, dropout=0.5).double()
+    calls = []
+    real = ops.gatv2_attention
+    monkeypatch.setattr(ops, "gatv2_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    conv.train()(x, edge_index)
+    assert calls == []
+    conv.eval()(x, edge_index)
+    assert calls == [1]
+    conv.register_message_forward_hook(lambda module, inputs, output: None)
+    conv(x, edge_index)
+    assert calls == [1]
+
+
+def test_fused_path_compiles_without_graph_breaks_and_matches_eager():
+    """Forward and backward of the compiled fused layer equal eager (given self loops included)."""
+    conv = GATv2Conv(F_IN, C, heads=2, edge_dim=2).eval()
+    x, edge_index, edge_attr = graph(dtype=torch.float32)
+    expected = conv(x, edge_index, edge_attr)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(conv)(x, edge_index, edge_attr)
+    assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    x_c, x_e = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = compiled(x_c, edge_index, edge_attr)
+    testing.assert_close(out, expected)
+    out.square().sum().backward()
+    grads_c = [p.grad.clone() for p in conv.parameters()]
+    conv.zero_grad()
+    conv(x_e, edge_index, edge_attr).square().sum().backward()
+    testing.assert_close(x_c.grad, x_e.grad)
+    for a, p in zip(grads_c, conv.parameters()):
+        testing.assert_close(a, p.grad)
+
+
+def test_fused_path_pyg_parity_with_gradients():
+    """Edge features enter the score inside the leaky ReLU, as in PyG; gradients agree too."""
+    pyg = pytest.importorskip("torch_geometric")
+    torch.manual_seed(0)
+    theirs = pyg.nn.GATv2Conv(F_IN, C, heads=2, edge_dim=2).double().eval()
+    ours = GATv2Conv(F_IN, C, heads=2, edge_dim=2).double().eval()
+    testing.load_pyg_state(ours, theirs)
+    x, edge_index, edge_attr = graph()
+    out, out_p = ours(x, edge_index, edge_attr), theirs(x, edge_index, edge_attr)
+    testing.assert_close(out, out_p, atol=1e-10, rtol=1e-8)
+    out.square().sum().backward()
+    out_p.square().sum().backward()
+    grads_p = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        testing.assert_close(p.grad, grads_p[name].grad, atol=1e-10, rtol=1e-8, msg=name)

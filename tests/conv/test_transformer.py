@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from gnn.conv.transformer import TransformerConv
-from gnn.core import testing
+from gnn.core import ops, testing
 from gnn.core.utils import is_sparse
 
 N, E, F_IN, C = 9, 36, 5, 3
@@ -234,3 +235,126 @@ def test_pyg_parity_bipartite_and_signature():
     assert list(inspect.signature(TransformerConv.forward).parameters) == list(
         inspect.signature(pyg.nn.TransformerConv.forward).parameters
     )
+
+
+# -- the fused dot_attention path --------------------------------------------------------------
+def _per_edge_twin(conv):
+    """A copy of ``conv`` that takes the per-edge path (a message hook rules the fused op out)."""
+    twin = copy.deepcopy(conv)
+    twin.register_message_forward_hook(lambda module, inputs, output: None)
+    return twin
+
+
+def _run(conv, x, adj, edge_attr, weight):
+    """Output, dense attention and gradients of every parameter and input of one forward+backward."""
+    out, attention = conv(x, adj, edge_attr, return_attention_weights=True)
+    n_src, n_dst = (x.size(0), x.size(0)) if isinstance(x, torch.Tensor) else (x[0].size(0), x[1].size(0))
+    dense = _dense_attention(attention, max(n_src, n_dst))
+    loss = (out * weight).sum()
+    if isinstance(adj, torch.Tensor) and not is_sparse(adj):
+        # alpha's own gradient (torch.sparse results have no backward through their construction)
+        loss = loss + (dense * torch.arange(dense.numel()).view_as(dense).sin()).sum()
+    leaves = list(conv.parameters()) + list(x if isinstance(x, tuple) else (x,))
+    return [out, dense.detach()] + list(torch.autograd.grad(loss, leaves, allow_unused=True))
+
+
+FUSED_CASES = [
+    dict(heads=2),
+    dict(heads=2, edge_dim=2, beta=True),
+    dict(heads=3, concat=False, edge_dim=2, root_weight=False),
+    dict(heads=2, bipartite=True),
+    dict(heads=2, edge_dim=2, flow="target_to_source"),
+]
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=str)
+def test_fused_path_matches_per_edge_path(monkeypatch, case):
+    """Every input format, with/without edge features, bipartite: fused == per-edge (values and grads)."""
+    torch.manual_seed(0)
+    kwargs = dict(case)
+    bipartite = kwargs.pop("bipartite", False)
+    fused = TransformerConv((F_IN, 4) if bipartite else F_IN, C, **kwargs).double().eval()
+    per_edge = _per_edge_twin(fused)
+    calls = testing.spy_op(monkeypatch, fused, "dot_attention")
+    g = torch.Generator().manual_seed(4)
+    if bipartite:
+        x = (torch.randn(7, F_IN, generator=g).double(), torch.randn(5, 4, generator=g).double())
+        edge_index = torch.stack(
+            [torch.randint(0, 7, (20,), generator=g), torch.randint(0, 3, (20,), generator=g)]
+        )
+        sizes = (7, 5)  # targets 3 and 4 receive nothing
+    else:
+        x, edge_index = testing.random_graph(N, E, F_IN, seed=2, dtype=torch.float64)
+        sizes = N
+    x = tuple(t.requires_grad_() for t in x) if isinstance(x, tuple) else x.requires_grad_()
+    edge_attr = torch.randn(edge_index.size(1), 2, generator=g).double() if "edge_dim" in kwargs else None
+    weight = torch.randn(5 if bipartite else N, 1, generator=g).double()
+    inputs = [("edge_index", edge_index)]
+    if kwargs.get("flow", "source_to_target") == "source_to_target":
+        inputs += list(testing.edge_index_formats(edge_index, sizes, edge_attr))
+    for name, adj in inputs:
+        ea = edge_attr if name == "edge_index" else None
+        before = len(calls)
+        got = _run(fused, x, adj, ea, weight)
+        assert len(calls) == before + 1, name
+        want = _run(per_edge, x, adj, ea, weight)
+        for a, b in zip(got, want):
+            if a is None or b is None:
+                assert a is None and b is None, name
+                continue
+            testing.assert_close(a, b, atol=1e-10, rtol=1e-8, msg=name)
+
+
+def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):
+    x, edge_index, _ = graph()
+    conv = TransformerConv(F_IN, C, heads=2, dropout=0.5).double()
+    calls = []
+    real = ops.dot_attention
+    monkeypatch.setattr(ops, "dot_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    conv.train()(x, edge_index)
+    assert calls == []
+    conv.eval()(x, edge_index)
+    assert calls == [1]
+    conv.register_message_forward_hook(lambda module, inputs, output: None)
+    conv(x, edge_index)
+    assert calls == [1]
+
+
+def test_fused_path_compiles_without_graph_breaks_and_matches_eager():
+    conv = TransformerConv(F_IN, C, heads=2, edge_dim=2, beta=True).eval()
+    x, edge_index, edge_attr = graph(dtype=torch.float32)
+    expected = conv(x, edge_index, edge_attr)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(conv)(x, edge_index, edge_attr)
+    assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    x_c, x_e = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = compiled(x_c, edge_index, edge_attr)
+    testing.assert_close(out, expected)
+    out.square().sum().backward()
+    grads_c = [p.grad.clone() for p in conv.parameters()]
+    conv.zero_grad()
+    conv(x_e, edge_index, edge_attr).square().sum().backward()
+    testing.assert_close(x_c.grad, x_e.grad)
+    for a, p in zip(grads_c, conv.parameters()):
+        testing.assert_close(a, p.grad)
+
+
+def test_fused_path_pyg_parity_with_gradients():
+    """PyG adds the edge embedding to keys and values and scales by 1/sqrt(C); gradients agree too."""
+    pyg = pytest.importorskip("torch_geometric")
+    torch.manual_seed(0)
+    theirs = pyg.nn.TransformerConv(F_IN, C, heads=2, edge_dim=2).double().eval()
+    ours = TransformerConv(F_IN, C, heads=2, edge_dim=2).double().eval()
+    testing.load_pyg_state(ours, theirs)
+    x, edge_index, edge_attr = graph()
+    out, out_p = ours(x, edge_index, edge_attr), theirs(x, edge_index, edge_attr)
+    testing.assert_close(out, out_p, atol=1e-10, rtol=1e-8)
+    out.square().sum().backward()
+    out_p.square().sum().backward()
+    grads_p = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        if p.grad is None:  # lin_skip/lin_beta unused in some configurations
+            assert grads_p[name].grad is None, name
+            continue
+        testing.assert_close(p.grad, grads_p[name].grad, atol=1e-10, rtol=1e-8, msg=name)

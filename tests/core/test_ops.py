@@ -187,3 +187,139 @@ def test_backend_selection_by_capability_and_forcing(monkeypatch):
     with pytest.raises(ValueError, match="unknown kernel backend"):
         with ops.backend("nope"):
             pass
+
+
+# -- dot_attention / gatv2_attention ---------------------------------------------------------------
+def _attention_graph(index_dtype, m=8, n=6, e=40, seed=0):
+    """edge_index (unsorted, receivers < m - 3 so the last rows are empty) and its CSR."""
+    g = torch.Generator().manual_seed(seed)
+    edge_index = torch.stack(
+        [torch.randint(0, n, (e,), generator=g), torch.randint(0, m - 3, (e,), generator=g)]
+    )
+    edge_index = edge_index.to(index_dtype)
+    return edge_index, to_csr(edge_index, (n, m), cache=False)
+
+
+def _loop_row_softmax(edge_index, m, score, message, heads, channels, dtype):
+    """Per-receiver loop over the incoming edges in edge order: softmax of score(e), sum alpha * message(e)."""
+    out = torch.zeros(m, heads, channels, dtype=dtype)
+    alpha = torch.zeros(edge_index.size(1), heads, dtype=dtype)
+    for i in range(m):
+        edges = (edge_index[1] == i).nonzero().flatten().tolist()
+        if edges:
+            w = torch.softmax(torch.stack([score(e) for e in edges]), dim=0)
+            for wk, e in zip(w, edges):
+                alpha[e] = wk
+                out[i] += wk.unsqueeze(-1) * message(e)
+    return out, alpha
+
+
+def _loop_dot_attention(edge_index, q, k, v, edge, scale):
+    src, dst = edge_index[0].long(), edge_index[1].long()
+
+    def extra(e):
+        return 0 if edge is None else edge[e]
+
+    return _loop_row_softmax(
+        edge_index.long(),
+        q.size(0),
+        lambda e: scale * (q[dst[e]] * (k[src[e]] + extra(e))).sum(-1),
+        lambda e: v[src[e]] + extra(e),
+        q.size(1),
+        q.size(2),
+        q.dtype,
+    )
+
+
+def _loop_gatv2_attention(edge_index, xs, xd, att, edge, slope):
+    src, dst = edge_index[0].long(), edge_index[1].long()
+
+    def score(e):
+        z = xs[src[e]] + xd[dst[e]] + (0 if edge is None else edge[e])
+        return (att * torch.nn.functional.leaky_relu(z, slope)).sum(-1)
+
+    return _loop_row_softmax(
+        edge_index.long(), xd.size(0), score, lambda e: xs[src[e]], xd.size(1), xd.size(2), xd.dtype
+    )
+
+
+def _noncontiguous(shape, dtype, g):
+    """A tensor of ``shape`` whose last two dims are transposed in memory."""
+    return torch.randn(shape[:-2] + (shape[-1], shape[-2]), generator=g, dtype=dtype).transpose(-1, -2)
+
+
+@pytest.mark.parametrize("backend", backends.available())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+@pytest.mark.parametrize("with_edge", [False, True])
+def test_dot_and_gatv2_attention_match_loop(backend, dtype, index_dtype, with_edge):
+    edge_index, csr = _attention_graph(index_dtype)
+    g = torch.Generator().manual_seed(1)
+    q, xd = _noncontiguous((8, 2, 3), dtype, g), torch.randn(8, 2, 3, generator=g, dtype=dtype)
+    k, v, xs = (_noncontiguous((6, 2, 3), dtype, g) for _ in range(3))
+    att = torch.randn(2, 3, generator=g, dtype=dtype)
+    edge = _noncontiguous((40, 2, 3), dtype, g) if with_edge else None
+    with ops.backend(backend):
+        got = ops.dot_attention(csr, q, k, v, edge, scale=0.6)
+        got2 = ops.gatv2_attention(csr, xs, xd, att, edge, negative_slope=0.1)
+    tol = {"atol": 1e-5, "rtol": 1e-5}
+    for a, b in zip(got, _loop_dot_attention(edge_index, q, k, v, edge, 0.6)):
+        torch.testing.assert_close(a, b, **tol)
+    for a, b in zip(got2, _loop_gatv2_attention(edge_index, xs, xd, att, edge, 0.1)):
+        torch.testing.assert_close(a, b, **tol)
+    assert got[0][5:].abs().sum() == 0 and got2[0][5:].abs().sum() == 0  # rows without entries
+
+
+@pytest.mark.parametrize("backend", backends.available())
+@pytest.mark.parametrize("with_edge", [False, True])
+def test_dot_and_gatv2_attention_gradcheck(backend, with_edge):
+    _, csr = _attention_graph(torch.int64, m=6, n=5, e=20, seed=2)
+    g = torch.Generator().manual_seed(3)
+
+    def make(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    weight = torch.randn(20, 2, generator=g, dtype=torch.float64)  # the loss reaches alpha directly too
+    edge = (make(20, 2, 3),) if with_edge else ()
+
+    def dot(q, k, v, *e):
+        out, alpha = ops.dot_attention(csr, q, k, v, *e, scale=0.5)
+        return out, alpha * weight
+
+    def gatv2(xs, xd, att, *e):
+        out, alpha = ops.gatv2_attention(csr, xs, xd, att, *e, negative_slope=0.2)
+        return out, alpha * weight
+
+    with ops.backend(backend):
+        torch.autograd.gradcheck(dot, (make(6, 2, 3), make(5, 2, 3), make(5, 2, 3)) + edge)
+        torch.autograd.gradcheck(gatv2, (make(5, 2, 3), make(6, 2, 3), make(2, 3)) + edge)
+
+
+def test_dot_and_gatv2_attention_bad_inputs_name_the_argument():
+    edge_index, csr = _attention_graph(torch.int64)
+    q, k, xs, xd = torch.randn(8, 2, 3), torch.randn(6, 2, 3), torch.randn(6, 2, 3), torch.randn(8, 2, 3)
+    att, edge = torch.randn(2, 3), torch.randn(40, 2, 3)
+    with pytest.raises(TypeError, match="'csr'"):
+        ops.dot_attention(edge_index, q, k, k)
+    with pytest.raises(ValueError, match="'query'"):
+        ops.dot_attention(csr, q[:-1], k, k)
+    with pytest.raises(ValueError, match="'key'"):
+        ops.dot_attention(csr, q, k[:, :1], k)
+    with pytest.raises(ValueError, match="'value'"):
+        ops.dot_attention(csr, q, k, k[:-1])
+    with pytest.raises(ValueError, match="'edge'"):
+        ops.dot_attention(csr, q, k, k, edge[:-1])
+    with pytest.raises(ValueError, match="'x_src'"):
+        ops.gatv2_attention(csr, xs.long(), xd, att)
+    with pytest.raises(ValueError, match="'x_dst'"):
+        ops.gatv2_attention(csr, xs, xd[:, :, :2], att)
+    with pytest.raises(ValueError, match="'att'"):
+        ops.gatv2_attention(csr, xs, xd, att.view(1, 2, 3))
+    with pytest.raises(ValueError, match="'edge'"):
+        ops.gatv2_attention(csr, xs, xd, att, edge.view(40, 6))
+    bad = ops.CSR(csr.rowptr, csr.col.clone(), csr.num_rows, csr.num_cols)
+    bad.col[0] = 6  # out of range for 6 senders
+    with pytest.raises(ValueError, match="'csr.col' contains index 6"):
+        ops.dot_attention(bad, q, k, k)
+    with pytest.raises(ValueError, match="'csr.col' contains index 6"):
+        ops.gatv2_attention(bad, xs, xd, att)

@@ -374,3 +374,94 @@ def attention_result(graph: Graph, edge_index: Tensor, alpha: Tensor, size: tupl
     perm = torch.argsort(major.long() * max(n_minor, 1) + minor.long(), stable=True)
     compressed = ops.from_coo(major[perm], minor[perm], n_major, n_minor, is_sorted=True)
     return make(compressed.rowptr, compressed.col, alpha[perm], shape), alpha
+
+
+# -- steps 1-3 fused, per-feature scores (GATv2Conv, TransformerConv) ------------------------
+def fused_dot_attention(
+    edge_index: Tensor,
+    size: tuple[int, int],
+    flow: str,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    edge: Tensor | None,
+    scale: float,
+) -> tuple[Tensor, Tensor]:
+    """TransformerConv's steps 1-3 in one :func:`gnn.core.ops.dot_attention` call.
+
+    No ``[E, H, C]`` tensor is formed without edge features.
+
+    Args:
+        edge_index: ``[2, E]``.
+        size: ``(N_src, N_dst)`` in ``edge_index`` row order (``by_row``).
+        query: ``[N_dst, H, C]``; key / value: ``[N_src, H, C]``.
+        edge: optional ``[E, H, C]`` edge embeddings (added to keys and values).
+        scale: factor of the scores.
+
+    Returns:
+        ``(out [N_dst, H, C], alpha [E, H])``, ``alpha`` in ``edge_index`` order.
+    """
+    from gnn.core.utils import to_csr
+
+    csr = to_csr(edge_index, size, flow)
+    return ops.dot_attention(csr, query, key, value, edge, scale)
+
+
+_masked_cache = TensorCache(8)
+
+
+def _park_masked(edge_index: Tensor, mask: Tensor, flow: str, num_rows: int) -> Tensor:
+    """``edge_index`` with the masked edges moved to an extra receiving node ``num_rows``.
+
+    Their attention then lives in a row of its own, away from the real
+    targets; the shape stays independent of the data. Cached for a static
+    graph, so that the CSR of the result is cached too.
+    """
+    r = 1 if flow == "source_to_target" else 0
+
+    def build() -> Tensor:
+        rows = edge_index[r].masked_fill(mask, num_rows)
+        return torch.stack([edge_index[0], rows]) if r == 1 else torch.stack([rows, edge_index[1]])
+
+    return _masked_cache.get((edge_index, mask), ("park", r, num_rows), build)
+
+
+def fused_gatv2_attention(
+    edge_index: Tensor,
+    size: tuple[int, int],
+    flow: str,
+    x_src: Tensor,
+    x_dst: Tensor,
+    att: Tensor,
+    edge: Tensor | None,
+    mask: Tensor | None,
+    negative_slope: float,
+) -> tuple[Tensor, Tensor]:
+    """GATv2Conv's steps 1-3 in one :func:`gnn.core.ops.gatv2_attention` call.
+
+    No ``[E, H, C]`` tensor is formed without edge features.
+
+    Args:
+        edge_index: ``[2, E]`` (loops already replaced).
+        size: ``(N_src, N_dst)`` in ``edge_index`` row order (``by_row``).
+        x_src: ``[N_src, H, C]``; x_dst: ``[N_dst, H, C]``; att: ``[H, C]``.
+        edge: optional ``[E, H, C]`` edge embeddings.
+        mask: optional bool ``[E]``: edges that get zero attention. When any
+            edge is masked (or while compiling, where that cannot be asked),
+            they are moved to an extra receiving node whose output is dropped.
+
+    Returns:
+        ``(out [N_dst, H, C], alpha [E, H])``, ``alpha`` in ``edge_index`` order.
+    """
+    from gnn.core.utils import to_csr
+
+    if mask is not None and not torch.compiler.is_compiling() and not bool(mask.any()):
+        mask = None
+    if mask is None:
+        return ops.gatv2_attention(to_csr(edge_index, size, flow), x_src, x_dst, att, edge, negative_slope)
+    num_dst = x_dst.size(0)
+    parked = _park_masked(edge_index, mask, flow, num_dst)
+    grown = (size[0], num_dst + 1) if flow == "source_to_target" else (num_dst + 1, size[1])
+    x_dst = torch.cat([x_dst, x_dst.new_zeros((1,) + tuple(x_dst.shape[1:]))])
+    out, alpha = ops.gatv2_attention(to_csr(parked, grown, flow), x_src, x_dst, att, edge, negative_slope)
+    return out[:num_dst], alpha.masked_fill(mask.view(-1, 1), 0.0)

@@ -179,10 +179,24 @@ class GATv2Conv(MessagePassing):
             )
             ei, edge_attr = loops.edge_index, loops.edge_attr
 
-        pair, size = att.by_row(x_l, x_r, self.flow), att.by_row(n_src, n_dst, self.flow)
+        size = att.by_row(n_src, n_dst, self.flow)
         loop_mask = loops.dropped if loops is not None else None
-        alpha = self.edge_updater(ei, x=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
-        out = self.propagate(ei, x=pair, alpha=alpha, size=size)
+        if att.can_fuse(self, self.dropout):
+            out, alpha = att.fused_gatv2_attention(
+                ei,
+                size,
+                self.flow,
+                x_l,
+                x_r,
+                self.att.view(H, C),
+                self._edge_emb(edge_attr),
+                loop_mask,
+                self.negative_slope,
+            )
+        else:
+            pair = att.by_row(x_l, x_r, self.flow)
+            alpha = self.edge_updater(ei, x=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
+            out = self.propagate(ei, x=pair, alpha=alpha, size=size)
         out = att.heads_output(out, self.concat)
 
         if self.res is not None:
@@ -208,8 +222,9 @@ class GATv2Conv(MessagePassing):
     ) -> Tensor:
         """Normalized attention ``[E, H]``: ``a^T LeakyReLU(x_j + x_i (+ e))``, softmax per target."""
         z = x_j + x_i
-        if edge_attr is not None and self.lin_edge is not None:
-            z = z + self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
+        edge_emb = self._edge_emb(edge_attr)
+        if edge_emb is not None:
+            z = z + edge_emb
         scores = att.additive_scores(z, self.att, self.negative_slope)
         return att.normalize_scores(
             scores,
@@ -220,6 +235,12 @@ class GATv2Conv(MessagePassing):
             ptr=ptr,
             mask=loop_mask,
         )
+
+    def _edge_emb(self, edge_attr: Tensor | None) -> Tensor | None:
+        """``[E, H, C]`` edge terms of the score (``None`` without edge features)."""
+        if edge_attr is None or self.lin_edge is None:
+            return None
+        return self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """``alpha_ij * x_j`` per head."""

@@ -157,12 +157,17 @@ class TransformerConv(MessagePassing):
                 edge_attr = edge_attr.view(-1, 1)
             edge_emb = self.lin_edge(edge_attr).view(-1, H, C)
 
-        # pairs by edge_index row: queries belong to the targets, keys and values to the sources
-        query, key = att.by_row(None, query, self.flow), att.by_row(key, None, self.flow)
-        value = att.by_row(value, None, self.flow)
-        alpha = self.edge_updater(ei, query=query, key=key, edge_emb=edge_emb)
-        size = (n_src, n_dst) if self.flow == "source_to_target" else (n_dst, n_src)
-        out = self.propagate(ei, value=value, alpha=alpha, edge_emb=edge_emb, size=size)
+        size = att.by_row(n_src, n_dst, self.flow)
+        if att.can_fuse(self, self.dropout):
+            out, alpha = att.fused_dot_attention(
+                ei, size, self.flow, query, key, value, edge_emb, 1.0 / math.sqrt(C)
+            )
+        else:
+            # pairs by edge_index row: queries belong to the targets, keys and values to the sources
+            query, key = att.by_row(None, query, self.flow), att.by_row(key, None, self.flow)
+            value = att.by_row(value, None, self.flow)
+            alpha = self.edge_updater(ei, query=query, key=key, edge_emb=edge_emb)
+            out = self.propagate(ei, value=value, alpha=alpha, edge_emb=edge_emb, size=size)
         out = att.heads_output(out, self.concat)
 
         if self.root_weight:

@@ -173,6 +173,23 @@ def spy_spmm(monkeypatch: Any, conv: torch.nn.Module) -> list[int]:
     return calls
 
 
+def spy_op(monkeypatch: Any, conv: torch.nn.Module, name: str) -> list[int]:
+    """Count calls of ``gnn.core.ops.<name>`` and make ``conv``'s per-edge message path fail.
+
+    Like :func:`spy_spmm`, for the fused attention ops (``"attention"``,
+    ``"dot_attention"``, ``"gatv2_attention"``).
+    """
+    calls: list[int] = []
+    real = getattr(ops, name)
+    monkeypatch.setattr(ops, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def no_message(*args, **kwargs):
+        raise AssertionError("the per-edge message path ran")
+
+    conv.message = no_message
+    return calls
+
+
 # -- packaging checks shared by every distribution's test_install.py ------------------------------
 def assert_distribution_version(dist: str, module: str, version: str) -> None:
     """``module.__version__`` and the installed metadata both say ``version``."""

@@ -66,7 +66,8 @@ def load() -> bool:
         else:
             try:
                 torch.ops.load_library(str(path))
-                from . import _autograd  # noqa: F401  (registers fake and autograd formulas)
+                # fake and autograd formulas of the ops (the fused attention ops in their own module)
+                from . import _attention_ops, _autograd  # noqa: F401
                 from .geometry import register_fakes
 
                 register_fakes()

@@ -26,6 +26,8 @@ _OPS = {
     "segment",
     "attention",
     "segment_matmul",
+    "dot_attention",
+    "gatv2_attention",
     "softmax",
     "knn",
     "radius",
@@ -166,3 +168,58 @@ class NativeBackend(GeometryOps):
         if csr.perm is not None:  # back to the original edge order
             alpha = torch.empty_like(alpha).index_copy(0, csr.perm, alpha)
         return out, alpha
+
+    # -- fused attention with per-feature scores (TransformerConv, GATv2Conv) ---------------------
+    def _fused_pattern(self, csr: Any, *inputs: Tensor | None) -> tuple[Tensor, ...]:
+        """rowptr, col and (when a gradient is needed) the transposed pattern, else ``None``s."""
+        rowptr, col = _long_pattern(csr)
+        if any(t is not None and t.requires_grad for t in inputs):
+            return (rowptr, col) + _transposed(csr)
+        return rowptr, col, None, None, None
+
+    def dot_attention(
+        self, csr: Any, query: Tensor, key: Tensor, value: Tensor, edge: Tensor | None, scale: float
+    ) -> tuple[Tensor, Tensor]:
+        edge = csr.in_csr_order(edge)
+        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, query, key, value, edge)
+        dtype = query.dtype
+        out, alpha = self.ops.dot_attention_forward(
+            rowptr,
+            col,
+            query.contiguous(),
+            key.to(dtype).contiguous(),
+            value.to(dtype).contiguous(),
+            None if edge is None else edge.to(dtype).contiguous(),
+            scale,
+            t_rowptr,
+            t_col,
+            t_perm,
+        )
+        return out, _edge_order(csr, alpha)
+
+    def gatv2_attention(
+        self, csr: Any, x_src: Tensor, x_dst: Tensor, att: Tensor, edge: Tensor | None, negative_slope: float
+    ) -> tuple[Tensor, Tensor]:
+        edge = csr.in_csr_order(edge)
+        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, x_src, x_dst, att, edge)
+        dtype = x_src.dtype
+        out, alpha = self.ops.gatv2_attention_forward(
+            rowptr,
+            col,
+            x_src.contiguous(),
+            x_dst.to(dtype).contiguous(),
+            att.to(dtype).contiguous(),
+            None if edge is None else edge.to(dtype).contiguous(),
+            negative_slope,
+            t_rowptr,
+            t_col,
+            t_perm,
+        )
+        return out, _edge_order(csr, alpha)
+
+
+def _edge_order(csr: Any, alpha: Tensor) -> Tensor:
+    """``[E, H]`` per-entry values from CSR order back to the original edge order."""
+    if csr.perm is None:
+        return alpha
+    return torch.empty_like(alpha).index_copy(0, csr.perm, alpha)

@@ -29,6 +29,8 @@ __all__ = [
     "segment",
     "segment_matmul",
     "attention",
+    "dot_attention",
+    "gatv2_attention",
     "softmax",
     "spmm",
     "REDUCTIONS",
@@ -284,6 +286,136 @@ def attention(
         raise ValueError(f"'a_edge' must have shape [{csr.nnz}, {heads}], got {v.describe(a_edge)}")
     _, impl = select("attention", **_ctx(x, None, a_src, a_dst, a_edge))
     return impl(csr, x, a_src, a_dst, a_edge, float(negative_slope))
+
+
+# -- fused attention with per-feature scores (TransformerConv, GATv2Conv) -------------------------
+def _check_attention_csr(csr: Any) -> None:
+    """``csr`` is a :class:`CSR` whose columns index its ``num_cols`` senders."""
+    if not isinstance(csr, CSR):
+        raise TypeError(f"'csr' must be a gnn.core.ops.CSR, got {type(csr).__name__}")
+    if csr.rowptr.dim() != 1 or csr.rowptr.numel() != csr.num_rows + 1:
+        raise ValueError(f"'csr.rowptr' must have {csr.num_rows + 1} entries, got {v.describe(csr.rowptr)}")
+    v.check_index_range("csr.col", csr.col, csr.num_cols, "source nodes")
+
+
+def _check_heads(
+    name: str, t: Any, rows: int, heads: int | None = None, channels: int | None = None
+) -> Tensor:
+    """``t`` is a ``[rows, heads, channels]`` floating tensor (``None`` sizes: any)."""
+    v.check_tensor(name, t)
+    ok = t.dim() == 3 and t.is_floating_point() and t.size(0) == rows
+    ok = ok and (heads is None or t.size(1) == heads) and (channels is None or t.size(2) == channels)
+    if not ok:
+        want = f"[{rows}, {heads if heads is not None else 'H'}, {channels if channels is not None else 'C'}]"
+        raise ValueError(f"'{name}' must be a floating tensor of shape {want}, got {v.describe(t)}")
+    return t
+
+
+def dot_attention(
+    csr: CSR,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    edge: Tensor | None = None,
+    scale: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    r"""Fused dot-product attention over the incoming edges of each node (TransformerConv).
+
+    For every receiving node :math:`i` (CSR row), head :math:`h` and entry
+    :math:`e = (j \to i)`:
+
+    .. math::
+        s_{e,h} = \text{scale} \cdot \langle q_{i,h}, k_{j,h} + \epsilon_{e,h} \rangle,\quad
+        \alpha_{e,h} = \mathrm{softmax}_{e \in \mathcal{N}(i)}(s_{e,h}),\quad
+        out_{i,h} = \sum_e \alpha_{e,h} (v_{j,h} + \epsilon_{e,h})
+
+    with :math:`\epsilon` the optional edge features. A compiled backend
+    forms no ``[E, H, C]`` tensor when ``edge`` is ``None``.
+
+    Args:
+        csr: the graph (rows receive), see :func:`gnn.core.utils.to_csr`.
+        query: ``[N_dst, H, C]`` receiving-node queries.
+        key: ``[N_src, H, C]`` sending-node keys.
+        value: ``[N_src, H, C]`` sending-node values.
+        edge: optional ``[E, H, C]`` edge features, in the original edge order.
+        scale: factor of the scores (TransformerConv uses ``1 / sqrt(C)``).
+
+    Returns:
+        ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
+        edge order (rows without entries give 0).
+
+    Example:
+        >>> csr = gnn.core.utils.to_csr(torch.tensor([[0, 1], [1, 1]]), (2, 2))
+        >>> q, k = torch.randn(2, 1, 4), torch.randn(2, 1, 4)
+        >>> out, alpha = dot_attention(csr, q, k, k, scale=0.5)
+        >>> alpha.sum()
+        tensor(1.)
+    """
+    _check_attention_csr(csr)
+    _check_heads("query", query, csr.num_rows)
+    heads, channels = query.size(1), query.size(2)
+    _check_heads("key", key, csr.num_cols, heads, channels)
+    _check_heads("value", value, csr.num_cols, heads, channels)
+    if edge is not None:
+        _check_heads("edge", edge, csr.nnz, heads, channels)
+    _, impl = select("dot_attention", **_ctx(query, None, key, value, edge))
+    return impl(csr, query, key, value, edge, float(scale))
+
+
+def gatv2_attention(
+    csr: CSR,
+    x_src: Tensor,
+    x_dst: Tensor,
+    att: Tensor,
+    edge: Tensor | None = None,
+    negative_slope: float = 0.2,
+) -> tuple[Tensor, Tensor]:
+    r"""Fused GATv2 attention over the incoming edges of each node.
+
+    For every receiving node :math:`i` (CSR row), head :math:`h` and entry
+    :math:`e = (j \to i)`:
+
+    .. math::
+        s_{e,h} = \sum_c a_{h,c}\, \mathrm{LeakyReLU}(x^{src}_{j,h,c} + x^{dst}_{i,h,c}
+        + \epsilon_{e,h,c}),\quad
+        \alpha_{e,h} = \mathrm{softmax}_{e \in \mathcal{N}(i)}(s_{e,h}),\quad
+        out_{i,h} = \sum_e \alpha_{e,h} x^{src}_{j,h}
+
+    with :math:`\epsilon` the optional edge features. A compiled backend
+    forms no ``[E, H, C]`` tensor when ``edge`` is ``None``.
+
+    Args:
+        csr: the graph (rows receive), see :func:`gnn.core.utils.to_csr`.
+        x_src: ``[N_src, H, C]`` sending-node features (also the messages).
+        x_dst: ``[N_dst, H, C]`` receiving-node features.
+        att: ``[H, C]`` attention vector.
+        edge: optional ``[E, H, C]`` edge features, in the original edge order.
+        negative_slope: slope of the leaky ReLU.
+
+    Returns:
+        ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
+        edge order (rows without entries give 0).
+
+    Example:
+        >>> csr = gnn.core.utils.to_csr(torch.tensor([[0, 1], [1, 1]]), (2, 2))
+        >>> x = torch.randn(2, 1, 4)
+        >>> out, alpha = gatv2_attention(csr, x, x, torch.randn(1, 4))
+        >>> out.shape
+        torch.Size([2, 1, 4])
+    """
+    _check_attention_csr(csr)
+    _check_heads("x_src", x_src, csr.num_cols)
+    heads, channels = x_src.size(1), x_src.size(2)
+    _check_heads("x_dst", x_dst, csr.num_rows, heads, channels)
+    v.check_tensor("att", att)
+    if att.shape != (heads, channels) or not att.is_floating_point():
+        raise ValueError(
+            f"'att' must be a floating tensor of shape [{heads}, {channels}], got {v.describe(att)}"
+        )
+    if edge is not None:
+        _check_heads("edge", edge, csr.nnz, heads, channels)
+    _, impl = select("gatv2_attention", **_ctx(x_src, None, x_dst, att, edge))
+    return impl(csr, x_src, x_dst, att, edge, float(negative_slope))
 
 
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius  # noqa: E402

@@ -115,7 +115,16 @@ def select(op: str, **ctx: Any) -> tuple[str, Any]:
 
 
 def describe(
-    ops: tuple[str, ...] = ("scatter", "segment", "spmm", "softmax", "segment_matmul", "attention"),
+    ops: tuple[str, ...] = (
+        "scatter",
+        "segment",
+        "spmm",
+        "softmax",
+        "segment_matmul",
+        "attention",
+        "dot_attention",
+        "gatv2_attention",
+    ),
 ) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
     import torch

@@ -192,3 +192,41 @@ def attention(
     if csr.perm is not None:  # back to the original edge order
         alpha = torch.empty_like(alpha).index_copy_(0, csr.perm, alpha)
     return out, alpha
+
+
+def _edge_order(csr: CSR, alpha: Tensor) -> Tensor:
+    """Per-entry values from CSR order back to the original edge order."""
+    if csr.perm is None:
+        return alpha
+    return torch.empty_like(alpha).index_copy_(0, csr.perm, alpha)
+
+
+def dot_attention(
+    csr: CSR, query: Tensor, key: Tensor, value: Tensor, edge: Tensor | None, scale: float
+) -> tuple[Tensor, Tensor]:
+    """Dot-product attention aggregation (see :func:`gnn.core.ops.dot_attention`)."""
+    row, col = csr.row(), csr.col
+    key_e, value_e = key.index_select(0, col), value.index_select(0, col)
+    edge = csr.in_csr_order(edge)
+    if edge is not None:
+        key_e, value_e = key_e + edge, value_e + edge
+    score = (query.index_select(0, row) * key_e).sum(-1) * scale
+    alpha = softmax(score, row, 0, csr.num_rows)
+    out = scatter(value_e * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
+    return out, _edge_order(csr, alpha)
+
+
+def gatv2_attention(
+    csr: CSR, x_src: Tensor, x_dst: Tensor, att: Tensor, edge: Tensor | None, negative_slope: float
+) -> tuple[Tensor, Tensor]:
+    """GATv2 attention aggregation (see :func:`gnn.core.ops.gatv2_attention`)."""
+    row, col = csr.row(), csr.col
+    src = x_src.index_select(0, col)
+    z = src + x_dst.index_select(0, row)
+    edge = csr.in_csr_order(edge)
+    if edge is not None:
+        z = z + edge
+    score = (torch.nn.functional.leaky_relu(z, negative_slope) * att).sum(-1)
+    alpha = softmax(score, row, 0, csr.num_rows)
+    out = scatter(src * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
+    return out, _edge_order(csr, alpha)
