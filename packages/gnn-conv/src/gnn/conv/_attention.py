@@ -313,7 +313,8 @@ def fused_attention(
     alpha_edge: Tensor | None,
     mask: Tensor | None,
     negative_slope: float,
-) -> tuple[Tensor, Tensor]:
+    need_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Steps 1-3 in one :func:`gnn.core.ops.attention` call (no ``[E, H, C]`` tensor).
 
     Args:
@@ -323,20 +324,20 @@ def fused_attention(
         alpha_src / alpha_dst: ``[N, H]`` node terms (``alpha_dst`` may be ``None``).
         alpha_edge: optional ``[E, H]`` edge terms.
         mask: optional bool ``[E]``: edges that get zero attention.
+        need_alpha: whether the caller uses the attention weights; ``False``
+            returns ``None`` for them (they are not put back in edge order).
 
     Returns:
-        ``(out [N_dst, H, C], alpha [E, H])``.
+        ``(out [N_dst, H, C], alpha [E, H] or None)``.
     """
     from gnn.core.utils import to_csr
 
     csr = to_csr(edge_index, size, flow)
     if alpha_dst is None:
         alpha_dst = alpha_src.new_zeros(csr.num_rows, alpha_src.size(1))
-    if mask is not None:
-        blocked = torch.zeros(mask.shape, dtype=alpha_src.dtype, device=alpha_src.device)
-        blocked = blocked.masked_fill(mask, float("-inf")).view(-1, 1)
-        alpha_edge = blocked.expand(-1, alpha_src.size(1)) if alpha_edge is None else alpha_edge + blocked
-    return ops.attention(csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope)
+    return ops.attention(
+        csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope, mask=mask, return_alpha=need_alpha
+    )
 
 
 # -- step 3: aggregate -----------------------------------------------------------------------

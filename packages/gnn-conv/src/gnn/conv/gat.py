@@ -211,6 +211,7 @@ class GATConv(MessagePassing):
                 self._edge_score(edge_attr),
                 loop_mask,
                 self.negative_slope,
+                need_alpha=bool(return_attention_weights),
             )
         else:
             pair = att.by_row(alpha_src, alpha_dst, self.flow)

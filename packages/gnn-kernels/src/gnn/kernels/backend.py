@@ -115,10 +115,19 @@ class NativeBackend(GeometryOps):
         return out.movedim(0, dim) if dim != 0 else out
 
     def attention(
-        self, csr: Any, x: Tensor, a_src: Tensor, a_dst: Tensor, a_edge: Tensor | None, negative_slope: float
-    ) -> tuple[Tensor, Tensor]:
+        self,
+        csr: Any,
+        x: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        a_edge: Tensor | None,
+        negative_slope: float,
+        mask: Tensor | None = None,
+        return_alpha: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         rowptr, col = _long_pattern(csr)
         a_edge = csr.in_csr_order(a_edge)
+        mask = csr.in_csr_order(mask)
         needs_grad = any(t is not None and t.requires_grad for t in (x, a_src, a_dst, a_edge))
         t_rowptr = t_col = t_perm = None
         if needs_grad:
@@ -129,12 +138,15 @@ class NativeBackend(GeometryOps):
             a_src.to(x.dtype).contiguous(),
             a_dst.to(x.dtype).contiguous(),
             None if a_edge is None else a_edge.to(x.dtype).contiguous(),
+            None if mask is None else mask.contiguous(),
             x.contiguous(),
             negative_slope,
             t_rowptr,
             t_col,
             t_perm,
         )
+        if not return_alpha:  # alpha stays in CSR order, saved for backward only
+            return out, None
         if csr.perm is not None:  # back to the original edge order
             alpha = torch.empty_like(alpha).index_copy(0, csr.perm, alpha)
         return out, alpha
