@@ -49,6 +49,14 @@ inline float exp_nonpositive(float v) {
 
 inline double exp_nonpositive(double v) { return std::exp(v); }
 
+// Prefetch distances (in entries) of the random accesses: feature rows (several cache
+// lines each) and [., H] score rows (one line each).
+constexpr int64_t kRowAhead = 4;
+constexpr int64_t kScoreAhead = 16;
+
+inline void prefetch_line(const void* p) { __builtin_prefetch(p, 0, 1); }
+inline void prefetch_line_for_write(const void* p) { __builtin_prefetch(p, 1, 1); }
+
 // Run body(begin, end) over [0, m) rows, split so that every thread gets about
 // the same number of rows + entries (rowptr rp, E = rp[m]): skewed degree
 // distributions do not leave a thread idle.
@@ -83,10 +91,23 @@ void check_same_type(const Tensor& t, const Tensor& x, const char* name) {
                   "' dtype must match 'x'");
 }
 
+// Stride between the rows of `t` ([R, ...]), whose rows must each be contiguous; any row
+// stride >= 0 (0: one broadcast row) is read-safe, since torch keeps every view in bounds.
+int64_t row_stride(const Tensor& t, const char* name) {
+  STD_TORCH_CHECK(t.is_cpu(), "gnn_kernels: '", name, "' must be a CPU tensor");
+  int64_t expected = 1;
+  for (int64_t d = t.dim() - 1; d >= 1; --d) {
+    STD_TORCH_CHECK(t.size(d) == 1 || t.stride(d) == expected, "gnn_kernels::attention: the rows of '", name,
+                    "' must be contiguous");
+    expected *= t.size(d);
+  }
+  return t.size(0) <= 1 ? expected : t.stride(0);
+}
+
 void check_attention_inputs(const Tensor& rowptr, const Tensor& col, const Tensor& a_src, const Tensor& a_dst,
                             const std::optional<Tensor>& a_edge, const Tensor& x) {
-  check_cpu_contiguous(a_src, "a_src");
-  check_cpu_contiguous(a_dst, "a_dst");
+  row_stride(a_src, "a_src");
+  row_stride(a_dst, "a_dst");
   check_cpu_contiguous(x, "x");
   STD_TORCH_CHECK(x.dim() == 3, "gnn_kernels::attention: 'x' must be [N, H, C]");
   const int64_t heads = x.size(1);
@@ -116,6 +137,7 @@ void check_edge_heads(const Tensor& t, int64_t e, int64_t heads, const Tensor& x
 }  // namespace
 
 // mask: optional bool [E] in CSR order, true for entries that get zero attention.
+// a_src and a_dst may have any row stride (rows contiguous: e.g. column blocks of one [N, 2H]).
 // t_rowptr/t_col/t_perm: the transposed pattern, used only by the backward formula.
 std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst,
                                              std::optional<Tensor> a_edge, std::optional<Tensor> mask, Tensor x,
@@ -139,6 +161,7 @@ std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a
     const scalar_t* __restrict__ xp = x.const_data_ptr<scalar_t>();
     const scalar_t* __restrict__ sp = a_src.const_data_ptr<scalar_t>();
     const scalar_t* __restrict__ dp = a_dst.const_data_ptr<scalar_t>();
+    const int64_t ss = row_stride(a_src, "a_src"), ds = row_stride(a_dst, "a_dst");
     const scalar_t* __restrict__ ep = a_edge.has_value() ? a_edge->const_data_ptr<scalar_t>() : nullptr;
     scalar_t* __restrict__ op = out.mutable_data_ptr<scalar_t>();
     scalar_t* __restrict__ alp = alpha.mutable_data_ptr<scalar_t>();
@@ -158,10 +181,11 @@ std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a
           continue;
         }
         // scores (leaky-relu applied) into alpha, and their maximum per head
-        const scalar_t* __restrict__ d = dp + i * heads;
+        const scalar_t* __restrict__ d = dp + i * ds;
         for (int64_t h = 0; h < heads; ++h) mx[h] = kNegInf;
         for (int64_t k = lo; k < hi; ++k) {
-          const scalar_t* __restrict__ s = sp + c[k] * heads;
+          if (k + kScoreAhead < last) prefetch_line(sp + c[k + kScoreAhead] * ss);
+          const scalar_t* __restrict__ s = sp + c[k] * ss;
           const scalar_t* __restrict__ ek = ep ? ep + k * heads : nullptr;
           scalar_t* __restrict__ a = alp + k * heads;
           const bool blocked = mk && mk[k];
@@ -193,7 +217,7 @@ std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a
         std::fill(acc, acc + row_size, scalar_t(0));
         for (int64_t k = lo; k < hi; ++k) {
           // feature rows are random accesses: fetch a few entries ahead, across rows
-          if (k + kPrefetch < last) prefetch_row(xp + c[k + kPrefetch] * row_size, row_size);
+          if (k + kRowAhead < last) prefetch_row(xp + c[k + kRowAhead] * row_size, row_size);
           const scalar_t* __restrict__ xr = xp + c[k] * row_size;
           scalar_t* __restrict__ a = alp + k * heads;
           for (int64_t h = 0; h < heads; ++h) {
@@ -216,6 +240,7 @@ std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a
 // grad_score [E, H] in CSR order = the gradient of a_edge). alpha is the forward's
 // (CSR order, 0 on masked entries, so they get zero gradient without the mask);
 // grad_alpha (optional, [E, H], CSR order) is the gradient reaching alpha directly.
+// a_src, a_dst and grad_out may have any row stride (rows contiguous).
 std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
     Tensor rowptr, Tensor col, Tensor t_rowptr, Tensor t_col, Tensor t_perm, Tensor a_src, Tensor a_dst,
     std::optional<Tensor> a_edge, Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
@@ -227,7 +252,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
   check_csr(t_rowptr, t_col, m);
   check_index(t_perm, e, "t_perm");
   check_edge_heads(alpha, e, heads, x, "alpha");
-  check_cpu_contiguous(grad_out, "grad_out");
+  const int64_t go_stride = row_stride(grad_out, "grad_out");  // 0 for a broadcast gradient (a sum's)
   check_same_type(grad_out, x, "grad_out");
   STD_TORCH_CHECK(grad_out.dim() == 3 && grad_out.size(0) == m && grad_out.size(1) == heads &&
                       grad_out.size(2) == channels,
@@ -248,6 +273,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
     const scalar_t* __restrict__ xp = x.const_data_ptr<scalar_t>();
     const scalar_t* __restrict__ sp = a_src.const_data_ptr<scalar_t>();
     const scalar_t* __restrict__ dp = a_dst.const_data_ptr<scalar_t>();
+    const int64_t ss = row_stride(a_src, "a_src"), ds = row_stride(a_dst, "a_dst");
     const scalar_t* __restrict__ ep = a_edge.has_value() ? a_edge->const_data_ptr<scalar_t>() : nullptr;
     const scalar_t* __restrict__ alp = alpha.const_data_ptr<scalar_t>();
     const scalar_t* __restrict__ gp = grad_out.const_data_ptr<scalar_t>();
@@ -268,8 +294,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
         const scalar_t* __restrict__ xr = xp + j * row_size;
         std::fill(acc, acc + row_size, scalar_t(0));
         for (int64_t k = trp[j]; k < trp[j + 1]; ++k) {
-          if (k + kPrefetch < last) prefetch_row(gp + tc[k + kPrefetch] * row_size, row_size);
-          const scalar_t* __restrict__ g = gp + tc[k] * row_size;
+          if (k + kRowAhead < last) {
+            prefetch_row(gp + tc[k + kRowAhead] * go_stride, row_size);
+            prefetch_line(alp + tp[k + kRowAhead] * heads);
+            prefetch_line_for_write(gsc + tp[k + kRowAhead] * heads);
+          }
+          const scalar_t* __restrict__ g = gp + tc[k] * go_stride;
           const int64_t ek = tp[k];
           const scalar_t* __restrict__ a = alp + ek * heads;
 #pragma omp simd
@@ -299,14 +329,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
       scalar_t* __restrict__ sum = sum_buf.data();
       for (int64_t i = begin; i < end; ++i) {
         const int64_t lo = rp[i], hi = rp[i + 1];
-        const scalar_t* __restrict__ d = dp + i * heads;
+        const scalar_t* __restrict__ d = dp + i * ds;
         for (int64_t h = 0; h < heads; ++h) dot[h] = sum[h] = 0;
         for (int64_t k = lo; k < hi; ++k) {
 #pragma omp simd
           for (int64_t h = 0; h < heads; ++h) dot[h] += alp[k * heads + h] * gsc[k * heads + h];
         }
         for (int64_t k = lo; k < hi; ++k) {
-          const scalar_t* __restrict__ s = sp + c[k] * heads;
+          if (k + kScoreAhead < e) prefetch_line(sp + c[k + kScoreAhead] * ss);
+          const scalar_t* __restrict__ s = sp + c[k] * ss;
           const scalar_t* __restrict__ ek = ep ? ep + k * heads : nullptr;
           scalar_t* __restrict__ gk = gsc + k * heads;
           const scalar_t* __restrict__ a = alp + k * heads;
@@ -330,6 +361,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
       for (int64_t j = begin; j < end; ++j) {
         for (int64_t h = 0; h < heads; ++h) sum[h] = 0;
         for (int64_t k = trp[j]; k < trp[j + 1]; ++k) {
+          if (k + kScoreAhead < e) prefetch_line(gsc + tp[k + kScoreAhead] * heads);
           const scalar_t* __restrict__ gk = gsc + tp[k] * heads;
 #pragma omp simd
           for (int64_t h = 0; h < heads; ++h) sum[h] += gk[h];

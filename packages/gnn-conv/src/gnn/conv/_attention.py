@@ -48,6 +48,7 @@ __all__ = [
     "edge_softmax",
     "heads_output",
     "node_scores",
+    "node_scores_pair",
     "normalize_scores",
     "read_graph",
     "replace_self_loops",
@@ -113,15 +114,25 @@ def check_edge_attr(edge_attr: Any, num_edges: int, name: str = "edge_attr") -> 
     return edge_attr
 
 
+_checked_cache = TensorCache(8)
+
+
 def check_nodes(edge_index: Tensor, num_src: int, num_dst: int, flow: str = "source_to_target") -> None:
     """Check that ``edge_index`` indexes ``num_src`` senders and ``num_dst`` receivers.
 
-    With ``flow="target_to_source"`` the receivers are ``edge_index[0]``.
+    With ``flow="target_to_source"`` the receivers are ``edge_index[0]``. A
+    static graph is checked once: the passed check is remembered for the
+    same (unmodified) tensor and sizes.
     """
     if flow != "source_to_target":
         num_src, num_dst = num_dst, num_src
-    v.check_index_range("edge_index[0]", edge_index[0], num_src)
-    v.check_index_range("edge_index[1]", edge_index[1], num_dst)
+
+    def check() -> bool:
+        v.check_index_range("edge_index[0]", edge_index[0], num_src)
+        v.check_index_range("edge_index[1]", edge_index[1], num_dst)
+        return True
+
+    _checked_cache.get((edge_index,), ("nodes", num_src, num_dst, v.validation_enabled()), check)
 
 
 def by_row(src: Any, dst: Any, flow: str) -> tuple[Any, Any]:
@@ -216,10 +227,9 @@ def replace_self_loops(
     target nodes (default ``num_nodes``).
     """
     num_dst = num_nodes if num_dst is None else num_dst
-    src, dst = edge_index[0], edge_index[1]
-    is_loop = src == dst
 
     def looped() -> tuple[Tensor, Tensor]:
+        is_loop = edge_index[0] == edge_index[1]
         loop = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
         new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
         return new_index, torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
@@ -228,15 +238,44 @@ def replace_self_loops(
     new_index, dropped = _loops_cache.get((edge_index,), ("loops", num_nodes), looped)
     new_attr = None
     if edge_attr is not None:
-        fill = _loop_attr(edge_attr, dst, is_loop, num_nodes, num_dst, fill_value)
+        is_loop = dropped[: edge_index.size(1)]
+        fill = _loop_attr(edge_attr, edge_index[1], is_loop, num_nodes, num_dst, fill_value)
         new_attr = torch.cat([edge_attr, fill], dim=0)
     return SelfLoops(new_index, new_attr, dropped)
 
 
 # -- step 1: scores --------------------------------------------------------------------------
 def node_scores(x: Tensor, att: Tensor) -> Tensor:
-    """``[N, H]`` per-node attention terms ``<x[n, h], att[h]>`` of ``x`` ``[N, H, C]``, ``att`` ``[1, H, C]``."""
-    return (x * att).sum(dim=-1)
+    """``[N, H]`` per-node attention terms ``<x[n, h], att[h]>`` of ``x`` ``[N, H, C]``, ``att`` ``[1, H, C]``.
+
+    Computed as one matrix product ``x.view(N, H * C) @ A`` with ``A`` the
+    ``[H * C, H]`` block-diagonal matrix of ``att`` (no ``[N, H, C]``
+    temporary, forward or backward).
+    """
+    if x.dim() != 3 or att.numel() != x.size(1) * x.size(2):
+        return (x * att).sum(dim=-1)
+    return _heads_product(x, att)
+
+
+def node_scores_pair(x: Tensor, att_a: Tensor, att_b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(node_scores(x, att_a), node_scores(x, att_b))`` with one read of ``x`` (one matrix product)."""
+    if x.dim() != 3 or att_a.numel() != x.size(1) * x.size(2) or att_b.numel() != att_a.numel():
+        return node_scores(x, att_a), node_scores(x, att_b)
+    both = _heads_product(x, att_a, att_b)
+    heads = x.size(1)
+    return both[:, :heads], both[:, heads:]
+
+
+def _heads_product(x: Tensor, *atts: Tensor) -> Tensor:
+    """``x`` ``[N, H, C]`` times the block-diagonal ``[H * C, H]`` matrices of ``atts``, side by side."""
+    n, heads, channels = x.shape
+    dtype = x.dtype
+    for a in atts:
+        dtype = torch.promote_types(dtype, a.dtype)
+    eye = torch.eye(heads, dtype=dtype, device=x.device).view(heads, 1, heads)
+    blocks = [(a.to(dtype).reshape(heads, channels, 1) * eye).reshape(heads * channels, heads) for a in atts]
+    weight = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+    return x.to(dtype).reshape(n, heads * channels) @ weight
 
 
 def additive_scores(features: Tensor, att: Tensor, negative_slope: float) -> Tensor:

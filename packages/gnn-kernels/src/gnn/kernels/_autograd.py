@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .backend import contiguous_rows
+
 ops = torch.ops.gnn_kernels
 REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
 
@@ -125,6 +127,7 @@ def _attention_setup(ctx, inputs, output):
     _, alpha = output
     ctx.save_for_backward(rowptr, col, a_src, a_dst, a_edge, x, alpha, t_rowptr, t_col, t_perm)
     ctx.negative_slope = negative_slope
+    ctx.set_materialize_grads(False)  # an unused alpha gets no [E, H] zero gradient
 
 
 def _attention_backward(ctx, grad_out, grad_alpha):
@@ -145,7 +148,7 @@ def _attention_backward(ctx, grad_out, grad_alpha):
         a_edge,
         x,
         alpha,
-        grad_out.contiguous(),
+        contiguous_rows(grad_out),  # a loss's broadcast gradient is not materialized
         None if grad_alpha is None else grad_alpha.contiguous(),
         ctx.negative_slope,
     )

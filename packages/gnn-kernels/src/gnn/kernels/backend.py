@@ -46,6 +46,15 @@ def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
     return hit
 
 
+def contiguous_rows(t: Tensor) -> Tensor:
+    """``t`` with each row contiguous, keeping its row stride (a column block of a wider
+    tensor stays a view) and a broadcast along rows (stride 0) broadcast."""
+    if t.dim() > 1 and t.size(0) > 1 and t.stride(0) == 0:
+        return t[:1].contiguous().expand(t.shape)
+    inner = t[0] if t.dim() > 1 and t.size(0) > 0 else t
+    return t if inner.is_contiguous() else t.contiguous()
+
+
 def _transposed(csr: Any) -> tuple[Tensor, Tensor, Tensor]:
     t = csr.transpose()
     rowptr, col = _long_pattern(t)
@@ -135,8 +144,8 @@ class NativeBackend(GeometryOps):
         out, alpha = self.ops.attention_forward(
             rowptr,
             col,
-            a_src.to(x.dtype).contiguous(),
-            a_dst.to(x.dtype).contiguous(),
+            contiguous_rows(a_src.to(x.dtype)),
+            contiguous_rows(a_dst.to(x.dtype)),
             None if a_edge is None else a_edge.to(x.dtype).contiguous(),
             None if mask is None else mask.contiguous(),
             x.contiguous(),
