@@ -92,11 +92,13 @@ def test_sddmm():
     torch.testing.assert_close(K.sddmm(rowptr, col, a, b), (a[rows] * b[col]).sum(-1))
 
 
-def loop_attention(rows, cols, a_src, a_dst, a_edge, x, m, slope):
+def loop_attention(rows, cols, a_src, a_dst, a_edge, x, m, slope, mask=None):
+    """Per-row loop: softmax over the unmasked entries (all masked: alpha 0, out 0)."""
     out = torch.zeros(m, x.size(1), x.size(2), dtype=x.dtype)
     alpha = torch.zeros(cols.numel(), x.size(1), dtype=x.dtype)
+    keep = torch.ones(cols.numel(), dtype=torch.bool) if mask is None else ~mask
     for i in range(m):
-        sel = (rows == i).nonzero().flatten()
+        sel = ((rows == i) & keep).nonzero().flatten()
         if len(sel) == 0:
             continue
         s = a_src[cols[sel]] + a_dst[i] + (0 if a_edge is None else a_edge[sel])
@@ -106,27 +108,88 @@ def loop_attention(rows, cols, a_src, a_dst, a_edge, x, m, slope):
     return out, alpha
 
 
+def attention_inputs(dtype, with_edge, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(7, 2, 3, dtype=dtype, generator=g, requires_grad=True)
+    a_src = torch.randn(7, 2, dtype=dtype, generator=g, requires_grad=True)
+    a_dst = torch.randn(8, 2, dtype=dtype, generator=g, requires_grad=True)
+    a_edge = torch.randn(30, 2, dtype=dtype, generator=g, requires_grad=True) if with_edge else None
+    return x, a_src, a_dst, a_edge
+
+
+def attention_mask(rows):
+    """Masks entries 0, 5, 9 and every entry of the row of entry 0 (a fully masked row)."""
+    mask = torch.zeros(rows.numel(), dtype=torch.bool)
+    mask[[0, 5, 9]] = True
+    mask[rows == rows[0]] = True
+    return mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("with_edge", [False, True])
-def test_attention_forward_backward(with_edge):
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_forward_matches_loop(dtype, with_edge, masked):
     rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(8, 7, 30, seed=4)
-    g = torch.Generator().manual_seed(5)
-    x = torch.randn(7, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
-    a_src = torch.randn(7, 2, dtype=torch.float64, generator=g, requires_grad=True)
-    a_dst = torch.randn(8, 2, dtype=torch.float64, generator=g, requires_grad=True)
-    a_edge = torch.randn(30, 2, dtype=torch.float64, generator=g, requires_grad=True) if with_edge else None
-    out, alpha = K.attention_forward(rowptr, col, a_src, a_dst, a_edge, x, 0.2, t_rowptr, t_col, t_perm)
-    ref_out, ref_alpha = loop_attention(rows, col, a_src, a_dst, a_edge, x, 8, 0.2)
+    x, a_src, a_dst, a_edge = attention_inputs(dtype, with_edge)
+    mask = attention_mask(rows) if masked else None
+    out, alpha = K.attention_forward(rowptr, col, a_src, a_dst, a_edge, mask, x, 0.2, t_rowptr, t_col, t_perm)
+    ref_out, ref_alpha = loop_attention(rows, col, a_src, a_dst, a_edge, x, 8, 0.2, mask)
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(alpha, ref_alpha)
+    if masked:
+        assert bool((alpha[mask] == 0).all())
+        assert bool((out[rows[0]] == 0).all())
+
+
+def test_attention_exp_matches_torch_over_the_float_range():
+    # one row of many entries: the kernel's exp of (score - max) against torch's, down to underflow
+    n = 4000
+    rowptr = torch.tensor([0, n])
+    col = torch.arange(n)
+    scores = torch.linspace(-120.0, 0.0, n).view(n, 1)
+    x = torch.ones(n, 1, 1)
+    _, alpha = K.attention_forward(
+        rowptr, col, scores.contiguous(), torch.zeros(1, 1), None, None, x, 1.0, None, None, None
+    )
+    torch.testing.assert_close(alpha, torch.softmax(scores, 0), rtol=2e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("with_edge", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_gradcheck(with_edge, masked):
+    rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(8, 7, 30, seed=4)
+    x, a_src, a_dst, a_edge = attention_inputs(torch.float64, with_edge)
+    mask = attention_mask(rows) if masked else None
     inputs = (x, a_src, a_dst) + ((a_edge,) if with_edge else ())
 
     def run(x, a_src, a_dst, *edge):
-        out, alpha = K.attention_forward(
-            rowptr, col, a_src, a_dst, edge[0] if edge else None, x, 0.2, t_rowptr, t_col, t_perm
-        )
-        return out, alpha  # alpha's own gradient path is checked too
+        return K.attention_forward(
+            rowptr, col, a_src, a_dst, edge[0] if edge else None, mask, x, 0.2, t_rowptr, t_col, t_perm
+        )  # out and alpha: alpha's own gradient path (grad_alpha) is checked too
 
     torch.autograd.gradcheck(run, inputs)
+    torch.autograd.gradcheck(lambda *t: run(*t)[0], inputs)  # alpha unused: no grad_alpha
+    torch.autograd.gradcheck(lambda *t: run(*t)[1], inputs)  # out unused
+
+
+def test_attention_backward_checks_the_transposed_pattern():
+    rowptr, col, rows, (t_rowptr, t_col, t_perm) = random_csr(8, 7, 30, seed=4)
+    x, a_src, a_dst, _ = (t.detach() if t is not None else t for t in attention_inputs(torch.float32, False))
+    alpha, grad_out = torch.rand(30, 2), torch.randn(8, 2, 3)
+    bad_perm = t_perm.clone()
+    bad_perm[0] = 30
+    with pytest.raises(RuntimeError, match="t_perm"):
+        K.attention_backward(
+            rowptr, col, t_rowptr, t_col, bad_perm, a_src, a_dst, None, x, alpha, grad_out, None, 0.2
+        )
+    with pytest.raises(RuntimeError, match="transposed"):
+        K.attention_backward(
+            rowptr, col, t_rowptr[:-1], t_col, t_perm, a_src, a_dst, None, x, alpha, grad_out, None, 0.2
+        )
+    with pytest.raises(RuntimeError, match="mask"):
+        K.attention_forward(
+            rowptr, col, a_src, a_dst, None, torch.zeros(30, dtype=torch.uint8), x, 0.2, None, None, None
+        )
 
 
 @pytest.mark.parametrize("reduce", [0, 1, 2, 3])

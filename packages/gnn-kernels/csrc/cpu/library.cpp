@@ -10,10 +10,13 @@ std::tuple<Tensor, Tensor> spmm_minmax(Tensor rowptr, Tensor col, std::optional<
                                        bool is_max);
 Tensor sddmm(Tensor rowptr, Tensor col, Tensor a, Tensor b);
 std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst,
-                                             std::optional<Tensor> a_edge, Tensor x, double negative_slope, std::optional<Tensor> , std::optional<Tensor> , std::optional<Tensor> );
-Tensor attention_backward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst, std::optional<Tensor> a_edge,
-                          Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
-                          double negative_slope);
+                                             std::optional<Tensor> a_edge, std::optional<Tensor> mask, Tensor x,
+                                             double negative_slope, std::optional<Tensor> t_rowptr,
+                                             std::optional<Tensor> t_col, std::optional<Tensor> t_perm);
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
+    Tensor rowptr, Tensor col, Tensor t_rowptr, Tensor t_col, Tensor t_perm, Tensor a_src, Tensor a_dst,
+    std::optional<Tensor> a_edge, Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
+    double negative_slope);
 std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_size, int64_t reduce);
 std::tuple<Tensor, Tensor> segment_reduce(Tensor src, Tensor ptr, int64_t reduce);
 
@@ -26,11 +29,12 @@ STABLE_TORCH_LIBRARY(gnn_kernels, m) {
   m.def("spmm_minmax(Tensor rowptr, Tensor col, Tensor? value, Tensor x, bool is_max) -> (Tensor, Tensor)");
   m.def("sddmm(Tensor rowptr, Tensor col, Tensor a, Tensor b) -> Tensor");
   m.def(
-      "attention_forward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst, Tensor? a_edge, Tensor x, "
-      "float negative_slope, Tensor? t_rowptr, Tensor? t_col, Tensor? t_perm) -> (Tensor, Tensor)");
+      "attention_forward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst, Tensor? a_edge, Tensor? mask, "
+      "Tensor x, float negative_slope, Tensor? t_rowptr, Tensor? t_col, Tensor? t_perm) -> (Tensor, Tensor)");
   m.def(
-      "attention_backward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst, Tensor? a_edge, Tensor x, "
-      "Tensor alpha, Tensor grad_out, Tensor? grad_alpha, float negative_slope) -> Tensor");
+      "attention_backward(Tensor rowptr, Tensor col, Tensor t_rowptr, Tensor t_col, Tensor t_perm, "
+      "Tensor a_src, Tensor a_dst, Tensor? a_edge, Tensor x, Tensor alpha, Tensor grad_out, Tensor? grad_alpha, "
+      "float negative_slope) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("scatter_reduce(Tensor src, Tensor index, int dim_size, int reduce) -> (Tensor, Tensor)");
   m.def("segment_reduce(Tensor src, Tensor ptr, int reduce) -> (Tensor, Tensor)");
 }

@@ -50,6 +50,7 @@ __all__ = [
     "edge_softmax",
     "heads_output",
     "node_scores",
+    "node_scores_pair",
     "normalize_scores",
     "read_graph",
     "replace_self_loops",
@@ -104,15 +105,25 @@ def read_graph(edge_index: Any, flow: str = "source_to_target") -> Graph:
     return Graph(edge_index)
 
 
+_checked_cache = TensorCache(8)
+
+
 def check_nodes(edge_index: Tensor, num_src: int, num_dst: int, flow: str = "source_to_target") -> None:
     """Check that ``edge_index`` indexes ``num_src`` senders and ``num_dst`` receivers.
 
-    With ``flow="target_to_source"`` the receivers are ``edge_index[0]``.
+    With ``flow="target_to_source"`` the receivers are ``edge_index[0]``. A
+    static graph is checked once: the passed check is remembered for the
+    same (unmodified) tensor and sizes.
     """
     if flow != "source_to_target":
         num_src, num_dst = num_dst, num_src
-    v.check_index_range("edge_index[0]", edge_index[0], num_src)
-    v.check_index_range("edge_index[1]", edge_index[1], num_dst)
+
+    def check() -> bool:
+        v.check_index_range("edge_index[0]", edge_index[0], num_src)
+        v.check_index_range("edge_index[1]", edge_index[1], num_dst)
+        return True
+
+    _checked_cache.get((edge_index,), ("nodes", num_src, num_dst, v.validation_enabled()), check)
 
 
 def by_row(src: Any, dst: Any, flow: str) -> tuple[Any, Any]:
@@ -207,10 +218,9 @@ def replace_self_loops(
     target nodes (default ``num_nodes``).
     """
     num_dst = num_nodes if num_dst is None else num_dst
-    src, dst = edge_index[0], edge_index[1]
-    is_loop = src == dst
 
     def looped() -> tuple[Tensor, Tensor]:
+        is_loop = edge_index[0] == edge_index[1]
         loop = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
         new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
         return new_index, torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
@@ -219,15 +229,44 @@ def replace_self_loops(
     new_index, dropped = _loops_cache.get((edge_index,), ("loops", num_nodes), looped)
     new_attr = None
     if edge_attr is not None:
-        fill = _loop_attr(edge_attr, dst, is_loop, num_nodes, num_dst, fill_value)
+        is_loop = dropped[: edge_index.size(1)]
+        fill = _loop_attr(edge_attr, edge_index[1], is_loop, num_nodes, num_dst, fill_value)
         new_attr = torch.cat([edge_attr, fill], dim=0)
     return SelfLoops(new_index, new_attr, dropped)
 
 
 # -- step 1: scores --------------------------------------------------------------------------
 def node_scores(x: Tensor, att: Tensor) -> Tensor:
-    """``[N, H]`` per-node attention terms ``<x[n, h], att[h]>`` of ``x`` ``[N, H, C]``, ``att`` ``[1, H, C]``."""
-    return (x * att).sum(dim=-1)
+    """``[N, H]`` per-node attention terms ``<x[n, h], att[h]>`` of ``x`` ``[N, H, C]``, ``att`` ``[1, H, C]``.
+
+    Computed as one matrix product ``x.view(N, H * C) @ A`` with ``A`` the
+    ``[H * C, H]`` block-diagonal matrix of ``att`` (no ``[N, H, C]``
+    temporary, forward or backward).
+    """
+    if x.dim() != 3 or att.numel() != x.size(1) * x.size(2):
+        return (x * att).sum(dim=-1)
+    return _heads_product(x, att)
+
+
+def node_scores_pair(x: Tensor, att_a: Tensor, att_b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(node_scores(x, att_a), node_scores(x, att_b))`` with one read of ``x`` (one matrix product)."""
+    if x.dim() != 3 or att_a.numel() != x.size(1) * x.size(2) or att_b.numel() != att_a.numel():
+        return node_scores(x, att_a), node_scores(x, att_b)
+    both = _heads_product(x, att_a, att_b)
+    heads = x.size(1)
+    return both[:, :heads], both[:, heads:]
+
+
+def _heads_product(x: Tensor, *atts: Tensor) -> Tensor:
+    """``x`` ``[N, H, C]`` times the block-diagonal ``[H * C, H]`` matrices of ``atts``, side by side."""
+    n, heads, channels = x.shape
+    dtype = x.dtype
+    for a in atts:
+        dtype = torch.promote_types(dtype, a.dtype)
+    eye = torch.eye(heads, dtype=dtype, device=x.device).view(heads, 1, heads)
+    blocks = [(a.to(dtype).reshape(heads, channels, 1) * eye).reshape(heads * channels, heads) for a in atts]
+    weight = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+    return x.to(dtype).reshape(n, heads * channels) @ weight
 
 
 def additive_scores(features: Tensor, att: Tensor, negative_slope: float) -> Tensor:
@@ -304,7 +343,8 @@ def fused_attention(
     alpha_edge: Tensor | None,
     mask: Tensor | None,
     negative_slope: float,
-) -> tuple[Tensor, Tensor]:
+    need_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Steps 1-3 in one :func:`gnn.core.ops.attention` call (no ``[E, H, C]`` tensor).
 
     Args:
@@ -314,20 +354,20 @@ def fused_attention(
         alpha_src / alpha_dst: ``[N, H]`` node terms (``alpha_dst`` may be ``None``).
         alpha_edge: optional ``[E, H]`` edge terms.
         mask: optional bool ``[E]``: edges that get zero attention.
+        need_alpha: whether the caller uses the attention weights; ``False``
+            returns ``None`` for them (they are not put back in edge order).
 
     Returns:
-        ``(out [N_dst, H, C], alpha [E, H])``.
+        ``(out [N_dst, H, C], alpha [E, H] or None)``.
     """
     from gnn.core.utils import to_csr
 
     csr = to_csr(edge_index, size, flow)
     if alpha_dst is None:
         alpha_dst = alpha_src.new_zeros(csr.num_rows, alpha_src.size(1))
-    if mask is not None:
-        blocked = torch.zeros(mask.shape, dtype=alpha_src.dtype, device=alpha_src.device)
-        blocked = blocked.masked_fill(mask, float("-inf")).view(-1, 1)
-        alpha_edge = blocked.expand(-1, alpha_src.size(1)) if alpha_edge is None else alpha_edge + blocked
-    return ops.attention(csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope)
+    return ops.attention(
+        csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope, mask=mask, return_alpha=need_alpha
+    )
 
 
 # -- step 3: aggregate -----------------------------------------------------------------------

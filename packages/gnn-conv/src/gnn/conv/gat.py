@@ -197,8 +197,11 @@ class GATConv(MessagePassing):
             )
             ei, edge_attr = loops.edge_index, loops.edge_attr
 
-        alpha_src = att.node_scores(x_src, self.att_src)
-        alpha_dst = att.node_scores(x_dst, self.att_dst) if x_dst is not None else None
+        if x_dst is x_src:
+            alpha_src, alpha_dst = att.node_scores_pair(x_src, self.att_src, self.att_dst)
+        else:
+            alpha_src = att.node_scores(x_src, self.att_src)
+            alpha_dst = att.node_scores(x_dst, self.att_dst) if x_dst is not None else None
         loop_mask = loops.dropped if loops is not None else None
         if att.can_fuse(self, self.dropout):
             out, alpha = att.fused_attention(
@@ -211,6 +214,7 @@ class GATConv(MessagePassing):
                 self._edge_score(edge_attr),
                 loop_mask,
                 self.negative_slope,
+                need_alpha=bool(return_attention_weights),
             )
         else:
             pair = att.by_row(alpha_src, alpha_dst, self.flow)

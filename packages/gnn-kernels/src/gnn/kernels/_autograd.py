@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .backend import contiguous_rows
+
 ops = torch.ops.gnn_kernels
 REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
 
@@ -33,13 +35,18 @@ def _(rowptr, col, a, b):
 
 
 @torch.library.register_fake("gnn_kernels::attention_forward")
-def _(rowptr, col, a_src, a_dst, a_edge, x, negative_slope, t_rowptr, t_col, t_perm):
+def _(rowptr, col, a_src, a_dst, a_edge, mask, x, negative_slope, t_rowptr, t_col, t_perm):
     return x.new_empty(rowptr.shape[0] - 1, x.shape[1], x.shape[2]), x.new_empty(col.shape[0], x.shape[1])
 
 
 @torch.library.register_fake("gnn_kernels::attention_backward")
-def _(rowptr, col, a_src, a_dst, a_edge, x, alpha, grad_out, grad_alpha, negative_slope):
-    return alpha.new_empty(alpha.shape)
+def _(rowptr, col, t_rowptr, t_col, t_perm, a_src, a_dst, a_edge, x, alpha, grad_out, grad_alpha, slope):
+    return (
+        x.new_empty(x.shape),
+        a_src.new_empty(a_src.shape),
+        a_dst.new_empty(a_dst.shape),
+        alpha.new_empty(alpha.shape),
+    )
 
 
 @torch.library.register_fake("gnn_kernels::scatter_reduce")
@@ -123,31 +130,49 @@ torch.library.register_autograd(
 
 
 def _attention_setup(ctx, inputs, output):
-    rowptr, col, a_src, a_dst, a_edge, x, negative_slope, t_rowptr, t_col, t_perm = inputs
+    rowptr, col, a_src, a_dst, a_edge, mask, x, negative_slope, t_rowptr, t_col, t_perm = inputs
     _, alpha = output
     ctx.save_for_backward(rowptr, col, a_src, a_dst, a_edge, x, alpha, t_rowptr, t_col, t_perm)
     ctx.negative_slope = negative_slope
+    ctx.set_materialize_grads(False)  # an unused alpha gets no [E, H] zero gradient
 
 
 def _attention_backward(ctx, grad_out, grad_alpha):
     rowptr, col, a_src, a_dst, a_edge, x, alpha, t_rowptr, t_col, t_perm = ctx.saved_tensors
     if t_rowptr is None:
         raise RuntimeError("gnn_kernels::attention_forward backward needs the transposed pattern")
-    grad_out = grad_out.contiguous()
-    grad_alpha = None if grad_alpha is None else grad_alpha.contiguous()
-    grad_raw = ops.attention_backward(
-        rowptr, col, a_src, a_dst, a_edge, x, alpha, grad_out, grad_alpha, ctx.negative_slope
+    # alpha is 0 on masked entries, so the backward needs no mask
+    if grad_out is None:  # only alpha was used
+        grad_out = x.new_zeros(rowptr.shape[0] - 1, x.shape[1], x.shape[2])
+    grad_x, grad_a_src, grad_a_dst, grad_score = ops.attention_backward(
+        rowptr,
+        col,
+        t_rowptr,
+        t_col,
+        t_perm,
+        a_src,
+        a_dst,
+        a_edge,
+        x,
+        alpha,
+        contiguous_rows(grad_out),  # a loss's broadcast gradient is not materialized
+        None if grad_alpha is None else grad_alpha.contiguous(),
+        ctx.negative_slope,
     )
-    grad_a_dst = ops.segment_reduce(grad_raw, rowptr, 0)[0] if ctx.needs_input_grad[3] else None
-    grad_a_src = None
-    if ctx.needs_input_grad[2]:
-        grad_a_src = ops.segment_reduce(grad_raw.index_select(0, t_perm).contiguous(), t_rowptr, 0)[0]
-    grad_x = None
-    if ctx.needs_input_grad[5]:
-        t_alpha = alpha.index_select(0, t_perm).contiguous()
-        grad_x = ops.spmm_sum(t_rowptr, t_col, t_alpha, grad_out, False, None, None, None)
-    grad_a_edge = grad_raw if a_edge is not None and ctx.needs_input_grad[4] else None
-    return None, None, grad_a_src, grad_a_dst, grad_a_edge, grad_x, None, None, None, None
+    need = ctx.needs_input_grad
+    return (
+        None,
+        None,
+        grad_a_src if need[2] else None,
+        grad_a_dst if need[3] else None,
+        grad_score if a_edge is not None and need[4] else None,
+        None,
+        grad_x if need[6] else None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 torch.library.register_autograd(

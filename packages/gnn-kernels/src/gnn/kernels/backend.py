@@ -50,6 +50,15 @@ def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
     return hit
 
 
+def contiguous_rows(t: Tensor) -> Tensor:
+    """``t`` with each row contiguous, keeping its row stride (a column block of a wider
+    tensor stays a view) and a broadcast along rows (stride 0) broadcast."""
+    if t.dim() > 1 and t.size(0) > 1 and t.stride(0) == 0:
+        return t[:1].contiguous().expand(t.shape)
+    inner = t[0] if t.dim() > 1 and t.size(0) > 0 else t
+    return t if inner.is_contiguous() else t.contiguous()
+
+
 def _transposed(csr: Any) -> tuple[Tensor, Tensor, Tensor]:
     t = csr.transpose()
     rowptr, col = _long_pattern(t)
@@ -145,10 +154,19 @@ class NativeBackend(GeometryOps):
         return self.ops.segment_matmul(inputs, ptr.contiguous(), other)
 
     def attention(
-        self, csr: Any, x: Tensor, a_src: Tensor, a_dst: Tensor, a_edge: Tensor | None, negative_slope: float
-    ) -> tuple[Tensor, Tensor]:
+        self,
+        csr: Any,
+        x: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        a_edge: Tensor | None,
+        negative_slope: float,
+        mask: Tensor | None = None,
+        return_alpha: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         rowptr, col = _long_pattern(csr)
         a_edge = csr.in_csr_order(a_edge)
+        mask = csr.in_csr_order(mask)
         needs_grad = any(t is not None and t.requires_grad for t in (x, a_src, a_dst, a_edge))
         t_rowptr = t_col = t_perm = None
         if needs_grad:
@@ -156,15 +174,18 @@ class NativeBackend(GeometryOps):
         out, alpha = self.ops.attention_forward(
             rowptr,
             col,
-            a_src.to(x.dtype).contiguous(),
-            a_dst.to(x.dtype).contiguous(),
+            contiguous_rows(a_src.to(x.dtype)),
+            contiguous_rows(a_dst.to(x.dtype)),
             None if a_edge is None else a_edge.to(x.dtype).contiguous(),
+            None if mask is None else mask.contiguous(),
             x.contiguous(),
             negative_slope,
             t_rowptr,
             t_col,
             t_perm,
         )
+        if not return_alpha:  # alpha stays in CSR order, saved for backward only
+            return out, None
         if csr.perm is not None:  # back to the original edge order
             alpha = torch.empty_like(alpha).index_copy(0, csr.perm, alpha)
         return out, alpha

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .. import validation as v
@@ -247,7 +248,10 @@ def attention(
     a_dst: Tensor,
     a_edge: Tensor | None = None,
     negative_slope: float = 0.2,
-) -> tuple[Tensor, Tensor]:
+    *,
+    mask: Tensor | None = None,
+    return_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     r"""Fused attention aggregation of GAT-style layers.
 
     For every receiving node :math:`i` (CSR row), head :math:`h` and entry
@@ -258,6 +262,9 @@ def attention(
         \alpha_{e,h} = \mathrm{softmax}_{e \in \mathcal{N}(i)}(s_{e,h}),\quad
         out_{i,h} = \sum_e \alpha_{e,h} x_{j,h}
 
+    Entries flagged in ``mask`` take no part: :math:`s_{e,h} = -\infty`, so
+    :math:`\alpha_{e,h} = 0` (a row whose entries are all masked gives
+    :math:`\alpha = 0` and :math:`out = 0`, like a row without entries).
     A compiled backend computes it without any ``[E, H, C]`` tensor.
 
     Args:
@@ -267,10 +274,20 @@ def attention(
         a_dst: ``[N_dst, H]`` receiver terms of the score.
         a_edge: optional ``[E, H]`` edge terms, in the original edge order.
         negative_slope: slope of the leaky ReLU.
+        mask: optional bool ``[E]``, in the original edge order: entries
+            that get zero attention.
+        return_alpha: return ``alpha``; ``False`` gives ``None`` instead and
+            saves putting it back into the original edge order.
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
         edge order (rows without entries give 0).
+
+    Example:
+        >>> from gnn.core.utils import to_csr
+        >>> csr = to_csr(torch.tensor([[0, 1, 2], [1, 2, 1]]), (3, 3))
+        >>> x, a_src, a_dst = torch.randn(3, 2, 4), torch.randn(3, 2), torch.randn(3, 2)
+        >>> out, alpha = attention(csr, x, a_src, a_dst)  # out [3, 2, 4], alpha [3, 2]
     """
     if not isinstance(csr, CSR):
         raise TypeError(f"'csr' must be a gnn.core.ops.CSR, got {type(csr).__name__}")
@@ -284,8 +301,12 @@ def attention(
         raise ValueError(f"'a_dst' must have shape [{csr.num_rows}, {heads}], got {v.describe(a_dst)}")
     if a_edge is not None and a_edge.shape != (csr.nnz, heads):
         raise ValueError(f"'a_edge' must have shape [{csr.nnz}, {heads}], got {v.describe(a_edge)}")
+    if mask is not None and not isinstance(mask, Tensor):
+        raise TypeError(f"'mask' must be a bool tensor or None, got {v.describe(mask)}")
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != (csr.nnz,)):
+        raise ValueError(f"'mask' must be a bool tensor of shape [{csr.nnz}], got {v.describe(mask)}")
     _, impl = select("attention", **_ctx(x, None, a_src, a_dst, a_edge))
-    return impl(csr, x, a_src, a_dst, a_edge, float(negative_slope))
+    return impl(csr, x, a_src, a_dst, a_edge, float(negative_slope), mask, bool(return_alpha))
 
 
 # -- fused attention with per-feature scores (TransformerConv, GATv2Conv) -------------------------

@@ -180,15 +180,27 @@ def attention(
     a_dst: Tensor,
     a_edge: Tensor | None,
     negative_slope: float,
-) -> tuple[Tensor, Tensor]:
+    mask: Tensor | None = None,
+    return_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """GAT-style attention aggregation (see :func:`gnn.core.ops.attention`)."""
     row, col = csr.row(), csr.col
     score = a_src.index_select(0, col) + a_dst.index_select(0, row)
     if a_edge is not None:
         score = score + csr.in_csr_order(a_edge)
     score = torch.nn.functional.leaky_relu(score, negative_slope)
-    alpha = softmax(score, row, 0, csr.num_rows)
+    if mask is None:
+        alpha = softmax(score, row, 0, csr.num_rows)
+    else:  # masked entries: exp(-inf) = 0; a fully masked row keeps a finite maximum and alpha = 0
+        score = score.masked_fill(csr.in_csr_order(mask).unsqueeze(-1), float("-inf"))
+        top = scatter(score.detach(), row, 0, csr.num_rows, "max")
+        top = top.masked_fill(top == float("-inf"), 0.0)
+        num = (score - top.index_select(0, row)).exp()
+        den = scatter(num, row, 0, csr.num_rows, "sum") + 1e-16
+        alpha = num / den.index_select(0, row)
     out = scatter(x.index_select(0, col) * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
+    if not return_alpha:
+        return out, None
     if csr.perm is not None:  # back to the original edge order
         alpha = torch.empty_like(alpha).index_copy_(0, csr.perm, alpha)
     return out, alpha
