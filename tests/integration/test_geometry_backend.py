@@ -23,8 +23,10 @@ def serving(op: str, dtype: torch.dtype) -> str:
 
 
 @pytest.fixture
-def native():
-    """The compiled backend, which must serve every geometric op."""
+def native(monkeypatch):
+    """The compiled backend, which must serve every geometric op by default (so a run under
+    ``GNN_KERNELS=torch`` checks the default selection without the variable)."""
+    monkeypatch.delenv("GNN_KERNELS", raising=False)
     assert all(serving(op, torch.float32) == "native" for op in GEOMETRY)
     return "native"
 

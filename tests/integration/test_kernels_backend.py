@@ -77,7 +77,8 @@ def test_attention_matches_reference_in_edge_order():
     torch.testing.assert_close(sums[has_in], torch.ones_like(sums[has_in]))
 
 
-def test_unsupported_calls_fall_back_to_torch():
+def test_unsupported_calls_fall_back_to_torch(monkeypatch):
+    monkeypatch.delenv("GNN_KERNELS", raising=False)  # the default selection, also in a GNN_KERNELS=torch run
     name, _ = backends.select(
         "spmm", device=torch.device("cpu"), dtype=torch.float16, reduce="sum", requires_grad=False
     )
