@@ -81,8 +81,8 @@ def test_formats_agree_with_attention():
             dense = torch.zeros(N, N, dtype=x.dtype).index_put_(
                 (att[0][1], att[0][0]), att[1], accumulate=True
             )
-        else:
-            dense = att[0].to_dense()
+        else:  # (torch.sparse adj, alpha), or a lone SparseTensor holding alpha (PyG's forms)
+            dense = testing.to_dense(att[0] if isinstance(att, tuple) else att)
         return out, dense
 
     testing.assert_formats_agree(call, edge_index, N, atol=1e-10)

@@ -165,7 +165,7 @@ def _dense_attention(att, n_src, n_dst):
         dense.index_put_((ei[1], ei[0]), alpha, accumulate=True)
         return dense
     adj = att[0] if isinstance(att, tuple) else att
-    return adj.to_dense() if isinstance(adj, torch.Tensor) else adj.to_dense()
+    return testing.to_dense(adj)
 
 
 @pytest.mark.parametrize("kwargs", [dict(heads=2), dict(heads=2, add_self_loops=False)], ids=str)

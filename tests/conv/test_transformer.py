@@ -109,7 +109,7 @@ def _dense_attention(att, n):
         dense = torch.zeros(n, n, alpha.size(1), dtype=alpha.dtype)
         return dense.index_put_((ei[1], ei[0]), alpha, accumulate=True)
     adj = att[0] if isinstance(att, tuple) else att
-    return adj.to_dense()
+    return testing.to_dense(adj)
 
 
 def test_formats_agree_and_attention_weights():

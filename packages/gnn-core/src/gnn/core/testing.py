@@ -71,7 +71,39 @@ def edge_index_formats(
         from torch_sparse import SparseTensor  # type: ignore[import-not-found]
     except ImportError:
         return
-    yield "SparseTensor", SparseTensor(row=dst, col=src, value=value, sparse_sizes=(n_dst, n_src))
+    # sorted here, stably, as the CSR form above: SparseTensor's own sort is not stable, so duplicate
+    # edges would come out in an arbitrary order (and layers that keep e.g. the last of several self
+    # loops would see another graph than the other forms)
+    perm = torch.argsort(dst * max(n_src, 1) + src, stable=True)
+    yield (
+        "SparseTensor",
+        SparseTensor(
+            row=dst[perm], col=src[perm], value=value[perm], sparse_sizes=(n_dst, n_src), is_sorted=True
+        ),
+    )
+
+
+def to_dense(adj: Any) -> Tensor:
+    """Dense ``[N_dst, N_src, ...]`` of any sparse form, duplicate entries summed.
+
+    ``torch.sparse`` tensors densify with :meth:`torch.Tensor.to_dense`; a
+    ``torch_sparse.SparseTensor``'s own ``to_dense`` *assigns* its entries,
+    so of duplicate entries only one would survive: it is summed here instead.
+    Multi-dimensional values (``[E, H]`` attention) become trailing dimensions.
+
+    Example:
+        >>> adj = torch.sparse_coo_tensor([[0, 0], [1, 1]], [1.0, 2.0], (2, 2))
+        >>> to_dense(adj)
+        tensor([[0., 3.],
+                [0., 0.]])
+    """
+    if isinstance(adj, Tensor):
+        return adj.to_dense()
+    row, col, value = adj.coo()
+    if value is None:
+        value = torch.ones(row.numel())
+    dense = value.new_zeros(tuple(adj.sparse_sizes()) + tuple(value.shape[1:]))
+    return dense.index_put_((row, col), value, accumulate=True)
 
 
 def assert_close(

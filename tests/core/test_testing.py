@@ -1,0 +1,64 @@
+"""gnn.core.testing: the helpers other tests rely on must themselves be right."""
+
+from __future__ import annotations
+
+import torch
+
+from gnn.core import testing, utils
+
+
+def _graph_with_duplicates():
+    # 64 edges among 4 nodes: every pair, self loops included, repeats; long enough that an
+    # unstable sort (SparseTensor's) reorders equal keys
+    edge_index = torch.randint(0, 4, (2, 64), generator=torch.Generator().manual_seed(0))
+    value = torch.arange(1.0, 65.0)  # every edge, duplicates included, has its own value
+    return edge_index, value
+
+
+def test_every_format_keeps_duplicate_edges_in_their_original_order():
+    # a layer that keeps "the last" of several equal edges (gcn_norm's self loops) must see the
+    # same last edge in every form: duplicates stay in edge order, whichever form (SparseTensor
+    # included, whose own constructor sorts unstably)
+    edge_index, value = _graph_with_duplicates()
+    expected = {}
+    for e in range(edge_index.size(1)):
+        expected.setdefault(tuple(edge_index[:, e].tolist()), []).append(float(value[e]))
+    names = []
+    for name, adj in testing.edge_index_formats(edge_index, 4, value):
+        names.append(name)
+        ei, val = utils.to_edge_index(adj)
+        found = {}
+        for e in range(ei.size(1)):
+            found.setdefault(tuple(ei[:, e].tolist()), []).append(float(val[e]))
+        assert found == expected, name
+    assert names[:3] == ["torch.sparse_coo", "torch.sparse_csr", "torch.sparse_csc"]
+
+
+class _AssigningSparse:
+    """The interface of ``torch_sparse.SparseTensor`` that :func:`testing.to_dense` reads."""
+
+    def __init__(self, row, col, value, sizes):
+        self._coo, self._sizes = (row, col, value), sizes
+
+    def coo(self):
+        return self._coo
+
+    def sparse_sizes(self):
+        return self._sizes
+
+
+def test_to_dense_sums_duplicate_entries_in_every_form():
+    edge_index, value = _graph_with_duplicates()
+    expected = torch.zeros(4, 4)
+    for e in range(edge_index.size(1)):  # [N_dst, N_src], duplicates summed
+        expected[edge_index[1, e], edge_index[0, e]] += value[e]
+    for name, adj in testing.edge_index_formats(edge_index, 4, value):
+        torch.testing.assert_close(testing.to_dense(adj), expected, msg=name)
+    stand_in = _AssigningSparse(edge_index[1], edge_index[0], value, (4, 4))
+    torch.testing.assert_close(testing.to_dense(stand_in), expected)
+    # [E, H] values (attention heads) become a trailing dimension
+    heads = torch.stack([value, -value], dim=1)
+    dense = testing.to_dense(_AssigningSparse(edge_index[1], edge_index[0], heads, (4, 4)))
+    torch.testing.assert_close(dense, torch.stack([expected, -expected], dim=-1))
+    for name, adj in testing.edge_index_formats(edge_index, 4, heads):
+        torch.testing.assert_close(testing.to_dense(adj), torch.stack([expected, -expected], -1), msg=name)
