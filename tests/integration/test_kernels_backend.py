@@ -141,6 +141,8 @@ def test_segment_matmul_and_hetero_linear_on_the_kernel():
         fast = lin(x, types)
     with ops.backend("torch"):
         torch.testing.assert_close(fast, lin(x, types))
+
+
 @pytest.mark.parametrize("op", ["dot_attention", "gatv2_attention"])
 @pytest.mark.parametrize("with_edge", [False, True])
 def test_fused_feature_attention_matches_reference_with_gradients(op, with_edge):

@@ -316,7 +316,11 @@ def _check_attention_csr(csr: Any) -> None:
         raise TypeError(f"'csr' must be a gnn.core.ops.CSR, got {type(csr).__name__}")
     if csr.rowptr.dim() != 1 or csr.rowptr.numel() != csr.num_rows + 1:
         raise ValueError(f"'csr.rowptr' must have {csr.num_rows + 1} entries, got {v.describe(csr.rowptr)}")
+    if csr._cache.get("col_in_range"):  # a CSR is immutable: its columns are checked once
+        return
     v.check_index_range("csr.col", csr.col, csr.num_cols, "source nodes")
+    if v.validation_enabled() and not torch.compiler.is_compiling():
+        csr._cache["col_in_range"] = True
 
 
 def _check_heads(
