@@ -44,10 +44,15 @@ def want_cuda() -> bool:
 
 def extension():
     cpu_sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc" / "cpu").glob("*.cpp"))
-    cxx = ["-O3", "-std=c++17", "-fopenmp-simd", f"-DTORCH_TARGET_VERSION={STABLE_TARGET}"]
-    # lets channel loops with compares/min/max (leaky ReLU and its gradient) vectorize; it changes
-    # no result (no reassociation), only drops the assumption that FP operations may trap
-    cxx.append("-fno-trapping-math")
+    # -fno-trapping-math: no code relies on floating-point traps, and without it GCC does not
+    # vectorize loops holding float selects (leaky-relu, max, the attention kernels' exp)
+    cxx = [
+        "-O3",
+        "-std=c++17",
+        "-fopenmp-simd",
+        "-fno-trapping-math",
+        f"-DTORCH_TARGET_VERSION={STABLE_TARGET}",
+    ]
     if os.environ.get("GNN_KERNELS_PORTABLE") != "1":
         cxx.append("-march=native")
     if want_cuda():

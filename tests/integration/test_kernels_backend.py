@@ -166,3 +166,50 @@ def test_fused_feature_attention_matches_reference_with_gradients(op, with_edge)
     native, reference = both(run)
     for x, y in zip(native, reference):
         torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
+
+
+def test_attention_mask_and_unreturned_alpha_match_reference():
+    x, edge_index = testing.random_graph(20, 90, 4, seed=4)
+    edge_index[1, :3] = edge_index[0, :3]  # a few self loops to mask
+    csr = utils.to_csr(edge_index, (20, 20), cache=False)
+    mask = edge_index[0] == edge_index[1]
+    mask[10] = True
+    g = torch.Generator().manual_seed(5)
+    xs, a_src, a_dst = (
+        torch.randn(20, 2, 4, generator=g),
+        torch.randn(20, 2, generator=g),
+        torch.randn(20, 2, generator=g),
+    )
+    (o1, al1), (o2, al2) = both(lambda: ops.attention(csr, xs, a_src, a_dst, None, 0.2, mask=mask))
+    torch.testing.assert_close(o1, o2)
+    torch.testing.assert_close(al1, al2)
+    assert bool((al1[mask] == 0).all())
+    (o3, none3), (o4, none4) = both(
+        lambda: ops.attention(csr, xs, a_src, a_dst, mask=mask, return_alpha=False)
+    )
+    assert none3 is None and none4 is None
+    torch.testing.assert_close(o3, o1)
+    torch.testing.assert_close(o4, o1)
+    with pytest.raises(ValueError, match="mask"):
+        ops.attention(csr, xs, a_src, a_dst, mask=mask.float())
+
+
+def test_attention_mask_gradcheck_through_gnn_core_ops():
+    _, edge_index = testing.random_graph(12, 40, 3, seed=6)
+    csr = utils.to_csr(edge_index, (12, 12), cache=False)
+    mask = torch.zeros(40, dtype=torch.bool)
+    mask[::7] = True
+    g = torch.Generator().manual_seed(7)
+    xs = torch.randn(12, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    a_src = torch.randn(12, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    a_dst = torch.randn(12, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    a_edge = torch.randn(40, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    for name in ("native", "torch"):
+        with ops.backend(name):
+            torch.autograd.gradcheck(
+                lambda *t: ops.attention(csr, *t, 0.2, mask=mask), (xs, a_src, a_dst, a_edge)
+            )
+            torch.autograd.gradcheck(
+                lambda *t: ops.attention(csr, *t, 0.2, mask=mask, return_alpha=False)[0],
+                (xs, a_src, a_dst, a_edge),
+            )

@@ -26,12 +26,20 @@ namespace gnn_kernels {
 
 namespace {
 
-// exp(v) for v <= 0 (a score minus its row maximum), vectorizable under `omp simd`:
-// 2^n * exp(r) with r = v - n ln2 in [-ln2/2, ln2/2] and a degree-6 polynomial
-// for exp(r) (about 1 ulp). Returns exactly 0 below the float range (and for -inf).
+// exp(v) for v <= 0 (a score minus its row maximum), branch-free so that it
+// vectorizes under `omp simd`: 2^n * exp(r) with n = round(v / ln2) (read from
+// the low mantissa bits of v / ln2 + 1.5 * 2^23, no float -> int conversion),
+// r = v - n ln2 in [-ln2/2, ln2/2] and a degree-6 polynomial for exp(r)
+// (about 1 ulp). Exactly 0 below -87 (and for -inf); NaN stays NaN.
 inline float exp_nonpositive(float v) {
-  const float n = std::floor(v * 1.44269504088896341f + 0.5f);
-  float r = v - n * 0.693359375f;  // ln2 split in two for an exact first product
+  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
+  constexpr uint32_t kShiftBits = 0x4B400000u;
+  const float vc = v < -87.0f ? -87.0f : v;
+  const float t = vc * 1.44269504088896341f + kShift;
+  const float n = t - kShift;
+  uint32_t t_bits;
+  std::memcpy(&t_bits, &t, sizeof(t_bits));
+  float r = vc - n * 0.693359375f;  // ln2 split in two for an exact first product
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -40,11 +48,11 @@ inline float exp_nonpositive(float v) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const float n_safe = v >= -87.0f ? n : 0.0f;  // no float->int conversion of -inf or NaN
-  const int32_t bits = (static_cast<int32_t>(n_safe) + 127) << 23;
+  const uint32_t scale_bits = (t_bits - kShiftBits + 127u) << 23;  // 2^n, n in [-126, 0]
   float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return v < -87.0f ? 0.0f : y * scale;
+  std::memcpy(&scale, &scale_bits, sizeof(scale));
+  const float out = y * scale;
+  return v < -87.0f ? 0.0f : out;
 }
 
 inline double exp_nonpositive(double v) { return std::exp(v); }
@@ -56,6 +64,31 @@ constexpr int64_t kScoreAhead = 16;
 
 inline void prefetch_line(const void* p) { __builtin_prefetch(p, 0, 1); }
 inline void prefetch_line_for_write(const void* p) { __builtin_prefetch(p, 1, 1); }
+
+// a[h] = leaky_relu(s[h] + d[h] (+ ek[h])) and mx[h] = max(mx[h], a[h]) over the heads,
+// branch-free in the loop (vectorized over heads).
+template <typename scalar_t>
+inline void leaky_scores(const scalar_t* __restrict__ s, const scalar_t* __restrict__ d,
+                         const scalar_t* __restrict__ ek, int64_t heads, scalar_t slope, scalar_t* __restrict__ a,
+                         scalar_t* __restrict__ mx) {
+  if (ek != nullptr) {
+#pragma omp simd
+    for (int64_t h = 0; h < heads; ++h) {
+      const scalar_t v = s[h] + d[h] + ek[h];
+      const scalar_t w = v * (v > 0 ? scalar_t(1) : slope);
+      a[h] = w;
+      mx[h] = mx[h] > w ? mx[h] : w;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t h = 0; h < heads; ++h) {
+      const scalar_t v = s[h] + d[h];
+      const scalar_t w = v * (v > 0 ? scalar_t(1) : slope);
+      a[h] = w;
+      mx[h] = mx[h] > w ? mx[h] : w;
+    }
+  }
+}
 
 // Run body(begin, end) over [0, m) rows, split so that every thread gets about
 // the same number of rows + entries (rowptr rp, E = rp[m]): skewed degree
@@ -185,18 +218,12 @@ std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a
         for (int64_t h = 0; h < heads; ++h) mx[h] = kNegInf;
         for (int64_t k = lo; k < hi; ++k) {
           if (k + kScoreAhead < last) prefetch_line(sp + c[k + kScoreAhead] * ss);
-          const scalar_t* __restrict__ s = sp + c[k] * ss;
-          const scalar_t* __restrict__ ek = ep ? ep + k * heads : nullptr;
           scalar_t* __restrict__ a = alp + k * heads;
-          const bool blocked = mk && mk[k];
-#pragma omp simd
-          for (int64_t h = 0; h < heads; ++h) {
-            scalar_t v = s[h] + d[h] + (ek ? ek[h] : scalar_t(0));
-            v = v > 0 ? v : v * slope;
-            v = blocked ? kNegInf : v;
-            a[h] = v;
-            mx[h] = v > mx[h] ? v : mx[h];
+          if (mk && mk[k]) {
+            std::fill(a, a + heads, kNegInf);
+            continue;
           }
+          leaky_scores(sp + c[k] * ss, d, ep ? ep + k * heads : nullptr, heads, slope, a, mx);
         }
         // exponentials and their sum; a row whose entries are all masked keeps alpha = 0
         for (int64_t h = 0; h < heads; ++h) {
@@ -324,9 +351,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
 
     // pass B: softmax and leaky-relu backward per row, grad_a_dst
     parallel_balanced(rp, m, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> dot_buf(heads), sum_buf(heads);
+      std::vector<scalar_t> dot_buf(heads), sum_buf(heads), zeros_buf(heads, scalar_t(0));
       scalar_t* __restrict__ dot = dot_buf.data();
       scalar_t* __restrict__ sum = sum_buf.data();
+      const scalar_t* __restrict__ zeros = zeros_buf.data();
       for (int64_t i = begin; i < end; ++i) {
         const int64_t lo = rp[i], hi = rp[i + 1];
         const scalar_t* __restrict__ d = dp + i * ds;
@@ -338,14 +366,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
         for (int64_t k = lo; k < hi; ++k) {
           if (k + kScoreAhead < e) prefetch_line(sp + c[k + kScoreAhead] * ss);
           const scalar_t* __restrict__ s = sp + c[k] * ss;
-          const scalar_t* __restrict__ ek = ep ? ep + k * heads : nullptr;
+          const scalar_t* __restrict__ ek = ep ? ep + k * heads : zeros;
           scalar_t* __restrict__ gk = gsc + k * heads;
           const scalar_t* __restrict__ a = alp + k * heads;
 #pragma omp simd
           for (int64_t h = 0; h < heads; ++h) {
-            const scalar_t raw = s[h] + d[h] + (ek ? ek[h] : scalar_t(0));
-            scalar_t v = a[h] * (gk[h] - dot[h]);
-            v = raw > 0 ? v : v * slope;
+            const scalar_t raw = s[h] + d[h] + ek[h];
+            const scalar_t v = a[h] * (gk[h] - dot[h]) * (raw > 0 ? scalar_t(1) : slope);
             gk[h] = v;
             sum[h] += v;
           }

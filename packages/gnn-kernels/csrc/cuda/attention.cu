@@ -10,9 +10,11 @@
 // One warp per receiving row. Forward: for each head, the lanes split the
 // row's entries for the max pass and the exp/sum pass (warp reductions), then
 // the lanes split the features for the weighted sum, each output element
-// accumulated over the entries in CSR order as on the CPU. Backward: for each
-// head, per entry a warp-reduced dot product <grad_out[i, h], x[col[e], h]>,
-// then the softmax and leaky-relu backward over the entries.
+// accumulated over the entries in CSR order as on the CPU. Masked entries get
+// alpha 0 (a fully masked row: alpha 0, out 0). Backward: per receiving row and
+// head, a warp-reduced dot product <grad_out[i, h], x[col[e], h]> per entry, then
+// the softmax and leaky-relu backward (grad_score) and its row sum (grad_a_dst);
+// then one warp per sender over the transposed pattern for grad_x and grad_a_src.
 #include "common.cuh"
 
 namespace gnn_kernels {
@@ -45,24 +47,27 @@ void check_attention_inputs(const Tensor& rowptr, const Tensor& col, const Tenso
 template <typename scalar_t>
 __global__ void attention_forward_kernel(const int64_t* __restrict__ rp, const int64_t* __restrict__ col,
                                          const scalar_t* __restrict__ sp, const scalar_t* __restrict__ dp,
-                                         const scalar_t* __restrict__ ep, const scalar_t* __restrict__ xp,
-                                         scalar_t* __restrict__ op, scalar_t* __restrict__ alp, int64_t m,
-                                         int64_t heads, int64_t channels, scalar_t slope) {
+                                         const scalar_t* __restrict__ ep, const bool* __restrict__ mk,
+                                         const scalar_t* __restrict__ xp, scalar_t* __restrict__ op,
+                                         scalar_t* __restrict__ alp, int64_t m, int64_t heads, int64_t channels,
+                                         scalar_t slope) {
   const int64_t row_size = heads * channels;
   const int lane = lane_id();
   for (int64_t i = global_warp(); i < m; i += warp_stride()) {  // warp-uniform loop
     const int64_t lo = rp[i], hi = rp[i + 1];
-    if (lo == hi) continue;  // out stays 0
+    if (lo == hi) continue;  // out stays 0 (zero-initialized)
     for (int64_t h = 0; h < heads; ++h) {
       // pass 1: raw scores (leaky-relu applied) and their maximum
       scalar_t mx = -std::numeric_limits<scalar_t>::infinity();
       for (int64_t k = lo + lane; k < hi; k += kWarp) {
         scalar_t s = sp[col[k] * heads + h] + dp[i * heads + h] + (ep ? ep[k * heads + h] : scalar_t(0));
         s = s > 0 ? s : s * slope;
+        if (mk != nullptr && mk[k]) s = -std::numeric_limits<scalar_t>::infinity();
         alp[k * heads + h] = s;
         mx = s > mx ? s : mx;
       }
       mx = warp_max(mx);
+      if (mx == -std::numeric_limits<scalar_t>::infinity()) mx = 0;  // all masked: alpha = 0
       // pass 2: exponentials and their sum (each lane touches only its own entries)
       scalar_t sum = 0;
       for (int64_t k = lo + lane; k < hi; k += kWarp) {
@@ -91,7 +96,8 @@ __global__ void attention_backward_kernel(const int64_t* __restrict__ rp, const 
                                           const scalar_t* __restrict__ ep, const scalar_t* __restrict__ xp,
                                           const scalar_t* __restrict__ alp, const scalar_t* __restrict__ gp,
                                           const scalar_t* __restrict__ gap, scalar_t* __restrict__ gr,
-                                          int64_t m, int64_t heads, int64_t channels, scalar_t slope) {
+                                          scalar_t* __restrict__ gd, int64_t m, int64_t heads, int64_t channels,
+                                          scalar_t slope) {
   const int64_t row_size = heads * channels;
   const int lane = lane_id();
   for (int64_t i = global_warp(); i < m; i += warp_stride()) {  // warp-uniform loop
@@ -110,13 +116,45 @@ __global__ void attention_backward_kernel(const int64_t* __restrict__ rp, const 
         dot += acc * alp[k * heads + h];
       }
       __syncwarp();  // lane 0's writes of gr are read by every lane below
-      // softmax backward, then leaky-relu backward
+      // softmax backward, then leaky-relu backward; their row sum is grad_a_dst
+      scalar_t row_sum = 0;
       for (int64_t k = lo + lane; k < hi; k += kWarp) {
         const scalar_t gs = alp[k * heads + h] * (gr[k * heads + h] - dot);
         const scalar_t raw =
             sp[col[k] * heads + h] + dp[i * heads + h] + (ep ? ep[k * heads + h] : scalar_t(0));
-        gr[k * heads + h] = raw > 0 ? gs : gs * slope;
+        const scalar_t v = raw > 0 ? gs : gs * slope;
+        gr[k * heads + h] = v;
+        row_sum += v;
       }
+      row_sum = warp_sum(row_sum);
+      if (lane == 0) gd[i * heads + h] = row_sum;
+    }
+  }
+}
+
+// One warp per sender j over the transposed pattern (t_col: receivers, t_perm: CSR positions):
+// grad_x[j, h, :] = sum alpha[e, h] * grad_out[i, h, :] and grad_a_src[j, h] = sum grad_score[e, h].
+template <typename scalar_t>
+__global__ void attention_sender_grad_kernel(const int64_t* __restrict__ trp, const int64_t* __restrict__ tc,
+                                             const int64_t* __restrict__ tp, const scalar_t* __restrict__ alp,
+                                             const scalar_t* __restrict__ gp, const scalar_t* __restrict__ gr,
+                                             scalar_t* __restrict__ gx, scalar_t* __restrict__ gs, int64_t n,
+                                             int64_t heads, int64_t channels) {
+  const int64_t row_size = heads * channels;
+  const int lane = lane_id();
+  for (int64_t j = global_warp(); j < n; j += warp_stride()) {  // warp-uniform loop
+    const int64_t lo = trp[j], hi = trp[j + 1];
+    for (int64_t f = lane; f < row_size; f += kWarp) {
+      const int64_t h = f / channels;
+      scalar_t acc = 0;
+      for (int64_t k = lo; k < hi; ++k) acc += alp[tp[k] * heads + h] * gp[tc[k] * row_size + f];
+      gx[j * row_size + f] = acc;
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      scalar_t sum = 0;
+      for (int64_t k = lo + lane; k < hi; k += kWarp) sum += gr[tp[k] * heads + h];
+      sum = warp_sum(sum);
+      if (lane == 0) gs[j * heads + h] = sum;
     }
   }
 }
@@ -124,15 +162,22 @@ __global__ void attention_backward_kernel(const int64_t* __restrict__ rp, const 
 }  // namespace
 
 // t_rowptr/t_col/t_perm: the transposed pattern, used only by the backward formula.
+// mask: optional bool [E] in CSR order (entries with zero attention); alpha is returned in CSR order.
 std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst,
-                                             std::optional<Tensor> a_edge, Tensor x, double negative_slope,
-                                             std::optional<Tensor> /*t_rowptr*/,
+                                             std::optional<Tensor> a_edge, std::optional<Tensor> mask, Tensor x,
+                                             double negative_slope, std::optional<Tensor> /*t_rowptr*/,
                                              std::optional<Tensor> /*t_col*/,
                                              std::optional<Tensor> /*t_perm*/) {
   check_cuda_tensor(x, "x");
   CudaContext ctx(x);
   check_attention_inputs(rowptr, col, a_src, a_dst, a_edge, x, ctx);
   const int64_t m = rowptr.numel() - 1, heads = x.size(1), channels = x.size(2), e = col.numel();
+  if (mask.has_value()) {
+    check_cuda_contiguous(*mask, "mask", ctx.device());
+    STD_TORCH_CHECK(mask->scalar_type() == ScalarType::Bool && mask->dim() == 1 && mask->numel() == e,
+                    "gnn_kernels::attention: 'mask' must be a bool [E] tensor");
+  }
+  const bool* mk = mask.has_value() ? static_cast<const bool*>(mask->const_data_ptr()) : nullptr;
   Tensor out = torch::stable::new_zeros(x, {m, heads, channels});
   Tensor alpha = torch::stable::new_empty(x, {e, heads});
   if (m == 0 || e == 0 || heads == 0) return std::make_tuple(out, alpha);
@@ -141,24 +186,29 @@ std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a
     const scalar_t* ep = a_edge.has_value() ? a_edge->const_data_ptr<scalar_t>() : nullptr;
     attention_forward_kernel<scalar_t><<<grid_warps(m), kThreads, 0, ctx.stream()>>>(
         rowptr.const_data_ptr<int64_t>(), col.const_data_ptr<int64_t>(), a_src.const_data_ptr<scalar_t>(),
-        a_dst.const_data_ptr<scalar_t>(), ep, x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+        a_dst.const_data_ptr<scalar_t>(), ep, mk, x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
         alpha.mutable_data_ptr<scalar_t>(), m, heads, channels, scalar_t(negative_slope));
     GNN_CUDA_LAUNCH_CHECK();
   });
   return std::make_tuple(out, alpha);
 }
 
-// Gradient of the loss with respect to the raw scores (before leaky-relu), [E, H].
-// grad_alpha (optional, [E, H]) is the gradient reaching the returned alpha directly.
-Tensor attention_backward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst, std::optional<Tensor> a_edge,
-                          Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
-                          double negative_slope) {
+// Gradients (grad_x [N, H, C], grad_a_src [N, H], grad_a_dst [M, H], grad_score [E, H] in CSR
+// order = the gradient of a_edge), as on the CPU. alpha (CSR order) is 0 on masked entries.
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
+    Tensor rowptr, Tensor col, Tensor t_rowptr, Tensor t_col, Tensor t_perm, Tensor a_src, Tensor a_dst,
+    std::optional<Tensor> a_edge, Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
+    double negative_slope) {
   check_cuda_tensor(x, "x");
   CudaContext ctx(x);
   check_attention_inputs(rowptr, col, a_src, a_dst, a_edge, x, ctx);
   check_cuda_contiguous(alpha, "alpha", ctx.device());
   check_cuda_contiguous(grad_out, "grad_out", ctx.device());
-  const int64_t m = rowptr.numel() - 1, heads = x.size(1), channels = x.size(2), e = col.numel();
+  const int64_t m = rowptr.numel() - 1, n = x.size(0), heads = x.size(1), channels = x.size(2), e = col.numel();
+  STD_TORCH_CHECK(t_rowptr.numel() == n + 1 && t_col.numel() == e && t_perm.numel() == e,
+                  "gnn_kernels::attention_backward: the transposed pattern must have N + 1 offsets and E entries");
+  check_csr(t_rowptr, t_col, m, ctx);
+  check_index(t_perm, e, "t_perm", ctx);
   STD_TORCH_CHECK(alpha.dim() == 2 && alpha.size(0) == e && alpha.size(1) == heads,
                   "gnn_kernels::attention_backward: 'alpha' must be [E, H]");
   STD_TORCH_CHECK(grad_out.dim() == 3 && grad_out.size(0) == m && grad_out.size(1) == heads &&
@@ -173,8 +223,11 @@ Tensor attention_backward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst,
     STD_TORCH_CHECK(grad_alpha->scalar_type() == x.scalar_type(),
                     "gnn_kernels::attention_backward: dtypes must match");
   }
-  Tensor grad_raw = torch::stable::new_empty(x, {e, heads});
-  if (m == 0 || e == 0 || heads == 0) return grad_raw;
+  Tensor grad_x = torch::stable::new_zeros(x, {n, heads, channels});
+  Tensor grad_src = torch::stable::new_zeros(x, {n, heads});
+  Tensor grad_dst = torch::stable::new_zeros(x, {m, heads});
+  Tensor grad_score = torch::stable::new_empty(x, {e, heads});
+  if (m == 0 || n == 0 || heads == 0) return std::make_tuple(grad_x, grad_src, grad_dst, grad_score);
   dispatch_float(x.scalar_type(), "attention_backward", [&](auto tag) {
     using scalar_t = decltype(tag);
     const scalar_t* ep = a_edge.has_value() ? a_edge->const_data_ptr<scalar_t>() : nullptr;
@@ -182,11 +235,17 @@ Tensor attention_backward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst,
     attention_backward_kernel<scalar_t><<<grid_warps(m), kThreads, 0, ctx.stream()>>>(
         rowptr.const_data_ptr<int64_t>(), col.const_data_ptr<int64_t>(), a_src.const_data_ptr<scalar_t>(),
         a_dst.const_data_ptr<scalar_t>(), ep, x.const_data_ptr<scalar_t>(), alpha.const_data_ptr<scalar_t>(),
-        grad_out.const_data_ptr<scalar_t>(), gap, grad_raw.mutable_data_ptr<scalar_t>(), m, heads, channels,
-        scalar_t(negative_slope));
+        grad_out.const_data_ptr<scalar_t>(), gap, grad_score.mutable_data_ptr<scalar_t>(),
+        grad_dst.mutable_data_ptr<scalar_t>(), m, heads, channels, scalar_t(negative_slope));
+    GNN_CUDA_LAUNCH_CHECK();
+    attention_sender_grad_kernel<scalar_t><<<grid_warps(n), kThreads, 0, ctx.stream()>>>(
+        t_rowptr.const_data_ptr<int64_t>(), t_col.const_data_ptr<int64_t>(), t_perm.const_data_ptr<int64_t>(),
+        alpha.const_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
+        grad_score.const_data_ptr<scalar_t>(), grad_x.mutable_data_ptr<scalar_t>(),
+        grad_src.mutable_data_ptr<scalar_t>(), n, heads, channels);
     GNN_CUDA_LAUNCH_CHECK();
   });
-  return grad_raw;
+  return std::make_tuple(grad_x, grad_src, grad_dst, grad_score);
 }
 
 }  // namespace gpu

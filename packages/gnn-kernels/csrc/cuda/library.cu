@@ -12,12 +12,13 @@ std::tuple<Tensor, Tensor> spmm_minmax(Tensor rowptr, Tensor col, std::optional<
                                        bool is_max);
 Tensor sddmm(Tensor rowptr, Tensor col, Tensor a, Tensor b);
 std::tuple<Tensor, Tensor> attention_forward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst,
-                                             std::optional<Tensor> a_edge, Tensor x, double negative_slope,
-                                             std::optional<Tensor> t_rowptr, std::optional<Tensor> t_col,
-                                             std::optional<Tensor> t_perm);
-Tensor attention_backward(Tensor rowptr, Tensor col, Tensor a_src, Tensor a_dst, std::optional<Tensor> a_edge,
-                          Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
-                          double negative_slope);
+                                             std::optional<Tensor> a_edge, std::optional<Tensor> mask, Tensor x,
+                                             double negative_slope, std::optional<Tensor> t_rowptr,
+                                             std::optional<Tensor> t_col, std::optional<Tensor> t_perm);
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_backward(
+    Tensor rowptr, Tensor col, Tensor t_rowptr, Tensor t_col, Tensor t_perm, Tensor a_src, Tensor a_dst,
+    std::optional<Tensor> a_edge, Tensor x, Tensor alpha, Tensor grad_out, std::optional<Tensor> grad_alpha,
+    double negative_slope);
 std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_size, int64_t reduce);
 std::tuple<Tensor, Tensor> segment_reduce(Tensor src, Tensor ptr, int64_t reduce);
 

@@ -252,9 +252,8 @@ def node_scores_pair(x: Tensor, att_a: Tensor, att_b: Tensor) -> tuple[Tensor, T
     """``(node_scores(x, att_a), node_scores(x, att_b))`` with one read of ``x`` (one matrix product)."""
     if x.dim() != 3 or att_a.numel() != x.size(1) * x.size(2) or att_b.numel() != att_a.numel():
         return node_scores(x, att_a), node_scores(x, att_b)
-    both = _heads_product(x, att_a, att_b)
-    heads = x.size(1)
-    return both[:, :heads], both[:, heads:]
+    a, b = _heads_product(x, att_a, att_b).split(x.size(1), dim=1)  # backward: one cat, no zero-fill
+    return a, b
 
 
 def _heads_product(x: Tensor, *atts: Tensor) -> Tensor:

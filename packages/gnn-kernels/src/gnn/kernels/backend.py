@@ -52,7 +52,10 @@ def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
 
 def contiguous_rows(t: Tensor) -> Tensor:
     """``t`` with each row contiguous, keeping its row stride (a column block of a wider
-    tensor stays a view) and a broadcast along rows (stride 0) broadcast."""
+    tensor stays a view) and a broadcast along rows (stride 0) broadcast. Only the CPU
+    kernels read strided rows."""
+    if t.device.type != "cpu":
+        return t.contiguous()
     if t.dim() > 1 and t.size(0) > 1 and t.stride(0) == 0:
         return t[:1].contiguous().expand(t.shape)
     inner = t[0] if t.dim() > 1 and t.size(0) > 0 else t
