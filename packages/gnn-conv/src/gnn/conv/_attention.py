@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gnn.core import ops
+from gnn.core import Linear, ops
 from gnn.core import validation as v
 from gnn.core.utils import is_sparse
 from gnn.core.utils.cache import TensorCache
@@ -124,6 +124,35 @@ def check_nodes(edge_index: Tensor, num_src: int, num_dst: int, flow: str = "sou
         return True
 
     _checked_cache.get((edge_index,), ("nodes", num_src, num_dst, v.validation_enabled()), check)
+
+
+def check_graph_size(graph: Graph, num_src: int, num_dst: int) -> None:
+    """A sparse adjacency's ``[N_dst, N_src]`` shape must match the node features' counts."""
+    if graph.size is not None and tuple(graph.size) != (num_src, num_dst):
+        raise ValueError(
+            f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has "
+            f"{num_src} source and {num_dst} target nodes"
+        )
+
+
+def edge_features(
+    graph: Graph, edge_attr: Any, lin_edge: torch.nn.Module | None, *, strict: bool = True
+) -> Tensor | None:
+    """The checked ``edge_attr`` of an attention layer, ``[E, D]`` (a 1-D input becomes ``[E, 1]``).
+
+    Taken from a sparse adjacency's values when not given and the layer uses
+    edge features (``lin_edge``). With ``strict``, an ``edge_attr`` given to a
+    layer built without ``edge_dim`` is an error (GATConv ignores it instead,
+    as PyG's does).
+    """
+    if strict and edge_attr is not None and lin_edge is None:
+        raise ValueError("'edge_attr' was given but the layer was built without 'edge_dim'")
+    if edge_attr is None and graph.is_sparse and lin_edge is not None:
+        edge_attr = graph.value
+    edge_attr = check_edge_attr(edge_attr, graph.edge_index.size(1))
+    if edge_attr is not None and edge_attr.dim() == 1:
+        edge_attr = edge_attr.view(-1, 1)
+    return edge_attr
 
 
 def by_row(src: Any, dst: Any, flow: str) -> tuple[Any, Any]:
@@ -233,6 +262,23 @@ def replace_self_loops(
         fill = _loop_attr(edge_attr, edge_index[1], is_loop, num_nodes, num_dst, fill_value)
         new_attr = torch.cat([edge_attr, fill], dim=0)
     return SelfLoops(new_index, new_attr, dropped)
+
+
+def apply_self_loops(
+    module: torch.nn.Module, edge_index: Tensor, edge_attr: Tensor | None, num_nodes: int, total_nodes: int
+) -> tuple[Tensor, Tensor | None, SelfLoops | None]:
+    """:func:`replace_self_loops` as the module's ``add_self_loops``/``fill_value``/``lin_edge`` ask.
+
+    Returns ``(edge_index, edge_attr, loops)``; ``loops`` is ``None`` (and the
+    graph unchanged) when the module adds no self-loops.
+    """
+    if not module.add_self_loops:
+        return edge_index, edge_attr, None
+    uses_attr = getattr(module, "lin_edge", None) is not None
+    loops = replace_self_loops(
+        edge_index, edge_attr if uses_attr else None, num_nodes, module.fill_value, total_nodes
+    )
+    return loops.edge_index, loops.edge_attr, loops
 
 
 # -- step 1: scores --------------------------------------------------------------------------
@@ -382,6 +428,33 @@ def heads_output(out: Tensor, concat: bool) -> Tensor:
     return out.mean(dim=1)
 
 
+def init_output(
+    module: torch.nn.Module, dst_channels: int, total_out: int, residual: bool, bias: bool
+) -> None:
+    """Give ``module`` its output parameters: ``res`` (a Glorot ``Linear`` from the targets'
+    ``dst_channels`` when ``residual``, else ``None``) and ``bias`` (``[total_out]`` or ``None``)."""
+    if residual:
+        module.res = Linear(dst_channels, total_out, bias=False, weight_initializer="glorot")
+    else:
+        module.res = None
+    if bias:
+        module.bias = torch.nn.Parameter(torch.empty(total_out))
+    else:
+        module.register_parameter("bias", None)
+
+
+def finish_output(module: torch.nn.Module, out: Tensor, x_dst: Tensor | None) -> Tensor:
+    """Heads merged (:func:`heads_output`), then the residual ``res(x_dst)`` and ``bias`` added."""
+    out = heads_output(out, module.concat)
+    if module.res is not None:
+        if x_dst is None:
+            raise ValueError("'x' must provide target node features when residual=True")
+        out = out + module.res(x_dst)
+    if module.bias is not None:
+        out = out + module.bias
+    return out
+
+
 # -- return_attention_weights ----------------------------------------------------------------
 def attention_result(graph: Graph, edge_index: Tensor, alpha: Tensor, size: tuple[int, int]) -> Any:
     """The attention weights in the form PyG returns them for the given input.
@@ -413,6 +486,15 @@ def attention_result(graph: Graph, edge_index: Tensor, alpha: Tensor, size: tupl
     perm = torch.argsort(major.long() * max(n_minor, 1) + minor.long(), stable=True)
     compressed = ops.from_coo(major[perm], minor[perm], n_major, n_minor, is_sorted=True)
     return make(compressed.rowptr, compressed.col, alpha[perm], shape), alpha
+
+
+def attention_weights(
+    graph: Graph, edge_index: Tensor, alpha: Tensor, loops: SelfLoops | None, size: tuple[int, int]
+) -> Any:
+    """:func:`attention_result` over the edges the caller sees (replaced self-loops left out)."""
+    if loops is not None:
+        edge_index, alpha = loops.kept(alpha)
+    return attention_result(graph, edge_index, alpha, size)
 
 
 # -- steps 1-3 fused, per-feature scores (GATv2Conv, TransformerConv) ------------------------

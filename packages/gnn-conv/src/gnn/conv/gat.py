@@ -110,16 +110,8 @@ class GATConv(MessagePassing):
             self.lin_edge = None
             self.register_parameter("att_edge", None)
 
-        total_out = hc if concat else out_channels
-        if residual:
-            dst_in = in_channels if isinstance(in_channels, int) else in_channels[1]
-            self.res: Linear | None = Linear(dst_in, total_out, bias=False, weight_initializer="glorot")
-        else:
-            self.res = None
-        if bias:
-            self.bias: torch.nn.Parameter | None = torch.nn.Parameter(torch.empty(total_out))
-        else:
-            self.register_parameter("bias", None)
+        dst_in = in_channels if isinstance(in_channels, int) else in_channels[1]
+        att.init_output(self, dst_in, hc if concat else out_channels, residual, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -179,23 +171,9 @@ class GATConv(MessagePassing):
             size = att.by_row(n_src, n_dst, self.flow)
         ei = graph.edge_index
         att.check_nodes(ei, n_src, n_dst, self.flow)
-        if edge_attr is None and graph.is_sparse and self.lin_edge is not None:
-            edge_attr = graph.value
-        edge_attr = att.check_edge_attr(edge_attr, ei.size(1))
-        if edge_attr is not None and edge_attr.dim() == 1:
-            edge_attr = edge_attr.view(-1, 1)
-
-        loops = None
-        if self.add_self_loops:
-            num_nodes = min(n_src, n_dst) if size is None else min(size)
-            loops = att.replace_self_loops(
-                ei,
-                edge_attr if self.lin_edge is not None else None,
-                num_nodes,
-                self.fill_value,
-                max(n_src, n_dst),
-            )
-            ei, edge_attr = loops.edge_index, loops.edge_attr
+        edge_attr = att.edge_features(graph, edge_attr, self.lin_edge, strict=False)
+        num_loops = min(n_src, n_dst) if size is None else min(size)
+        ei, edge_attr, loops = att.apply_self_loops(self, ei, edge_attr, num_loops, max(n_src, n_dst))
 
         if x_dst is x_src:
             alpha_src, alpha_dst = att.node_scores_pair(x_src, self.att_src, self.att_dst)
@@ -222,19 +200,9 @@ class GATConv(MessagePassing):
                 ei, node_score=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size
             )
             out = self.propagate(ei, x=att.by_row(x_src, x_dst, self.flow), alpha=alpha, size=size)
-        out = att.heads_output(out, self.concat)
-
-        if self.res is not None:
-            if x_dst_in is None:
-                raise ValueError("'x' must provide target node features when residual=True")
-            out = out + self.res(x_dst_in)
-        if self.bias is not None:
-            out = out + self.bias
-
+        out = att.finish_output(self, out, x_dst_in)
         if return_attention_weights:
-            if loops is not None:
-                ei, alpha = loops.kept(alpha)
-            return out, att.attention_result(graph, ei, alpha, (n_src, out.size(0)))
+            return out, att.attention_weights(graph, ei, alpha, loops, (n_src, out.size(0)))
         return out
 
     def edge_update(

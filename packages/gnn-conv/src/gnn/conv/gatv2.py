@@ -102,15 +102,7 @@ class GATv2Conv(MessagePassing):
         else:
             self.lin_edge = None
 
-        total_out = hc if concat else out_channels
-        if residual:
-            self.res: Linear | None = Linear(dst_in, total_out, bias=False, weight_initializer="glorot")
-        else:
-            self.res = None
-        if bias:
-            self.bias: torch.nn.Parameter | None = torch.nn.Parameter(torch.empty(total_out))
-        else:
-            self.register_parameter("bias", None)
+        att.init_output(self, dst_in, hc if concat else out_channels, residual, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -152,32 +144,11 @@ class GATv2Conv(MessagePassing):
             x_r = self.lin_r(x_dst_in).view(-1, H, C)
 
         n_src, n_dst = x_l.size(0), x_r.size(0)
-        size = graph.size
-        if size is not None and (size[0] != n_src or size[1] != n_dst):
-            raise ValueError(
-                f"'edge_index' is a [{size[1]}, {size[0]}] adjacency but 'x' has "
-                f"{n_src} source and {n_dst} target nodes"
-            )
+        att.check_graph_size(graph, n_src, n_dst)
         ei = graph.edge_index
         att.check_nodes(ei, n_src, n_dst, self.flow)
-        if edge_attr is not None and self.lin_edge is None:
-            raise ValueError("'edge_attr' was given but the layer was built without 'edge_dim'")
-        if edge_attr is None and graph.is_sparse and self.lin_edge is not None:
-            edge_attr = graph.value
-        edge_attr = att.check_edge_attr(edge_attr, ei.size(1))
-        if edge_attr is not None and edge_attr.dim() == 1:
-            edge_attr = edge_attr.view(-1, 1)
-
-        loops = None
-        if self.add_self_loops:
-            loops = att.replace_self_loops(
-                ei,
-                edge_attr if self.lin_edge is not None else None,
-                min(n_src, n_dst),
-                self.fill_value,
-                max(n_src, n_dst),
-            )
-            ei, edge_attr = loops.edge_index, loops.edge_attr
+        edge_attr = att.edge_features(graph, edge_attr, self.lin_edge)
+        ei, edge_attr, loops = att.apply_self_loops(self, ei, edge_attr, min(n_src, n_dst), max(n_src, n_dst))
 
         size = att.by_row(n_src, n_dst, self.flow)
         loop_mask = loops.dropped if loops is not None else None
@@ -197,17 +168,9 @@ class GATv2Conv(MessagePassing):
             pair = att.by_row(x_l, x_r, self.flow)
             alpha = self.edge_updater(ei, x=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
             out = self.propagate(ei, x=pair, alpha=alpha, size=size)
-        out = att.heads_output(out, self.concat)
-
-        if self.res is not None:
-            out = out + self.res(x_dst_in)
-        if self.bias is not None:
-            out = out + self.bias
-
+        out = att.finish_output(self, out, x_dst_in)
         if return_attention_weights:
-            if loops is not None:
-                ei, alpha = loops.kept(alpha)
-            return out, att.attention_result(graph, ei, alpha, (n_src, n_dst))
+            return out, att.attention_weights(graph, ei, alpha, loops, (n_src, n_dst))
         return out
 
     def edge_update(

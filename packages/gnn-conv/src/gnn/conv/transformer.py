@@ -139,22 +139,12 @@ class TransformerConv(MessagePassing):
         value = self.lin_value(x_src).view(-1, H, C)
 
         n_src, n_dst = x_src.size(0), x_dst.size(0)
-        if graph.size is not None and tuple(graph.size) != (n_src, n_dst):
-            raise ValueError(
-                f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has "
-                f"{n_src} source and {n_dst} target nodes"
-            )
+        att.check_graph_size(graph, n_src, n_dst)
         ei = graph.edge_index
         att.check_nodes(ei, n_src, n_dst, self.flow)
-        if edge_attr is not None and self.lin_edge is None:
-            raise ValueError("'edge_attr' was given but the layer was built without 'edge_dim'")
-        if edge_attr is None and graph.is_sparse and self.lin_edge is not None:
-            edge_attr = graph.value
-        edge_attr = att.check_edge_attr(edge_attr, ei.size(1))
+        edge_attr = att.edge_features(graph, edge_attr, self.lin_edge)
         edge_emb = None
         if edge_attr is not None and self.lin_edge is not None:
-            if edge_attr.dim() == 1:
-                edge_attr = edge_attr.view(-1, 1)
             edge_emb = self.lin_edge(edge_attr).view(-1, H, C)
 
         size = att.by_row(n_src, n_dst, self.flow)
