@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gnn.core import ops
+from gnn.core import ops, utils
 from gnn.core.ops import backends
 from gnn.core.utils import to_csr
 
@@ -323,3 +323,16 @@ def test_dot_and_gatv2_attention_bad_inputs_name_the_argument():
         ops.dot_attention(bad, q, k, k)
     with pytest.raises(ValueError, match="'csr.col' contains index 6"):
         ops.gatv2_attention(bad, xs, xd, att)
+
+
+@pytest.mark.parametrize("op", ["dot_attention", "gatv2_attention"])
+def test_feature_attention_without_alpha_gives_the_same_output(op):
+    g = torch.Generator().manual_seed(9)
+    edge_index = torch.randint(0, 7, (2, 30), generator=g)
+    csr = utils.to_csr(edge_index, (7, 7), cache=False)
+    a, b = torch.randn(7, 2, 3, generator=g), torch.randn(7, 2, 3, generator=g)
+    third = torch.randn(2, 3, generator=g) if op == "gatv2_attention" else torch.randn(7, 2, 3, generator=g)
+    out, alpha = getattr(ops, op)(csr, a, b, third)
+    lone, none = getattr(ops, op)(csr, a, b, third, return_alpha=False)
+    assert none is None and alpha.shape == (30, 2)
+    torch.testing.assert_close(lone, out)

@@ -26,37 +26,6 @@ namespace gnn_kernels {
 
 namespace {
 
-// exp(v) for v <= 0 (a score minus its row maximum), branch-free so that it
-// vectorizes under `omp simd`: 2^n * exp(r) with n = round(v / ln2) (read from
-// the low mantissa bits of v / ln2 + 1.5 * 2^23, no float -> int conversion),
-// r = v - n ln2 in [-ln2/2, ln2/2] and a degree-6 polynomial for exp(r)
-// (about 1 ulp). Exactly 0 below -87 (and for -inf); NaN stays NaN.
-inline float exp_nonpositive(float v) {
-  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
-  constexpr uint32_t kShiftBits = 0x4B400000u;
-  const float vc = v < -87.0f ? -87.0f : v;
-  const float t = vc * 1.44269504088896341f + kShift;
-  const float n = t - kShift;
-  uint32_t t_bits;
-  std::memcpy(&t_bits, &t, sizeof(t_bits));
-  float r = vc - n * 0.693359375f;  // ln2 split in two for an exact first product
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const uint32_t scale_bits = (t_bits - kShiftBits + 127u) << 23;  // 2^n, n in [-126, 0]
-  float scale;
-  std::memcpy(&scale, &scale_bits, sizeof(scale));
-  const float out = y * scale;
-  return v < -87.0f ? 0.0f : out;
-}
-
-inline double exp_nonpositive(double v) { return std::exp(v); }
-
 // Prefetch distances (in entries) of the random accesses: feature rows (several cache
 // lines each) and [., H] score rows (one line each).
 constexpr int64_t kRowAhead = 4;

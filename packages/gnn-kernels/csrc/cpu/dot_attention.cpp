@@ -105,13 +105,13 @@ std::tuple<Tensor, Tensor> dot_attention_forward(Tensor rowptr, Tensor col, Tens
             alp[k * heads + h] = score;
             scalar_t* oh = o + h * channels;
             if (score > mx[h]) {  // new running max: rescale what was summed so far
-              const scalar_t corr = std::exp(mx[h] - score);
+              const scalar_t corr = exp_nonpositive(mx[h] - score);
               sum[h] *= corr;
 #pragma omp simd
               for (int64_t f = 0; f < channels; ++f) oh[f] *= corr;
               mx[h] = score;
             }
-            const scalar_t p = std::exp(score - mx[h]);
+            const scalar_t p = exp_nonpositive(score - mx[h]);
             sum[h] += p;
             const scalar_t* vh = vr + h * channels;
             if (er) {
@@ -132,7 +132,7 @@ std::tuple<Tensor, Tensor> dot_attention_forward(Tensor rowptr, Tensor col, Tens
         }
         for (int64_t k = lo; k < hi; ++k)
           for (int64_t h = 0; h < heads; ++h)
-            alp[k * heads + h] = std::exp(alp[k * heads + h] - mx[h]) * sum[h];
+            alp[k * heads + h] = exp_nonpositive(alp[k * heads + h] - mx[h]) * sum[h];
       }
     });
   });

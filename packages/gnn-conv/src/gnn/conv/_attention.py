@@ -507,7 +507,8 @@ def fused_dot_attention(
     value: Tensor,
     edge: Tensor | None,
     scale: float,
-) -> tuple[Tensor, Tensor]:
+    need_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """TransformerConv's steps 1-3 in one :func:`gnn.core.ops.dot_attention` call.
 
     No ``[E, H, C]`` tensor is formed without edge features.
@@ -518,6 +519,7 @@ def fused_dot_attention(
         query: ``[N_dst, H, C]``; key / value: ``[N_src, H, C]``.
         edge: optional ``[E, H, C]`` edge embeddings (added to keys and values).
         scale: factor of the scores.
+        need_alpha: whether the caller uses ``alpha`` (else ``None`` comes back).
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])``, ``alpha`` in ``edge_index`` order.
@@ -525,7 +527,7 @@ def fused_dot_attention(
     from gnn.core.utils import to_csr
 
     csr = to_csr(edge_index, size, flow)
-    return ops.dot_attention(csr, query, key, value, edge, scale)
+    return ops.dot_attention(csr, query, key, value, edge, scale, return_alpha=need_alpha)
 
 
 _masked_cache = TensorCache(8)
@@ -557,7 +559,8 @@ def fused_gatv2_attention(
     edge: Tensor | None,
     mask: Tensor | None,
     negative_slope: float,
-) -> tuple[Tensor, Tensor]:
+    need_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """GATv2Conv's steps 1-3 in one :func:`gnn.core.ops.gatv2_attention` call.
 
     No ``[E, H, C]`` tensor is formed without edge features.
@@ -570,6 +573,7 @@ def fused_gatv2_attention(
         mask: optional bool ``[E]``: edges that get zero attention. When any
             edge is masked (or while compiling, where that cannot be asked),
             they are moved to an extra receiving node whose output is dropped.
+        need_alpha: whether the caller uses ``alpha`` (else ``None`` comes back).
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])``, ``alpha`` in ``edge_index`` order.
@@ -579,10 +583,12 @@ def fused_gatv2_attention(
     if mask is not None and not torch.compiler.is_compiling() and not bool(mask.any()):
         mask = None
     if mask is None:
-        return ops.gatv2_attention(to_csr(edge_index, size, flow), x_src, x_dst, att, edge, negative_slope)
+        csr = to_csr(edge_index, size, flow)
+        return ops.gatv2_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
     num_dst = x_dst.size(0)
     parked = _park_masked(edge_index, mask, flow, num_dst)
     grown = (size[0], num_dst + 1) if flow == "source_to_target" else (num_dst + 1, size[1])
     x_dst = torch.cat([x_dst, x_dst.new_zeros((1,) + tuple(x_dst.shape[1:]))])
-    out, alpha = ops.gatv2_attention(to_csr(parked, grown, flow), x_src, x_dst, att, edge, negative_slope)
-    return out[:num_dst], alpha.masked_fill(mask.view(-1, 1), 0.0)
+    csr = to_csr(parked, grown, flow)
+    out, alpha = ops.gatv2_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
+    return out[:num_dst], (alpha.masked_fill(mask.view(-1, 1), 0.0) if alpha is not None else None)

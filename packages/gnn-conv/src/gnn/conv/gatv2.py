@@ -163,6 +163,7 @@ class GATv2Conv(MessagePassing):
                 self._edge_emb(edge_attr),
                 loop_mask,
                 self.negative_slope,
+                need_alpha=bool(return_attention_weights),
             )
         else:
             pair = att.by_row(x_l, x_r, self.flow)

@@ -150,7 +150,15 @@ class TransformerConv(MessagePassing):
         size = att.by_row(n_src, n_dst, self.flow)
         if att.can_fuse(self, self.dropout):
             out, alpha = att.fused_dot_attention(
-                ei, size, self.flow, query, key, value, edge_emb, 1.0 / math.sqrt(C)
+                ei,
+                size,
+                self.flow,
+                query,
+                key,
+                value,
+                edge_emb,
+                1.0 / math.sqrt(C),
+                need_alpha=bool(return_attention_weights),
             )
         else:
             # pairs by edge_index row: queries belong to the targets, keys and values to the sources

@@ -202,8 +202,15 @@ class NativeBackend(GeometryOps):
         return rowptr, col, None, None, None
 
     def dot_attention(
-        self, csr: Any, query: Tensor, key: Tensor, value: Tensor, edge: Tensor | None, scale: float
-    ) -> tuple[Tensor, Tensor]:
+        self,
+        csr: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        edge: Tensor | None,
+        scale: float,
+        return_alpha: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         edge = csr.in_csr_order(edge)
         rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, query, key, value, edge)
         dtype = query.dtype
@@ -219,11 +226,18 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, _edge_order(csr, alpha)
+        return out, (_edge_order(csr, alpha) if return_alpha else None)
 
     def gatv2_attention(
-        self, csr: Any, x_src: Tensor, x_dst: Tensor, att: Tensor, edge: Tensor | None, negative_slope: float
-    ) -> tuple[Tensor, Tensor]:
+        self,
+        csr: Any,
+        x_src: Tensor,
+        x_dst: Tensor,
+        att: Tensor,
+        edge: Tensor | None,
+        negative_slope: float,
+        return_alpha: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         edge = csr.in_csr_order(edge)
         rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, x_src, x_dst, att, edge)
         dtype = x_src.dtype
@@ -239,7 +253,7 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, _edge_order(csr, alpha)
+        return out, (_edge_order(csr, alpha) if return_alpha else None)
 
 
 def _edge_order(csr: Any, alpha: Tensor) -> Tensor:

@@ -343,7 +343,9 @@ def dot_attention(
     value: Tensor,
     edge: Tensor | None = None,
     scale: float = 1.0,
-) -> tuple[Tensor, Tensor]:
+    *,
+    return_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     r"""Fused dot-product attention over the incoming edges of each node (TransformerConv).
 
     For every receiving node :math:`i` (CSR row), head :math:`h` and entry
@@ -364,6 +366,8 @@ def dot_attention(
         value: ``[N_src, H, C]`` sending-node values.
         edge: optional ``[E, H, C]`` edge features, in the original edge order.
         scale: factor of the scores (TransformerConv uses ``1 / sqrt(C)``).
+        return_alpha: return ``alpha``; ``False`` gives ``None`` instead and
+            spares putting it back into edge order.
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
@@ -384,7 +388,7 @@ def dot_attention(
     if edge is not None:
         _check_heads("edge", edge, csr.nnz, heads, channels)
     _, impl = select("dot_attention", **_ctx(query, None, key, value, edge))
-    return impl(csr, query, key, value, edge, float(scale))
+    return impl(csr, query, key, value, edge, float(scale), bool(return_alpha))
 
 
 def gatv2_attention(
@@ -394,7 +398,9 @@ def gatv2_attention(
     att: Tensor,
     edge: Tensor | None = None,
     negative_slope: float = 0.2,
-) -> tuple[Tensor, Tensor]:
+    *,
+    return_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     r"""Fused GATv2 attention over the incoming edges of each node.
 
     For every receiving node :math:`i` (CSR row), head :math:`h` and entry
@@ -416,6 +422,7 @@ def gatv2_attention(
         att: ``[H, C]`` attention vector.
         edge: optional ``[E, H, C]`` edge features, in the original edge order.
         negative_slope: slope of the leaky ReLU.
+        return_alpha: return ``alpha``; ``False`` gives ``None`` instead.
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
@@ -440,7 +447,7 @@ def gatv2_attention(
     if edge is not None:
         _check_heads("edge", edge, csr.nnz, heads, channels)
     _, impl = select("gatv2_attention", **_ctx(x_src, None, x_dst, att, edge))
-    return impl(csr, x_src, x_dst, att, edge, float(negative_slope))
+    return impl(csr, x_src, x_dst, att, edge, float(negative_slope), bool(return_alpha))
 
 
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius  # noqa: E402

@@ -214,8 +214,14 @@ def _edge_order(csr: CSR, alpha: Tensor) -> Tensor:
 
 
 def dot_attention(
-    csr: CSR, query: Tensor, key: Tensor, value: Tensor, edge: Tensor | None, scale: float
-) -> tuple[Tensor, Tensor]:
+    csr: CSR,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    edge: Tensor | None,
+    scale: float,
+    return_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Dot-product attention aggregation (see :func:`gnn.core.ops.dot_attention`)."""
     row, col = csr.row(), csr.col
     key_e, value_e = key.index_select(0, col), value.index_select(0, col)
@@ -225,12 +231,18 @@ def dot_attention(
     score = (query.index_select(0, row) * key_e).sum(-1) * scale
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(value_e * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
-    return out, _edge_order(csr, alpha)
+    return out, (_edge_order(csr, alpha) if return_alpha else None)
 
 
 def gatv2_attention(
-    csr: CSR, x_src: Tensor, x_dst: Tensor, att: Tensor, edge: Tensor | None, negative_slope: float
-) -> tuple[Tensor, Tensor]:
+    csr: CSR,
+    x_src: Tensor,
+    x_dst: Tensor,
+    att: Tensor,
+    edge: Tensor | None,
+    negative_slope: float,
+    return_alpha: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """GATv2 attention aggregation (see :func:`gnn.core.ops.gatv2_attention`)."""
     row, col = csr.row(), csr.col
     src = x_src.index_select(0, col)
@@ -241,4 +253,4 @@ def gatv2_attention(
     score = (torch.nn.functional.leaky_relu(z, negative_slope) * att).sum(-1)
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(src * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
-    return out, _edge_order(csr, alpha)
+    return out, (_edge_order(csr, alpha) if return_alpha else None)
