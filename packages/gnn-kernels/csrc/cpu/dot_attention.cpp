@@ -71,16 +71,13 @@ std::tuple<Tensor, Tensor> dot_attention_forward(Tensor rowptr, Tensor col, Tens
     scalar_t* alp = alpha.mutable_data_ptr<scalar_t>();
     const scalar_t sc = scalar_t(scale);
     parallel_rows(s.m, 16, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> mx(heads), sum(heads);
+      fused::OnlineSoftmax<scalar_t> softmax(heads, channels);
       for (int64_t i = begin; i < end; ++i) {
         const int64_t lo = rp[i], hi = rp[i + 1];
         if (lo == hi) continue;
         const scalar_t* q = qp + i * hc;
         scalar_t* o = op + i * hc;  // running sum of exp(s - mx) * message
-        for (int64_t h = 0; h < heads; ++h) {
-          mx[h] = -std::numeric_limits<scalar_t>::infinity();
-          sum[h] = 0;
-        }
+        softmax.start();
         for (int64_t k = lo; k < hi; ++k) {
           if (k + kPrefetch < hi) {
             prefetch_row(kp + c[k + kPrefetch] * hc, hc);
@@ -104,15 +101,7 @@ std::tuple<Tensor, Tensor> dot_attention_forward(Tensor rowptr, Tensor col, Tens
             const scalar_t score = dot * sc;
             alp[k * heads + h] = score;
             scalar_t* oh = o + h * channels;
-            if (score > mx[h]) {  // new running max: rescale what was summed so far
-              const scalar_t corr = exp_nonpositive(mx[h] - score);
-              sum[h] *= corr;
-#pragma omp simd
-              for (int64_t f = 0; f < channels; ++f) oh[f] *= corr;
-              mx[h] = score;
-            }
-            const scalar_t p = exp_nonpositive(score - mx[h]);
-            sum[h] += p;
+            const scalar_t p = softmax.add(h, score, oh);
             const scalar_t* vh = vr + h * channels;
             if (er) {
               const scalar_t* eh = er + h * channels;
@@ -124,15 +113,7 @@ std::tuple<Tensor, Tensor> dot_attention_forward(Tensor rowptr, Tensor col, Tens
             }
           }
         }
-        for (int64_t h = 0; h < heads; ++h) {
-          sum[h] = scalar_t(1) / (sum[h] + scalar_t(1e-16));
-          scalar_t* oh = o + h * channels;
-#pragma omp simd
-          for (int64_t f = 0; f < channels; ++f) oh[f] *= sum[h];
-        }
-        for (int64_t k = lo; k < hi; ++k)
-          for (int64_t h = 0; h < heads; ++h)
-            alp[k * heads + h] = exp_nonpositive(alp[k * heads + h] - mx[h]) * sum[h];
+        softmax.finish(o, alp + lo * heads, hi - lo);
       }
     });
   });

@@ -7,7 +7,9 @@
 #include "common.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
+#include <vector>
 
 namespace gnn_kernels {
 namespace fused {
@@ -61,6 +63,57 @@ inline int64_t for_chunks(int64_t n, int64_t rows_per_chunk, const F& body) {
 inline int64_t num_chunks(int64_t n, int64_t rows_per_chunk) {
   return n <= 0 ? 0 : std::min<int64_t>((n + rows_per_chunk - 1) / rows_per_chunk, 1024);
 }
+
+// One-pass softmax-weighted sum over the entries of one CSR row, per head
+// (flash-attention style). Per row: start(); per entry and head, store the raw
+// score in alpha and fold it in with add(), which keeps the running maximum and
+// sum (rescaling the head's accumulated output when the maximum grows) and
+// returns the weight exp(score - max) by which the caller adds the entry's
+// message to that output; finish() divides the output by the sum and turns the
+// row's stored scores into softmax weights.
+template <typename scalar_t>
+class OnlineSoftmax {
+ public:
+  OnlineSoftmax(int64_t heads, int64_t channels) : heads_(heads), channels_(channels), mx_(heads), sum_(heads) {}
+
+  void start() {
+    for (int64_t h = 0; h < heads_; ++h) {
+      mx_[h] = -std::numeric_limits<scalar_t>::infinity();
+      sum_[h] = 0;
+    }
+  }
+
+  // oh: the head's running output [channels]
+  scalar_t add(int64_t h, scalar_t score, scalar_t* oh) {
+    if (score > mx_[h]) {  // new running max: rescale what was summed so far
+      const scalar_t corr = exp_nonpositive(mx_[h] - score);
+      sum_[h] *= corr;
+#pragma omp simd
+      for (int64_t f = 0; f < channels_; ++f) oh[f] *= corr;
+      mx_[h] = score;
+    }
+    const scalar_t p = exp_nonpositive(score - mx_[h]);
+    sum_[h] += p;
+    return p;
+  }
+
+  // o: the row's output [heads * channels]; alpha: its `entries` score rows [entries * heads]
+  void finish(scalar_t* o, scalar_t* alpha, int64_t entries) {
+    for (int64_t h = 0; h < heads_; ++h) {
+      sum_[h] = scalar_t(1) / (sum_[h] + scalar_t(1e-16));
+      scalar_t* oh = o + h * channels_;
+#pragma omp simd
+      for (int64_t f = 0; f < channels_; ++f) oh[f] *= sum_[h];
+    }
+    for (int64_t k = 0; k < entries; ++k)
+      for (int64_t h = 0; h < heads_; ++h)
+        alpha[k * heads_ + h] = exp_nonpositive(alpha[k * heads_ + h] - mx_[h]) * sum_[h];
+  }
+
+ private:
+  int64_t heads_, channels_;
+  std::vector<scalar_t> mx_, sum_;
+};
 
 }  // namespace fused
 }  // namespace gnn_kernels

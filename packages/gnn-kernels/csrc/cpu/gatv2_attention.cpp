@@ -86,16 +86,13 @@ std::tuple<Tensor, Tensor> gatv2_attention_forward(Tensor rowptr, Tensor col, Te
     scalar_t* alp = alpha.mutable_data_ptr<scalar_t>();
     const scalar_t slope = scalar_t(negative_slope);
     parallel_rows(s.m, 16, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> mx(heads), sum(heads);
+      fused::OnlineSoftmax<scalar_t> softmax(heads, channels);
       for (int64_t i = begin; i < end; ++i) {
         const int64_t lo = rp[i], hi = rp[i + 1];
         if (lo == hi) continue;
         const scalar_t* xd = xdp + i * hc;
         scalar_t* o = op + i * hc;  // running sum of exp(s - mx) * x_src_j
-        for (int64_t h = 0; h < heads; ++h) {
-          mx[h] = -std::numeric_limits<scalar_t>::infinity();
-          sum[h] = 0;
-        }
+        softmax.start();
         for (int64_t k = lo; k < hi; ++k) {
           if (k + kPrefetch < hi) prefetch_row(xsp + c[k + kPrefetch] * hc, hc);
           const scalar_t* xs = xsp + c[k] * hc;
@@ -115,28 +112,12 @@ std::tuple<Tensor, Tensor> gatv2_attention_forward(Tensor rowptr, Tensor col, Te
             }
             alp[k * heads + h] = score;
             scalar_t* oh = o + h * channels;
-            if (score > mx[h]) {  // new running max: rescale what was summed so far
-              const scalar_t corr = exp_nonpositive(mx[h] - score);
-              sum[h] *= corr;
-#pragma omp simd
-              for (int64_t f = 0; f < channels; ++f) oh[f] *= corr;
-              mx[h] = score;
-            }
-            const scalar_t p = exp_nonpositive(score - mx[h]);
-            sum[h] += p;
+            const scalar_t p = softmax.add(h, score, oh);
 #pragma omp simd
             for (int64_t f = 0; f < channels; ++f) oh[f] += p * xsh[f];
           }
         }
-        for (int64_t h = 0; h < heads; ++h) {
-          sum[h] = scalar_t(1) / (sum[h] + scalar_t(1e-16));
-          scalar_t* oh = o + h * channels;
-#pragma omp simd
-          for (int64_t f = 0; f < channels; ++f) oh[f] *= sum[h];
-        }
-        for (int64_t k = lo; k < hi; ++k)
-          for (int64_t h = 0; h < heads; ++h)
-            alp[k * heads + h] = exp_nonpositive(alp[k * heads + h] - mx[h]) * sum[h];
+        softmax.finish(o, alp + lo * heads, hi - lo);
       }
     });
   });
