@@ -300,15 +300,8 @@ def test_pyg_parity(kwargs):
     torch.manual_seed(0)
     theirs = pyg.nn.GATConv(F_IN, C, **kwargs).eval()
     ours = GATConv(F_IN, C, **kwargs).eval()
-    testing.load_pyg_state(ours, theirs)
-    assert repr(ours) == repr(theirs)
     x, edge_index, edge_attr = graph(dtype=torch.float32)
-    ea = edge_attr if "edge_dim" in kwargs else None
-    out, (ei, alpha) = ours(x, edge_index, ea, return_attention_weights=True)
-    out_p, (ei_p, alpha_p) = theirs(x, edge_index, ea, return_attention_weights=True)
-    testing.assert_close(out, out_p)
-    assert torch.equal(ei, ei_p)
-    testing.assert_close(alpha, alpha_p)
+    testing.assert_attention_parity(ours, theirs, x, edge_index, edge_attr if "edge_dim" in kwargs else None)
 
 
 def test_pyg_parity_bipartite_and_size():

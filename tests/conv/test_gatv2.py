@@ -210,15 +210,8 @@ def test_pyg_parity(kwargs):
     torch.manual_seed(0)
     theirs = pyg.nn.GATv2Conv(F_IN, C, **kwargs).eval()
     ours = GATv2Conv(F_IN, C, **kwargs).eval()
-    testing.load_pyg_state(ours, theirs)
-    assert repr(ours) == repr(theirs)
     x, edge_index, edge_attr = graph(dtype=torch.float32)
-    ea = edge_attr if "edge_dim" in kwargs else None
-    out, (ei, alpha) = ours(x, edge_index, ea, return_attention_weights=True)
-    out_p, (ei_p, alpha_p) = theirs(x, edge_index, ea, return_attention_weights=True)
-    testing.assert_close(out, out_p)
-    assert torch.equal(ei, ei_p)
-    testing.assert_close(alpha, alpha_p)
+    testing.assert_attention_parity(ours, theirs, x, edge_index, edge_attr if "edge_dim" in kwargs else None)
 
 
 def test_pyg_parity_bipartite():
@@ -341,21 +334,7 @@ def test_fused_path_compiles_without_graph_breaks_and_matches_eager():
     """Forward and backward of the compiled fused layer equal eager (given self loops included)."""
     conv = GATv2Conv(F_IN, C, heads=2, edge_dim=2).eval()
     x, edge_index, edge_attr = graph(dtype=torch.float32)
-    expected = conv(x, edge_index, edge_attr)
-    torch._dynamo.reset()
-    explanation = torch._dynamo.explain(conv)(x, edge_index, edge_attr)
-    assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
-    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
-    x_c, x_e = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out = compiled(x_c, edge_index, edge_attr)
-    testing.assert_close(out, expected)
-    out.square().sum().backward()
-    grads_c = [p.grad.clone() for p in conv.parameters()]
-    conv.zero_grad()
-    conv(x_e, edge_index, edge_attr).square().sum().backward()
-    testing.assert_close(x_c.grad, x_e.grad)
-    for a, p in zip(grads_c, conv.parameters()):
-        testing.assert_close(a, p.grad)
+    testing.assert_compiles_like_eager(conv, x, edge_index, edge_attr)
 
 
 def test_fused_path_pyg_parity_with_gradients():
@@ -364,12 +343,5 @@ def test_fused_path_pyg_parity_with_gradients():
     torch.manual_seed(0)
     theirs = pyg.nn.GATv2Conv(F_IN, C, heads=2, edge_dim=2).double().eval()
     ours = GATv2Conv(F_IN, C, heads=2, edge_dim=2).double().eval()
-    testing.load_pyg_state(ours, theirs)
     x, edge_index, edge_attr = graph()
-    out, out_p = ours(x, edge_index, edge_attr), theirs(x, edge_index, edge_attr)
-    testing.assert_close(out, out_p, atol=1e-10, rtol=1e-8)
-    out.square().sum().backward()
-    out_p.square().sum().backward()
-    grads_p = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        testing.assert_close(p.grad, grads_p[name].grad, atol=1e-10, rtol=1e-8, msg=name)
+    testing.assert_gradients_match_pyg(ours, theirs, x, edge_index, edge_attr)

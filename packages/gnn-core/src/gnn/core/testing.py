@@ -162,6 +162,58 @@ def load_pyg_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
     ours.load_state_dict(theirs_sd, strict=True)
 
 
+def assert_attention_parity(
+    ours: torch.nn.Module, theirs: torch.nn.Module, x: Any, edge_index: Tensor, edge_attr: Tensor | None
+) -> None:
+    """An attention layer and PyG's equivalent (state loaded strict, same ``repr``) return the same
+    output, edge_index and attention weights with ``return_attention_weights=True``."""
+    load_pyg_state(ours, theirs)
+    assert repr(ours) == repr(theirs)
+    out, (ei, alpha) = ours(x, edge_index, edge_attr, return_attention_weights=True)
+    out_p, (ei_p, alpha_p) = theirs(x, edge_index, edge_attr, return_attention_weights=True)
+    assert_close(out, out_p)
+    assert torch.equal(ei, ei_p)
+    assert_close(alpha, alpha_p)
+
+
+def assert_gradients_match_pyg(
+    ours: torch.nn.Module, theirs: torch.nn.Module, *inputs: Any, atol: float = 1e-10, rtol: float = 1e-8
+) -> None:
+    """Same output and, for ``out.square().sum()``, the same gradient of every parameter (by name;
+    a parameter PyG leaves without gradient must have none here either). State is loaded strict."""
+    load_pyg_state(ours, theirs)
+    out, out_p = ours(*inputs), theirs(*inputs)
+    assert_close(out, out_p, atol=atol, rtol=rtol)
+    out.square().sum().backward()
+    out_p.square().sum().backward()
+    grads_p = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        if grads_p[name].grad is None:
+            assert p.grad is None, name
+            continue
+        assert_close(p.grad, grads_p[name].grad, atol=atol, rtol=rtol, msg=name)
+
+
+def assert_compiles_like_eager(module: torch.nn.Module, x: Tensor, *args: Any) -> None:
+    """``module(x, *args)`` traces with zero graph breaks, and the compiled module (``aot_eager``)
+    gives eager's output and, for ``out.square().sum()``, eager's gradients of ``x`` and the parameters."""
+    expected = module(x, *args)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(module)(x, *args)
+    assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    x_c, x_e = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = compiled(x_c, *args)
+    assert_close(out, expected)
+    out.square().sum().backward()
+    grads_c = [p.grad.clone() for p in module.parameters()]
+    module.zero_grad()
+    module(x_e, *args).square().sum().backward()
+    assert_close(x_c.grad, x_e.grad)
+    for a, p in zip(grads_c, module.parameters()):
+        assert_close(a, p.grad)
+
+
 def dense_gcn_adjacency(
     edge_index: Tensor, weight: Tensor | None, n: int, loops: bool = True, normalize: bool = True
 ) -> Tensor:
