@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 
 import pytest
@@ -11,7 +10,6 @@ import torch.nn.functional as F
 
 from gnn.conv.gatv2 import GATv2Conv
 from gnn.core import ops, testing
-from gnn.core.utils import is_sparse
 
 N, E, F_IN, C = 9, 36, 5, 3
 
@@ -105,22 +103,13 @@ def test_bipartite_matches_loop_reference():
     testing.assert_close(conv((x_src, x_dst), edge_index), expected, atol=1e-10, rtol=1e-8)
 
 
-def _dense_attention(att, n):
-    if isinstance(att, tuple) and not is_sparse(att[0]):
-        ei, alpha = att
-        dense = torch.zeros(n, n, alpha.size(1), dtype=alpha.dtype)
-        return dense.index_put_((ei[1], ei[0]), alpha, accumulate=True)
-    adj = att[0] if isinstance(att, tuple) else att
-    return testing.to_dense(adj)
-
-
 def test_formats_agree_and_attention_weights():
     conv = GATv2Conv(F_IN, C, heads=2).double().eval()
     x, edge_index, _ = graph(duplicates=False)
 
     def call(adj):
         out, att = conv(x, adj, return_attention_weights=True)
-        return out, _dense_attention(att, N)
+        return out, testing.dense_attention(att, N)
 
     testing.assert_formats_agree(call, edge_index, N, atol=1e-10, rtol=1e-8)
     x, edge_index, _ = graph()
@@ -241,27 +230,6 @@ def test_pyg_signature():
 
 
 # -- the fused gatv2_attention path ------------------------------------------------------------
-def _per_edge_twin(conv):
-    """A copy of ``conv`` that takes the per-edge path (a message hook rules the fused op out)."""
-    twin = copy.deepcopy(conv)
-    twin.register_message_forward_hook(lambda module, inputs, output: None)
-    return twin
-
-
-def _run(conv, x, adj, edge_attr, weight):
-    """Output, dense attention and gradients of every parameter and input of one forward+backward."""
-    out, attention = conv(x, adj, edge_attr, return_attention_weights=True)
-    n_src, n_dst = (x.size(0), x.size(0)) if isinstance(x, torch.Tensor) else (x[0].size(0), x[1].size(0))
-    dense = _dense_attention(attention, max(n_src, n_dst))
-    loss = (out * weight).sum()
-    if not dense.is_sparse and isinstance(adj, torch.Tensor) and not is_sparse(adj):
-        # alpha's own gradient (torch.sparse results have no backward through their construction)
-        loss = loss + (dense * torch.arange(dense.numel()).view_as(dense).sin()).sum()
-    dense = dense.detach()
-    leaves = [p for p in conv.parameters()] + list(x if isinstance(x, tuple) else (x,))
-    return [out, dense] + list(torch.autograd.grad(loss, leaves, allow_unused=True))
-
-
 FUSED_CASES = [
     dict(kwargs=dict(heads=2), self_loops=True),
     dict(kwargs=dict(heads=2), self_loops=False),
@@ -280,8 +248,6 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
     in_channels = (F_IN, 4) if case.get("bipartite") else F_IN
     fused = GATv2Conv(in_channels, C, **kwargs).double().eval()
     randomize_biases(fused)
-    per_edge = _per_edge_twin(fused)
-    calls = testing.spy_op(monkeypatch, fused, "gatv2_attention")
     g = torch.Generator().manual_seed(4)
     if case.get("bipartite"):
         x = (torch.randn(7, F_IN, generator=g).double(), torch.randn(5, 4, generator=g).double())
@@ -302,17 +268,7 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
     inputs = [("edge_index", edge_index)]
     if case.get("sparse", True):
         inputs += list(testing.edge_index_formats(edge_index, sizes, edge_attr))
-    for name, adj in inputs:
-        ea = edge_attr if name == "edge_index" else None
-        before = len(calls)
-        got = _run(fused, x, adj, ea, weight)
-        assert len(calls) == before + 1, name
-        want = _run(per_edge, x, adj, ea, weight)
-        for a, b in zip(got, want):
-            if a is None or b is None:
-                assert a is None and b is None, name
-                continue
-            testing.assert_close(a, b, atol=1e-10, rtol=1e-8, msg=name)
+    testing.assert_fused_matches_per_edge(monkeypatch, fused, "gatv2_attention", x, inputs, edge_attr, weight)
 
 
 def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 
@@ -11,7 +10,6 @@ import torch
 
 from gnn.conv.transformer import TransformerConv
 from gnn.core import ops, testing
-from gnn.core.utils import is_sparse
 
 N, E, F_IN, C = 9, 36, 5, 3
 
@@ -103,22 +101,13 @@ def test_root_weight_false_keeps_lin_skip_like_pyg_but_ignores_it():
     testing.assert_close(conv(x, edge_index), expected)
 
 
-def _dense_attention(att, n):
-    if isinstance(att, tuple) and not is_sparse(att[0]):
-        ei, alpha = att
-        dense = torch.zeros(n, n, alpha.size(1), dtype=alpha.dtype)
-        return dense.index_put_((ei[1], ei[0]), alpha, accumulate=True)
-    adj = att[0] if isinstance(att, tuple) else att
-    return testing.to_dense(adj)
-
-
 def test_formats_agree_and_attention_weights():
     conv = TransformerConv(F_IN, C, heads=2).double().eval()
     x, edge_index, _ = graph(duplicates=False)
 
     def call(adj):
         out, att = conv(x, adj, return_attention_weights=True)
-        return out, _dense_attention(att, N)
+        return out, testing.dense_attention(att, N)
 
     testing.assert_formats_agree(call, edge_index, N, atol=1e-10, rtol=1e-8)
     x, edge_index, _ = graph()
@@ -231,26 +220,6 @@ def test_pyg_parity_bipartite_and_signature():
 
 
 # -- the fused dot_attention path --------------------------------------------------------------
-def _per_edge_twin(conv):
-    """A copy of ``conv`` that takes the per-edge path (a message hook rules the fused op out)."""
-    twin = copy.deepcopy(conv)
-    twin.register_message_forward_hook(lambda module, inputs, output: None)
-    return twin
-
-
-def _run(conv, x, adj, edge_attr, weight):
-    """Output, dense attention and gradients of every parameter and input of one forward+backward."""
-    out, attention = conv(x, adj, edge_attr, return_attention_weights=True)
-    n_src, n_dst = (x.size(0), x.size(0)) if isinstance(x, torch.Tensor) else (x[0].size(0), x[1].size(0))
-    dense = _dense_attention(attention, max(n_src, n_dst))
-    loss = (out * weight).sum()
-    if isinstance(adj, torch.Tensor) and not is_sparse(adj):
-        # alpha's own gradient (torch.sparse results have no backward through their construction)
-        loss = loss + (dense * torch.arange(dense.numel()).view_as(dense).sin()).sum()
-    leaves = list(conv.parameters()) + list(x if isinstance(x, tuple) else (x,))
-    return [out, dense.detach()] + list(torch.autograd.grad(loss, leaves, allow_unused=True))
-
-
 FUSED_CASES = [
     dict(heads=2),
     dict(heads=2, edge_dim=2, beta=True),
@@ -267,8 +236,6 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
     kwargs = dict(case)
     bipartite = kwargs.pop("bipartite", False)
     fused = TransformerConv((F_IN, 4) if bipartite else F_IN, C, **kwargs).double().eval()
-    per_edge = _per_edge_twin(fused)
-    calls = testing.spy_op(monkeypatch, fused, "dot_attention")
     g = torch.Generator().manual_seed(4)
     if bipartite:
         x = (torch.randn(7, F_IN, generator=g).double(), torch.randn(5, 4, generator=g).double())
@@ -285,17 +252,7 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
     inputs = [("edge_index", edge_index)]
     if kwargs.get("flow", "source_to_target") == "source_to_target":
         inputs += list(testing.edge_index_formats(edge_index, sizes, edge_attr))
-    for name, adj in inputs:
-        ea = edge_attr if name == "edge_index" else None
-        before = len(calls)
-        got = _run(fused, x, adj, ea, weight)
-        assert len(calls) == before + 1, name
-        want = _run(per_edge, x, adj, ea, weight)
-        for a, b in zip(got, want):
-            if a is None or b is None:
-                assert a is None and b is None, name
-                continue
-            testing.assert_close(a, b, atol=1e-10, rtol=1e-8, msg=name)
+    testing.assert_fused_matches_per_edge(monkeypatch, fused, "dot_attention", x, inputs, edge_attr, weight)
 
 
 def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):

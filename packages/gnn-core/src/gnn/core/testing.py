@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -212,6 +213,64 @@ def assert_compiles_like_eager(module: torch.nn.Module, x: Tensor, *args: Any) -
     assert_close(x_c.grad, x_e.grad)
     for a, p in zip(grads_c, module.parameters()):
         assert_close(a, p.grad)
+
+
+def dense_attention(attention: Any, num_nodes: int) -> Tensor:
+    """``[N, N, H]`` attention weights (target, source, head) from what an attention layer returns
+    with ``return_attention_weights=True``: ``(edge_index, alpha)`` or a sparse adjacency (or a
+    tuple holding one); duplicate edges are summed."""
+    from .utils import is_sparse
+
+    if isinstance(attention, tuple) and not is_sparse(attention[0]):
+        edge_index, alpha = attention
+        dense = torch.zeros(num_nodes, num_nodes, alpha.size(1), dtype=alpha.dtype)
+        return dense.index_put_((edge_index[1], edge_index[0]), alpha, accumulate=True)
+    return to_dense(attention[0] if isinstance(attention, tuple) else attention)
+
+
+def _attention_run(conv: torch.nn.Module, x: Any, adj: Any, edge_attr: Tensor | None, weight: Tensor) -> list:
+    """Output, dense attention and the gradients of every parameter and input of one forward+backward."""
+    from .utils import is_sparse
+
+    out, attention = conv(x, adj, edge_attr, return_attention_weights=True)
+    sizes = (x.size(0),) if isinstance(x, Tensor) else (x[0].size(0), x[1].size(0))
+    dense = dense_attention(attention, max(sizes))
+    loss = (out * weight).sum()
+    if isinstance(adj, Tensor) and not is_sparse(adj):
+        # alpha's own gradient (torch.sparse results have no backward through their construction)
+        loss = loss + (dense * torch.arange(dense.numel()).view_as(dense).sin()).sum()
+    leaves = list(conv.parameters()) + list(x if isinstance(x, tuple) else (x,))
+    return [out, dense.detach()] + list(torch.autograd.grad(loss, leaves, allow_unused=True))
+
+
+def assert_fused_matches_per_edge(
+    monkeypatch: Any,
+    conv: torch.nn.Module,
+    op: str,
+    x: Any,
+    inputs: list[tuple[str, Any]],
+    edge_attr: Tensor | None,
+    weight: Tensor,
+) -> None:
+    """For every ``(name, graph)`` of ``inputs``, ``conv`` calls the fused op ``gnn.core.ops.<op>``
+    exactly once and gives the output, attention weights and gradients of a per-edge twin (a copy
+    whose message hook rules the fused op out). ``edge_attr`` goes with the ``"edge_index"`` input
+    only; ``weight`` weighs the output in the loss. ``conv``'s own per-edge path is disabled
+    (:func:`spy_op`), so a silent fallback fails."""
+    per_edge = copy.deepcopy(conv)
+    per_edge.register_message_forward_hook(lambda module, inputs, output: None)
+    calls = spy_op(monkeypatch, conv, op)
+    for name, adj in inputs:
+        attr = edge_attr if name == "edge_index" else None
+        got = _attention_run(conv, x, adj, attr, weight)
+        assert len(calls) == 1, f"{name}: the fused op ran {len(calls)} times"
+        calls.clear()
+        want = _attention_run(per_edge, x, adj, attr, weight)
+        for a, b in zip(got, want):
+            if a is None or b is None:
+                assert a is None and b is None, name
+                continue
+            assert_close(a, b, atol=1e-10, rtol=1e-8, msg=name)
 
 
 def dense_gcn_adjacency(
