@@ -336,3 +336,13 @@ def test_feature_attention_without_alpha_gives_the_same_output(op):
     lone, none = getattr(ops, op)(csr, a, b, third, return_alpha=False)
     assert none is None and alpha.shape == (30, 2)
     torch.testing.assert_close(lone, out)
+
+
+def test_csr_in_edge_order_inverts_in_csr_order():
+    edge_index = torch.tensor([[2, 0, 1, 0], [1, 1, 0, 2]])
+    csr = utils.to_csr(edge_index, (3, 3), cache=False)
+    values = torch.arange(4.0).view(4, 1).expand(4, 2)
+    in_csr = csr.in_csr_order(values)
+    assert torch.equal(csr.col, edge_index[0, csr.perm]) and torch.equal(in_csr, values[csr.perm])
+    assert torch.equal(csr.in_edge_order(in_csr), values)
+    assert csr.in_edge_order(None) is None

@@ -4,7 +4,7 @@ gnn-core selects a backend per call with :meth:`NativeBackend.supports`;
 this one takes float32/float64 CPU tensors and the sum/mean/max/min
 reductions, and leaves everything else to the pure-torch reference.
 The graph arguments are gnn-core's CSR objects, used by duck typing
-(``rowptr``, ``col``, ``perm``, ``transpose()``, ``in_csr_order()``), so this
+(``rowptr``, ``col``, ``perm``, ``transpose()``, ``in_csr_order()``, ``in_edge_order()``), so this
 module imports nothing of gnn-core.
 """
 
@@ -167,13 +167,9 @@ class NativeBackend(GeometryOps):
         mask: Tensor | None = None,
         return_alpha: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        rowptr, col = _long_pattern(csr)
         a_edge = csr.in_csr_order(a_edge)
         mask = csr.in_csr_order(mask)
-        needs_grad = any(t is not None and t.requires_grad for t in (x, a_src, a_dst, a_edge))
-        t_rowptr = t_col = t_perm = None
-        if needs_grad:
-            t_rowptr, t_col, t_perm = _transposed(csr)
+        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, x, a_src, a_dst, a_edge)
         out, alpha = self.ops.attention_forward(
             rowptr,
             col,
@@ -187,11 +183,8 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        if not return_alpha:  # alpha stays in CSR order, saved for backward only
-            return out, None
-        if csr.perm is not None:  # back to the original edge order
-            alpha = torch.empty_like(alpha).index_copy(0, csr.perm, alpha)
-        return out, alpha
+        # unless asked for, alpha stays in CSR order, saved for backward only
+        return out, (csr.in_edge_order(alpha) if return_alpha else None)
 
     # -- fused attention with per-feature scores (TransformerConv, GATv2Conv) ---------------------
     def _fused_pattern(self, csr: Any, *inputs: Tensor | None) -> tuple[Tensor, ...]:
@@ -226,7 +219,7 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, (_edge_order(csr, alpha) if return_alpha else None)
+        return out, (csr.in_edge_order(alpha) if return_alpha else None)
 
     def gatv2_attention(
         self,
@@ -253,11 +246,4 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, (_edge_order(csr, alpha) if return_alpha else None)
-
-
-def _edge_order(csr: Any, alpha: Tensor) -> Tensor:
-    """``[E, H]`` per-entry values from CSR order back to the original edge order."""
-    if csr.perm is None:
-        return alpha
-    return torch.empty_like(alpha).index_copy(0, csr.perm, alpha)
+        return out, (csr.in_edge_order(alpha) if return_alpha else None)

@@ -69,6 +69,13 @@ class CSR:
             return edge_tensor
         return edge_tensor.index_select(0, self.perm)
 
+    def in_edge_order(self, csr_tensor: Tensor | None) -> Tensor | None:
+        """Reorder a per-entry tensor given in CSR order back into the original edge order
+        (the inverse of :meth:`in_csr_order`)."""
+        if csr_tensor is None or self.perm is None:
+            return csr_tensor
+        return torch.empty_like(csr_tensor).index_copy_(0, self.perm, csr_tensor)
+
     def transpose(self) -> CSR:
         """The transposed pattern (columns become rows); cached.
 

@@ -201,16 +201,7 @@ def attention(
     out = scatter(x.index_select(0, col) * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
     if not return_alpha:
         return out, None
-    if csr.perm is not None:  # back to the original edge order
-        alpha = torch.empty_like(alpha).index_copy_(0, csr.perm, alpha)
-    return out, alpha
-
-
-def _edge_order(csr: CSR, alpha: Tensor) -> Tensor:
-    """Per-entry values from CSR order back to the original edge order."""
-    if csr.perm is None:
-        return alpha
-    return torch.empty_like(alpha).index_copy_(0, csr.perm, alpha)
+    return out, csr.in_edge_order(alpha)
 
 
 def dot_attention(
@@ -231,7 +222,7 @@ def dot_attention(
     score = (query.index_select(0, row) * key_e).sum(-1) * scale
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(value_e * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
-    return out, (_edge_order(csr, alpha) if return_alpha else None)
+    return out, (csr.in_edge_order(alpha) if return_alpha else None)
 
 
 def gatv2_attention(
@@ -253,4 +244,4 @@ def gatv2_attention(
     score = (torch.nn.functional.leaky_relu(z, negative_slope) * att).sum(-1)
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(src * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
-    return out, (_edge_order(csr, alpha) if return_alpha else None)
+    return out, (csr.in_edge_order(alpha) if return_alpha else None)
