@@ -146,3 +146,39 @@ def test_bad_arguments():
         Linear(3, 4)(torch.randn(2, 5))
     with pytest.raises(TypeError, match="'x'"):
         Linear(-1, 4)([1.0, 2.0])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_add_to_equals_sum_and_its_gradients(bias):
+    torch.manual_seed(0)
+    lin = Linear(5, 3, bias=bias).double()
+    acc = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(7, 3, dtype=torch.float64)
+    expected = acc + x @ lin.weight.t() + (lin.bias if bias else 0)
+    torch.testing.assert_close(lin.add_to(acc, x), expected)
+    params = [acc, x, *lin.parameters()]
+    fused = torch.autograd.grad(lin.add_to(acc, x), params, grad)
+    plain = torch.autograd.grad(acc + lin(x), params, grad)
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda a, b: lin.add_to(a, b), (acc, x))
+
+
+def test_add_to_leaves_acc_untouched_and_falls_back_on_other_shapes():
+    torch.manual_seed(0)
+    lin = Linear(4, 2)
+    acc = torch.randn(3, 2)
+    before = acc.clone()
+    lin.add_to(acc, torch.randn(3, 4))
+    torch.testing.assert_close(acc, before)
+    x3 = torch.randn(2, 3, 4)  # 3-D input and a broadcast accumulator: the plain sum
+    torch.testing.assert_close(lin.add_to(torch.ones(2), x3), 1 + lin(x3))
+
+
+def test_add_to_materializes_a_lazy_layer_and_validates():
+    lin = Linear(-1, 2)
+    out = lin.add_to(torch.zeros(3, 2), torch.randn(3, 6))
+    assert lin.in_channels == 6 and out.shape == (3, 2)
+    with pytest.raises(ValueError, match="6 features"):
+        lin.add_to(torch.zeros(3, 2), torch.randn(3, 5))

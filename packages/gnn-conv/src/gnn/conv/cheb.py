@@ -174,10 +174,10 @@ class ChebConv(MessagePassing):
         out = self.lins[0](tx_0)
         if len(self.lins) > 1:
             tx_1 = apply_l(x)
-            out = out + self.lins[1](tx_1)
+            out = self.lins[1].add_to(out, tx_1)
             for lin in self.lins[2:]:
                 tx_2 = 2.0 * apply_l(tx_1) - tx_0
-                out = out + lin(tx_2)
+                out = lin.add_to(out, tx_2)
                 tx_0, tx_1 = tx_1, tx_2
         if self.bias is not None:
             out = out + self.bias

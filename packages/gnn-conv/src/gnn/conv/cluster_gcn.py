@@ -105,7 +105,7 @@ class ClusterGCNConv(MessagePassing):
         v.check_index_range("edge_index", edge_index, num_nodes)
         edge_index, edge_weight = self._weights(edge_index, num_nodes, x.dtype)
         out = self.propagate(edge_index, x=x, edge_weight=edge_weight)
-        return self.lin_out(out) + self.lin_root(x)
+        return self.lin_root.add_to(self.lin_out(out), x)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
         """``edge_weight * x_j``."""

@@ -73,7 +73,7 @@ class GraphConv(MessagePassing):
         out = self.propagate(edge_index, x=(x_src, x_dst), edge_weight=edge_weight, size=size)
         out = self.lin_rel(out)
         if x_dst is not None:
-            out = out + self.lin_root(x_dst)
+            out = self.lin_root.add_to(out, x_dst)
         return out
 
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:

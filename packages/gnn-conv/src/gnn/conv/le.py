@@ -74,7 +74,7 @@ class LEConv(MessagePassing):
         a_pair, b_pair = [None, None], [None, None]
         a_pair[j], b_pair[1 - j] = a, b
         out = self.propagate(edge_index, a=tuple(a_pair), b=tuple(b_pair), edge_weight=edge_weight)
-        return out + self.lin3(x_dst)
+        return self.lin3.add_to(out, x_dst)
 
     def message(self, a_j: Tensor, b_i: Tensor, edge_weight: Tensor | None) -> Tensor:
         """``edge_weight * (a_j - b_i)``."""

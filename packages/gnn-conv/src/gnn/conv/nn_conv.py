@@ -104,7 +104,7 @@ class NNConv(MessagePassing):
         out = self.propagate(edge_index, x=x, edge_attr=edge_attr, size=size)
         x_dst = x[1]
         if x_dst is not None and self.root_weight:
-            out = out + self.lin(x_dst)
+            out = self.lin.add_to(out, x_dst)
         if self.bias is not None:
             out = out + self.bias
         return out

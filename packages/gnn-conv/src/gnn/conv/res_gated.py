@@ -128,7 +128,7 @@ class ResGatedGraphConv(MessagePassing):
         )
         out = self.propagate(graph.edge_index, k=k, q=q, v=v, edge_attr=edge_attr, size=size)
         if self.lin_skip is not None:
-            out = out + self.lin_skip(x_dst)
+            out = self.lin_skip.add_to(out, x_dst)
         if self.bias is not None:
             out = out + self.bias
         return out

@@ -104,7 +104,7 @@ class SAGEConv(MessagePassing):
         out = self.propagate(edge_index, x=(x_src, x_dst), size=size)
         out = self.lin_l(out)
         if self.root_weight and x_dst is not None:
-            out = out + self.lin_r(x_dst)
+            out = self.lin_r.add_to(out, x_dst)
         if self.normalize:
             out = F.normalize(out, p=2.0, dim=-1)
         return out
