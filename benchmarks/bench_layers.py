@@ -4,11 +4,17 @@ One run measures, on the same inputs:
   * gnn with the compiled kernels (default backend selection),
   * gnn on pure torch (``ops.backend("torch")``),
   * PyG 2.8.1 with ``edge_index`` and with a ``torch.sparse`` CSR ``adj_t``,
-  * the layer's dense-only time (its linear maps alone: the floor),
+  * the layer's dense-only time (the floor: its ``nn`` for GIN, else its
+    linear maps alone, on inputs of their size),
 for GCN, SAGE, GIN, GAT, GATv2 and TransformerConv, plus aggregations,
 global mean pooling and spmm against the machine's copy bandwidth.
 
-Prints medians (ms) and ratios (PyG / gnn); peak memory (extra RSS during one
+The variants of one layer run interleaved (one call of each in turn, per
+repeat), so a drift in the machine's speed affects all of them alike.
+Prints medians (ms), ratios (PyG / gnn) and, for the layers whose message
+passing is one spmm (GCN, SAGE, GIN), ``mp/roof``: (kernels - dense) divided by
+the spmm roofline time (the bytes an spmm must move, at the measured copy
+bandwidth; the issue's target is <= 1.5). Peak memory (extra RSS during one
 forward+backward, measured in a fresh subprocess) for GCN, SAGE, GIN and GAT,
 with kernels and on pure torch.
 
@@ -43,6 +49,27 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median ms of each function, calling them in turn ``repeat`` times (after one warm-up each)."""
+    for fn in fns.values():
+        fn()  # warm-up (CSR cache, allocator)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+
+
+def in_backend(backend: str, fn: Callable[[], object]) -> Callable[[], None]:
+    def run():
+        with ops.backend(backend):
+            fn()
+
+    return run
 
 
 def make_graph(num_nodes: int, seed: int = 0):
@@ -104,17 +131,39 @@ def fwd_bwd(layer: torch.nn.Module, x: torch.Tensor, graph) -> Callable[[], None
 
 
 def dense_floor(layer: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    """Forward+backward of the layer's linear maps alone, on inputs of their size."""
-    linears = [m for m in layer.modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Linear"]
-    inputs = [torch.randn(x.size(0), m.weight.size(1)) for m in linears]
+    """Forward+backward of the layer's dense part alone, on inputs of its size.
+
+    The dense part is the layer's ``nn`` (GIN's MLP, run as the layer runs
+    it) plus every linear map outside it, each on its own input.
+    """
+    nn = getattr(layer, "nn", None)
+    blocks = [nn] if isinstance(nn, torch.nn.Module) else []
+    inside = {id(m) for b in blocks for m in b.modules()}
+    blocks += [
+        m
+        for m in layer.modules()
+        if (isinstance(m, torch.nn.Linear) or type(m).__name__ == "Linear") and id(m) not in inside
+    ]
+    inputs = [torch.randn(x.size(0), x.size(1) if b is nn else b.weight.size(1)) for b in blocks]
 
     def run():
         total = 0
-        for m, inp in zip(linears, inputs):
-            total = total + m(inp).sum()
+        for b, inp in zip(blocks, inputs):
+            total = total + b(inp).sum()
         total.backward()
 
     return run
+
+
+def spmm_bytes(num_nodes: int, num_edges: int) -> int:
+    """Bytes an spmm sum moves at least: one gathered row per edge (E * F * 4),
+    the CSR indices (E * 8 + N * 8) and the output (N * F * 4)."""
+    return num_edges * FEATURES * 4 + num_edges * 8 + num_nodes * 8 + num_nodes * FEATURES * 4
+
+
+def spmm_roofline_ms(num_nodes: int, num_edges: int, bw: float) -> float:
+    """Time an spmm sum needs at copy bandwidth ``bw`` (GB/s)."""
+    return spmm_bytes(num_nodes, num_edges) / (bw * 1e9) * 1e3
 
 
 def bandwidth_gbs() -> float:
@@ -126,17 +175,11 @@ def bandwidth_gbs() -> float:
 
 
 def spmm_fraction(num_nodes: int, repeat: int, bw: float) -> tuple[float, float]:
-    """spmm sum forward time and the fraction of copy bandwidth it reaches.
-
-    Bytes moved (the roofline): read x once per edge row gather (E * F * 4),
-    the CSR indices (E * 8 + N * 8) and write the output (N * F * 4).
-    """
+    """spmm sum forward time and the fraction of copy bandwidth it reaches (see :func:`spmm_bytes`)."""
     x, edge_index = make_graph(num_nodes)
     csr = utils.to_csr(edge_index, (num_nodes, num_nodes))
     ms = median_ms(lambda: ops.spmm(csr, x, None, "sum"), repeat)
-    e = edge_index.size(1)
-    bytes_moved = e * FEATURES * 4 + e * 8 + num_nodes * 8 + num_nodes * FEATURES * 4
-    return ms, bytes_moved / (ms / 1e3) / 1e9 / bw
+    return ms, spmm_roofline_ms(num_nodes, edge_index.size(1), bw) / ms
 
 
 def peak_memory_mb(name: str, variant: str, num_nodes: int) -> float:
@@ -224,34 +267,43 @@ def main() -> None:
     results = {"bandwidth_gbs": bw, "layers": [], "aggr": [], "spmm": []}
     pairs = layer_pairs()
     names = args.layers or list(pairs)
-    header = f"{'layer':<12}{'nodes':>8}{'kernels':>10}{'torch':>10}{'PyG ei':>10}{'PyG csr':>10}{'dense':>9}  {'ei/ker':>7}{'best/ker':>9}"
+    header = (
+        f"{'layer':<12}{'nodes':>8}{'kernels':>10}{'torch':>10}{'PyG ei':>10}{'PyG csr':>10}{'dense':>9}"
+        f"  {'ei/ker':>7}{'best/ker':>9}{'ei/torch':>9}{'mp/roof':>8}"
+    )
     print(header)
     for n in args.sizes:
         x, edge_index = make_graph(n)
         adj = pyg_csr(edge_index, n)
+        roofline = spmm_roofline_ms(n, edge_index.size(1), bw)
         for name in names:
             ours_ctor, pyg_ctor = pairs[name]
             torch.manual_seed(0)
             ours = ours_ctor()
-            t_kernels = median_ms(fwd_bwd(ours, x, edge_index), args.repeat)
-            with ops.backend("torch"):
-                t_torch = median_ms(fwd_bwd(ours, x, edge_index), args.repeat)
-            t_floor = median_ms(dense_floor(ours, x), args.repeat)
-            t_ei = t_csr = None
+            fns = {
+                "kernels": fwd_bwd(ours, x, edge_index),
+                "torch": in_backend("torch", fwd_bwd(ours, x, edge_index)),
+                "dense": dense_floor(ours, x),
+            }
             if pyg_ctor:
                 torch.manual_seed(0)
                 theirs = pyg_ctor()
-                t_ei = median_ms(fwd_bwd(theirs, x, edge_index), args.repeat)
+                fns["pyg_ei"] = fwd_bwd(theirs, x, edge_index)
                 try:
-                    t_csr = median_ms(fwd_bwd(theirs, x, adj), args.repeat)
+                    fwd_bwd(theirs, x, adj)()
+                    fns["pyg_csr"] = fwd_bwd(theirs, x, adj)
                 except Exception:  # noqa: BLE001 - PyG has no sparse path for this layer
-                    t_csr = None
-            best = min(t for t in (t_ei, t_csr) if t is not None) if t_ei else None
-            fmt = lambda t: f"{t:10.1f}" if t is not None else f"{'-':>10}"  # noqa: E731
-            ratio = lambda a: f"{a / t_kernels:7.2f}x" if a else "      -"  # noqa: E731
+                    pass
+            t = interleaved_medians(fns, args.repeat)
+            t_kernels, t_torch, t_ei, t_csr = t["kernels"], t["torch"], t.get("pyg_ei"), t.get("pyg_csr")
+            best = min(v for v in (t_ei, t_csr) if v is not None) if t_ei else None
+            mp_roof = (t_kernels - t["dense"]) / roofline if name in ("GCN", "SAGE", "GIN") else None
+            fmt = lambda v: f"{v:10.1f}" if v is not None else f"{'-':>10}"  # noqa: E731
+            ratio = lambda a, b=t_kernels: f"{a / b:7.2f}x" if a else "      -"  # noqa: E731
+            roof = f"{mp_roof:8.2f}" if mp_roof is not None else f"{'-':>8}"
             print(
-                f"{name:<12}{n:>8}{t_kernels:10.1f}{t_torch:10.1f}{fmt(t_ei)}{fmt(t_csr)}{t_floor:9.1f}  "
-                f"{ratio(t_ei)}{ratio(best):>9}"
+                f"{name:<12}{n:>8}{t_kernels:10.1f}{t_torch:10.1f}{fmt(t_ei)}{fmt(t_csr)}{t['dense']:9.1f}  "
+                f"{ratio(t_ei)}{ratio(best):>9}{ratio(t_ei, t_torch):>9}{roof}"
             )
             results["layers"].append(
                 dict(
@@ -261,7 +313,8 @@ def main() -> None:
                     torch=t_torch,
                     pyg_ei=t_ei,
                     pyg_csr=t_csr,
-                    dense=t_floor,
+                    dense=t["dense"],
+                    spmm_roofline=roofline,
                 )
             )
         if not args.no_spmm:
