@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-import gnn.conv.gcn as gcn_module
+import gnn.conv._utils as conv_utils
 from gnn.conv import GCNConv
 from gnn.core import ops, testing
 from gnn.core.utils import is_sparse
@@ -138,13 +138,13 @@ def test_edge_index_input_takes_the_fused_spmm_path(monkeypatch):
 def test_cached_normalization_per_graph(monkeypatch):
     x, edge_index, weight = graph(8)
     counted: list[int] = []
-    real = gcn_module.gcn_norm
+    real = conv_utils.gcn_norm  # GCN normalizes through the shared cached_gcn_norm
 
     def counting(*args, **kwargs):
         counted.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gcn_module, "gcn_norm", counting)
+    monkeypatch.setattr(conv_utils, "gcn_norm", counting)
     conv = GCNConv(F_IN, F_OUT, cached=True)
     fresh = GCNConv(F_IN, F_OUT)
     fresh.load_state_dict(conv.state_dict())

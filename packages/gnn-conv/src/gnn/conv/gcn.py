@@ -11,9 +11,8 @@ from torch.nn import Parameter
 from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import zeros
 from gnn.core.nn.linear import Linear
-from gnn.core.utils.normalization import gcn_norm
 
-from ._utils import GraphCache, check_in_channels
+from ._utils import GraphCache, cached_gcn_norm, check_in_channels
 
 
 class GCNConv(MessagePassing):
@@ -109,31 +108,20 @@ class GCNConv(MessagePassing):
             )
         check_in_channels(x, self.in_channels)
         if self.normalize:
-            edge_index, edge_weight = self._normalized(edge_index, edge_weight, x)
+            edge_index, edge_weight = cached_gcn_norm(
+                self._cache if self.cached else None,
+                edge_index,
+                edge_weight,
+                x.size(self.node_dim),
+                self.improved,
+                self.add_self_loops,
+                self.flow,
+                x.dtype,
+            )
         x = self.lin(x)
         out = self.propagate(edge_index, x=x, edge_weight=edge_weight)
         if self.bias is not None:
             out = out + self.bias
-        return out
-
-    def _normalized(
-        self, edge_index: Any, edge_weight: Tensor | None, x: Tensor
-    ) -> tuple[Any, Tensor | None]:
-        if self.cached:
-            hit = self._cache.get(edge_index, edge_weight)
-            if hit is not None:
-                return hit
-        out = gcn_norm(
-            edge_index,
-            edge_weight,
-            x.size(self.node_dim),
-            self.improved,
-            self.add_self_loops,
-            self.flow,
-            x.dtype,
-        )
-        if self.cached:
-            self._cache.put(out, edge_index, edge_weight)
         return out
 
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
