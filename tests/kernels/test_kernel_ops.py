@@ -28,11 +28,15 @@ def random_csr(m: int, n: int, e: int, seed: int, empty_rows: bool = True):
     return rowptr, cols, rows, (t_rowptr, rows[t_perm].contiguous(), t_perm)
 
 
+REDUCE_NAMES = ["sum", "mean", "max", "min", "mul"]  # the kernels' reduce codes 0..4
+
+
 def loop_spmm(rows, cols, value, x, m, reduce):
     out = torch.zeros((m,) + x.shape[1:], dtype=x.dtype)
     for i in range(m):
         sel = (rows == i).nonzero().flatten()
         if len(sel) == 0:
+            out[i] = 1 if reduce == "mul" else 0  # an empty product is 1
             continue
         w = torch.ones(len(sel), dtype=x.dtype) if value is None else value[sel]
         msgs = x[cols[sel]] * w.view((-1,) + (1,) * (x.dim() - 1))
@@ -40,6 +44,7 @@ def loop_spmm(rows, cols, value, x, m, reduce):
             "sum": msgs.sum(0),
             "mean": msgs.mean(0),
             "max": msgs.max(0).values,
+            "mul": msgs.prod(0),
             "min": msgs.min(0).values,
         }[reduce]
     return out
@@ -192,12 +197,12 @@ def test_attention_backward_checks_the_transposed_pattern():
         )
 
 
-@pytest.mark.parametrize("reduce", [0, 1, 2, 3])
+@pytest.mark.parametrize("reduce", [0, 1, 2, 3, 4])
 def test_scatter_and_segment_reduce(reduce):
     g = torch.Generator().manual_seed(6)
     src = torch.randn(40, 6, dtype=torch.float64, generator=g, requires_grad=True)
     index = torch.randint(0, 9, (40,), generator=g)
-    name = ["sum", "mean", "max", "min"][reduce]
+    name = REDUCE_NAMES[reduce]
     out, _ = K.scatter_reduce(src, index, 12, reduce)
     torch.testing.assert_close(out, loop_spmm(index, torch.arange(40), None, src.detach(), 12, name))
     torch.autograd.gradcheck(lambda s: K.scatter_reduce(s, index, 12, reduce)[0], (src,))
@@ -286,7 +291,7 @@ def test_spmm_sum_fused_self_term(weighted):
         K.spmm_sum(rowptr, col, None, x.detach(), False, None, None, None, x_self.detach()[:5], 1.0)
 
 
-@pytest.mark.parametrize("reduce", [0, 1, 2, 3])
+@pytest.mark.parametrize("reduce", [0, 1, 2, 3, 4])
 def test_scatter_reduce_sorted_index_matches_unsorted_exactly(reduce):
     # a sorted index takes the group-parallel path; with the rows of each group in the same
     # order, every group reduces the same numbers in the same order: identical results
@@ -298,7 +303,7 @@ def test_scatter_reduce_sorted_index_matches_unsorted_exactly(reduce):
     out_unsorted, _ = K.scatter_reduce(src, index, 45, reduce)
     out_sorted, _ = K.scatter_reduce(src[order].contiguous(), index[order].contiguous(), 45, reduce)
     assert torch.equal(out_unsorted, out_sorted)
-    name = ["sum", "mean", "max", "min"][reduce]
+    name = REDUCE_NAMES[reduce]
     ref = loop_spmm(index, torch.arange(300), None, src, 45, name)
     torch.testing.assert_close(out_sorted, ref)
     src64 = torch.randn(30, 4, dtype=torch.float64, generator=g, requires_grad=True)
@@ -306,3 +311,53 @@ def test_scatter_reduce_sorted_index_matches_unsorted_exactly(reduce):
     torch.autograd.gradcheck(lambda s: K.scatter_reduce(s, sorted_index, 8, reduce)[0], (src64,))
     with pytest.raises(RuntimeError, match="out of range"):
         K.scatter_reduce(src64.detach()[:3], torch.tensor([0, 1, 9]), 8, reduce)
+
+
+@pytest.mark.parametrize("segment", [False, True])
+def test_product_gradient_with_zeros(segment):
+    # groups with no zero, one zero and two zeros: the gradient is the product of the others
+    src = torch.tensor([[2.0, 0.0], [3.0, 0.0], [0.5, 4.0], [0.0, 5.0], [7.0, 0.0]], dtype=torch.float64)
+    index = torch.tensor([0, 0, 0, 1, 1])
+    ptr = torch.tensor([0, 3, 5, 5])
+    src.requires_grad_(True)
+    if segment:
+        out, _ = K.segment_reduce(src, ptr, 4)
+    else:
+        out, _ = K.scatter_reduce(src, index, 3, 4)
+    grad_out = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+    (grad,) = torch.autograd.grad(out, src, grad_out)
+    expected = torch.zeros_like(src)
+    for e in range(5):
+        members = (index == index[e]).nonzero().flatten()
+        others = [k for k in members.tolist() if k != e]
+        expected[e] = grad_out[index[e]] * src.detach()[others].prod(0)
+    torch.testing.assert_close(
+        out.detach(), torch.tensor([[3.0, 0.0], [0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    )
+    torch.testing.assert_close(grad, expected)
+    reference = torch.ones(3, 2, dtype=torch.float64).scatter_reduce(
+        0, index.view(-1, 1).expand(-1, 2), src, "prod", include_self=False
+    )
+    (torch_grad,) = torch.autograd.grad(reference, src, grad_out)
+    torch.testing.assert_close(grad, torch_grad)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "min", "max", "mul"])
+def test_every_scatter_reduction_is_served_by_the_kernels(reduce, monkeypatch):
+    monkeypatch.delenv("GNN_KERNELS", raising=False)  # the default selection, also in a GNN_KERNELS=torch run
+    from gnn.core import ops
+    from gnn.core.ops import backends
+    from gnn.core.ops import reference as ref
+
+    src = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 12, (50,))
+    name, _ = backends.select(
+        "scatter", device=src.device, dtype=src.dtype, reduce=reduce, requires_grad=True
+    )
+    assert name == "native"
+    out = ops.scatter(src, index, 0, 14, reduce)
+    torch.testing.assert_close(out, ref.scatter(src, index, 0, 14, reduce))
+    grad_out = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, src, grad_out)
+    (grad_ref,) = torch.autograd.grad(ref.scatter(src, index, 0, 14, reduce), src, grad_out)
+    torch.testing.assert_close(grad, grad_ref)

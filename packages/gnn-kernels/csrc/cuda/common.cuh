@@ -116,6 +116,27 @@ __device__ __forceinline__ void atomic_max_min(double* address, double val, bool
   }
 }
 
+// Atomic `*address *= val` (a compare-and-swap loop: CUDA has no atomic multiply).
+// Like atomicAdd, the order of the factors, hence the last bits, may vary from run to run.
+__device__ __forceinline__ void atomic_mul(float* address, float val) {
+  int* bits = reinterpret_cast<int*>(address);
+  int old = *bits, assumed;
+  do {
+    assumed = old;
+    old = atomicCAS(bits, assumed, __float_as_int(__int_as_float(assumed) * val));
+  } while (old != assumed);
+}
+
+__device__ __forceinline__ void atomic_mul(double* address, double val) {
+  unsigned long long* bits = reinterpret_cast<unsigned long long*>(address);
+  unsigned long long old = *bits, assumed;
+  do {
+    assumed = old;
+    const double product = __longlong_as_double(static_cast<long long>(assumed)) * val;
+    old = atomicCAS(bits, assumed, static_cast<unsigned long long>(__double_as_longlong(product)));
+  } while (old != assumed);
+}
+
 // -- device, stream ------------------------------------------------------------------------------
 // Sets the current device to the input's and fetches that device's current stream.
 class CudaContext {

@@ -1,14 +1,16 @@
 // CUDA versions of csrc/cpu/scatter.cpp: group reductions of rows of src [E, F].
 //   scatter_reduce: groups given by an unsorted index;
 //   segment_reduce: groups given by sorted offsets ptr.
-// reduce: 0 = sum, 1 = mean, 2 = max, 3 = min. For max/min (segment_reduce) the arg tensor
-// holds the winning row (or -1 for an empty group, whose output is 0).
+// reduce (csrc/reduce.h): sum, mean, max, min, mul. For max/min (segment_reduce) the arg tensor
+// holds the winning row (or -1 for an empty group, whose output is 0); an empty group's product is 1.
 //
 // scatter_reduce (one thread per element of src):
 //   sum/mean: atomicAdd into out (the summation order, hence the last bits of
 //             the result, may vary from run to run; the CPU kernel is
 //             deterministic); mean counts the rows of each group with a
 //             64-bit atomicAdd and divides afterwards, as on the CPU.
+//   mul:      an atomic multiply (compare-and-swap loop) into out, which starts
+//             at 1; like sum, the order of the factors may vary between runs.
 //   max/min:  three passes. (1) a compare-and-swap loop stores the maximum
 //             (minimum) of each output element, (2) every row whose value
 //             equals it writes its row number with a 64-bit atomicMin, (3) the
@@ -23,6 +25,7 @@
 // segment_reduce: one thread per (segment, feature) runs the CPU loop over
 // the segment's rows in order, so it is deterministic and matches the CPU.
 #include "common.cuh"
+#include "../reduce.h"
 
 namespace gnn_kernels {
 namespace gpu {
@@ -31,9 +34,9 @@ namespace {
 
 template <typename scalar_t>
 scalar_t init_value(int64_t reduce) {
-  if (reduce == 2) return -std::numeric_limits<scalar_t>::infinity();
-  if (reduce == 3) return std::numeric_limits<scalar_t>::infinity();
-  return scalar_t(0);
+  if (reduce == kMax) return -std::numeric_limits<scalar_t>::infinity();
+  if (reduce == kMin) return std::numeric_limits<scalar_t>::infinity();
+  return reduce == kMul ? scalar_t(1) : scalar_t(0);
 }
 
 template <typename scalar_t>
@@ -45,7 +48,7 @@ __global__ void fill_kernel(scalar_t* __restrict__ op, int64_t* __restrict__ ap,
   }
 }
 
-// pass 1: sum/mean atomically add, max/min store the extreme value; mean also counts rows per group
+// pass 1: sum/mean atomically add, mul multiplies, max/min store the extreme value; mean also counts rows per group
 template <typename scalar_t>
 __global__ void scatter_accumulate_kernel(const scalar_t* __restrict__ sp, const int64_t* __restrict__ ip,
                                           scalar_t* __restrict__ op, int64_t* __restrict__ count, int64_t e,
@@ -54,11 +57,13 @@ __global__ void scatter_accumulate_kernel(const scalar_t* __restrict__ sp, const
   for (int64_t t = global_thread(); t < total; t += thread_stride()) {
     const int64_t k = t / feats, f = t - k * feats;
     const int64_t g = ip[k];
-    if (reduce <= 1) {
+    if (reduce == kSum || reduce == kMean) {
       atomicAdd(op + g * feats + f, sp[t]);
       if (count != nullptr && f == 0) atomicAdd(reinterpret_cast<unsigned long long*>(count + g), 1ull);
+    } else if (reduce == kMul) {
+      atomic_mul(op + g * feats + f, sp[t]);
     } else {
-      atomic_max_min(op + g * feats + f, sp[t], reduce == 2);
+      atomic_max_min(op + g * feats + f, sp[t], reduce == kMax);
     }
   }
 }
@@ -116,14 +121,16 @@ __global__ void segment_reduce_kernel(const scalar_t* __restrict__ sp, const int
     int64_t arg = -1;
     for (int64_t k = lo; k < hi; ++k) {
       const scalar_t s = sp[k * feats + f];
-      if (reduce <= 1) {
+      if (reduce == kSum || reduce == kMean) {
         acc += s;
-      } else if (reduce == 2 ? s > acc : s < acc) {
+      } else if (reduce == kMul) {
+        acc *= s;
+      } else if (reduce == kMax ? s > acc : s < acc) {
         acc = s;
         arg = k;
       }
     }
-    if (reduce == 1 && hi - lo > 1) acc *= scalar_t(1) / scalar_t(hi - lo);
+    if (reduce == kMean && hi - lo > 1) acc *= scalar_t(1) / scalar_t(hi - lo);
     if (ap != nullptr) {
       if (arg < 0) acc = scalar_t(0);
       ap[t] = arg;
@@ -140,11 +147,11 @@ std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_
   check_cuda_contiguous(src, "src", ctx.device());
   STD_TORCH_CHECK(src.dim() == 2, "gnn_kernels::scatter_reduce: 'src' must be [E, F]");
   STD_TORCH_CHECK(index.numel() == src.size(0), "gnn_kernels::scatter_reduce: 'index' must have E entries");
-  STD_TORCH_CHECK(reduce >= 0 && reduce <= 3, "gnn_kernels::scatter_reduce: unknown reduce ", reduce);
+  STD_TORCH_CHECK(valid_reduce(reduce), "gnn_kernels::scatter_reduce: unknown reduce ", reduce);
   STD_TORCH_CHECK(dim_size >= 0, "gnn_kernels::scatter_reduce: 'dim_size' must be non-negative");
   check_index(index, dim_size, "index", ctx);
   const int64_t e = src.size(0), feats = src.size(1);
-  const bool arg_needed = reduce >= 2;
+  const bool arg_needed = is_minmax(reduce);
   Tensor out = torch::stable::new_empty(src, {dim_size, feats});
   Tensor arg =
       torch::stable::new_empty(src, {arg_needed ? dim_size : 0, arg_needed ? feats : 0}, ScalarType::Long);
@@ -166,7 +173,7 @@ std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_
     GNN_CUDA_LAUNCH_CHECK();
     Tensor count;
     int64_t* cp = nullptr;
-    if (reduce == 1) {
+    if (reduce == kMean) {
       count = torch::stable::new_zeros(src, {dim_size}, ScalarType::Long);
       cp = count.mutable_data_ptr<int64_t>();
     }
@@ -175,7 +182,7 @@ std::tuple<Tensor, Tensor> scatter_reduce(Tensor src, Tensor index, int64_t dim_
                                                                                           feats, reduce);
       GNN_CUDA_LAUNCH_CHECK();
     }
-    if (reduce == 1) {
+    if (reduce == kMean) {
       scatter_mean_kernel<scalar_t>
           <<<grid_threads(out_numel), kThreads, 0, stream>>>(op, cp, dim_size, feats);
       GNN_CUDA_LAUNCH_CHECK();
@@ -199,7 +206,7 @@ std::tuple<Tensor, Tensor> segment_reduce(Tensor src, Tensor ptr, int64_t reduce
   CudaContext ctx(src);
   check_cuda_contiguous(src, "src", ctx.device());
   STD_TORCH_CHECK(src.dim() == 2, "gnn_kernels::segment_reduce: 'src' must be [E, F]");
-  STD_TORCH_CHECK(reduce >= 0 && reduce <= 3, "gnn_kernels::segment_reduce: unknown reduce ", reduce);
+  STD_TORCH_CHECK(valid_reduce(reduce), "gnn_kernels::segment_reduce: unknown reduce ", reduce);
   check_long(ptr, "ptr", ctx.device());
   const int64_t m = ptr.numel() - 1, e = src.size(0), feats = src.size(1);
   STD_TORCH_CHECK(m >= 0, "gnn_kernels::segment_reduce: 'ptr' must not be empty");
@@ -208,7 +215,7 @@ std::tuple<Tensor, Tensor> segment_reduce(Tensor src, Tensor ptr, int64_t reduce
   STD_TORCH_CHECK(!(bits & kBadPtrEnds), "gnn_kernels::segment_reduce: 'ptr' must run from 0 to ", e);
   STD_TORCH_CHECK(!(bits & kBadPtrOrder),
                   "gnn_kernels::segment_reduce: 'ptr' must be monotonically non-decreasing");
-  const bool arg_needed = reduce >= 2;
+  const bool arg_needed = is_minmax(reduce);
   Tensor out = torch::stable::new_empty(src, {m, feats});
   Tensor arg = torch::stable::new_empty(src, {arg_needed ? m : 0, arg_needed ? feats : 0}, ScalarType::Long);
   const int64_t total = m * feats;

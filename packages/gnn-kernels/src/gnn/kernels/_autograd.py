@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .backend import contiguous_rows
+from .backend import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_MUL, contiguous_rows
 
 ops = torch.ops.gnn_kernels
-REDUCE_CODES = {"sum": 0, "mean": 1, "max": 2, "min": 3}
+_MINMAX = (REDUCE_MAX, REDUCE_MIN)
 
 
 # -- fake implementations ----------------------------------------------------------------------
@@ -57,8 +57,8 @@ def _(src, index, dim_size, reduce):
 @torch.library.register_fake("gnn_kernels::segment_reduce")
 def _(src, ptr, reduce):
     m = ptr.shape[0] - 1
-    arg_rows = m if reduce >= 2 else 0
-    arg_cols = src.shape[1] if reduce >= 2 else 0
+    arg_rows = m if reduce in _MINMAX else 0
+    arg_cols = src.shape[1] if reduce in _MINMAX else 0
     return src.new_empty(m, src.shape[1]), src.new_empty(arg_rows, arg_cols, dtype=torch.long)
 
 
@@ -183,7 +183,8 @@ torch.library.register_autograd(
 def _scatter_setup(ctx, inputs, output):
     src, index, dim_size, reduce = inputs
     out, _ = output
-    ctx.save_for_backward(index, src if reduce >= 2 else None, out if reduce >= 2 else None)
+    keep = reduce in _MINMAX or reduce == REDUCE_MUL
+    ctx.save_for_backward(index, src if keep else None, out if keep else None)
     ctx.reduce, ctx.shape = reduce, src.shape
 
 
@@ -195,14 +196,37 @@ def _grad_from_arg(grad: Tensor, arg: Tensor, shape) -> Tensor:
     return grad.new_zeros(shape).view(-1).index_add_(0, flat, grad[hit]).view(shape)
 
 
+def _product_grad(grad: Tensor, src: Tensor, out: Tensor, index: Tensor) -> Tensor:
+    r"""Gradient of a group product: :math:`\partial out_g / \partial src_e = \prod_{e' \ne e} src_{e'}`.
+
+    With no zero in the group that is ``out / src``; with one zero, the zero
+    element gets the product of the others and the rest 0; with two or more,
+    everything is 0. ``index`` (``[E]``) gives each row's group.
+    """
+    is_zero = src == 0
+    zeros = torch.zeros_like(out).index_add_(0, index, is_zero.to(out.dtype)).index_select(0, index)
+    nonzero_product, _ = ops.scatter_reduce(
+        torch.where(is_zero, torch.ones_like(src), src).contiguous(), index, out.shape[0], REDUCE_MUL
+    )
+    nonzero_product = nonzero_product.index_select(0, index)
+    others = torch.where(
+        zeros == 0,
+        nonzero_product / torch.where(is_zero, torch.ones_like(src), src),
+        torch.where(is_zero & (zeros == 1), nonzero_product, torch.zeros_like(src)),
+    )
+    return grad.index_select(0, index) * others
+
+
 def _scatter_backward(ctx, grad, _grad_arg):
     index, src, out = ctx.saved_tensors
-    if ctx.reduce >= 2:
+    if ctx.reduce in _MINMAX:
         # the winners are the elements equal to their group's result; ties share the gradient
         winner = (src == out.index_select(0, index)).to(grad.dtype)
         ties = torch.zeros_like(grad).index_add_(0, index, winner).clamp(min=1)
         return winner * (grad / ties).index_select(0, index), None, None, None
-    if ctx.reduce == 1:  # divide the [dim_size, F] gradient, then gather once: one [E, F] tensor
+    if ctx.reduce == REDUCE_MUL:
+        return _product_grad(grad, src, out, index), None, None, None
+    if ctx.reduce == REDUCE_MEAN:  # divide the [dim_size, F] gradient, then gather once: one [E, F] tensor
         count = torch.bincount(index, minlength=grad.shape[0]).clamp(min=1).to(grad.dtype)
         grad = grad / count.unsqueeze(-1)
     return grad.index_select(0, index), None, None, None
@@ -215,17 +239,21 @@ torch.library.register_autograd(
 
 def _segment_setup(ctx, inputs, output):
     src, ptr, reduce = inputs
-    _, arg = output
-    ctx.save_for_backward(ptr, arg)
+    out, arg = output
+    is_mul = reduce == REDUCE_MUL
+    ctx.save_for_backward(ptr, arg, src if is_mul else None, out if is_mul else None)
     ctx.reduce, ctx.shape = reduce, src.shape
 
 
 def _segment_backward(ctx, grad, _grad_arg):
-    ptr, arg = ctx.saved_tensors
-    if ctx.reduce >= 2:
+    ptr, arg, src, out = ctx.saved_tensors
+    if ctx.reduce in _MINMAX:
         return _grad_from_arg(grad, arg, ctx.shape), None, None
     counts = ptr[1:] - ptr[:-1]
-    if ctx.reduce == 1:
+    if ctx.reduce == REDUCE_MUL:
+        index = torch.repeat_interleave(torch.arange(counts.numel(), device=ptr.device), counts)
+        return _product_grad(grad, src, out, index), None, None
+    if ctx.reduce == REDUCE_MEAN:
         grad = grad / counts.clamp(min=1).to(grad.dtype).unsqueeze(-1)
     return torch.repeat_interleave(grad, counts, dim=0, output_size=ctx.shape[0]), None, None
 

@@ -36,7 +36,16 @@ _OPS = {
     "graclus",
     "grid_cluster",
 }
-_REDUCE_CODES = {"sum": 0, "add": 0, "mean": 1, "max": 2, "min": 3}
+# reduction codes of scatter_reduce/segment_reduce (csrc/reduce.h)
+REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN, REDUCE_MUL = range(5)
+_REDUCE_CODES = {
+    "sum": REDUCE_SUM,
+    "add": REDUCE_SUM,
+    "mean": REDUCE_MEAN,
+    "max": REDUCE_MAX,
+    "min": REDUCE_MIN,
+    "mul": REDUCE_MUL,
+}
 
 
 def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
