@@ -115,6 +115,7 @@ assert archs, "no CUDA device code in the library"
 
 ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backward",
        "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward"]
+ops += ["softmax_forward", "softmax_backward"]
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"

@@ -77,6 +77,24 @@ inline void check_index(const Tensor& index, int64_t size, const char* name) {
   STD_TORCH_CHECK(!bad.load(), "gnn_kernels: '", name, "' holds an index out of range [0, ", size, ")");
 }
 
+// Bounds check of `index` against [0, size) and, in the same pass, whether it is
+// sorted (non-decreasing). Errors are raised outside the parallel region.
+inline bool check_index_sorted(const Tensor& index, int64_t size) {
+  check_long(index, "index");
+  const int64_t* p = index.const_data_ptr<int64_t>();
+  const int64_t n = index.numel();
+  std::atomic<bool> bad{false}, unsorted{false};
+  parallel_rows(n, 1 << 16, [&](int64_t b, int64_t en) {
+    bool out_of_range = false, down = b > 0 && p[b - 1] > p[b];
+    for (int64_t k = b; k < en; ++k) out_of_range |= (p[k] < 0) | (p[k] >= size);
+    for (int64_t k = b + 1; k < en; ++k) down |= p[k - 1] > p[k];
+    if (out_of_range) bad.store(true, std::memory_order_relaxed);
+    if (down) unsorted.store(true, std::memory_order_relaxed);
+  });
+  STD_TORCH_CHECK(!bad.load(), "gnn_kernels: 'index' holds an index out of range [0, ", size, ")");
+  return !unsorted.load();
+}
+
 // Prefetch distance (in edges) for gathered feature rows.
 constexpr int64_t kPrefetch = 4;
 

@@ -45,24 +45,6 @@ inline void combine_row(scalar_t* __restrict__ o, const scalar_t* __restrict__ s
   }
 }
 
-// Bounds check of `index` against [0, size) and, in the same pass, whether it is
-// sorted (non-decreasing). Errors are raised outside the parallel region.
-bool check_index_sorted(const Tensor& index, int64_t size) {
-  check_long(index, "index");
-  const int64_t* p = index.const_data_ptr<int64_t>();
-  const int64_t n = index.numel();
-  std::atomic<bool> bad{false}, unsorted{false};
-  parallel_rows(n, 1 << 16, [&](int64_t b, int64_t en) {
-    bool out_of_range = false, down = b > 0 && p[b - 1] > p[b];
-    for (int64_t k = b; k < en; ++k) out_of_range |= (p[k] < 0) | (p[k] >= size);
-    for (int64_t k = b + 1; k < en; ++k) down |= p[k - 1] > p[k];
-    if (out_of_range) bad.store(true, std::memory_order_relaxed);
-    if (down) unsorted.store(true, std::memory_order_relaxed);
-  });
-  STD_TORCH_CHECK(!bad.load(), "gnn_kernels: 'index' holds an index out of range [0, ", size, ")");
-  return !unsorted.load();
-}
-
 // scatter_reduce for a sorted index: threads split the groups (each group's
 // rows are contiguous), rows are added in the same order as in the general
 // loop, so the results are identical; only the memory traffic differs.

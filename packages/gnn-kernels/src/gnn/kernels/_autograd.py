@@ -263,6 +263,31 @@ torch.library.register_autograd(
 )
 
 
+# -- segment softmax ------------------------------------------------------------------------------
+@torch.library.register_fake("gnn_kernels::softmax_forward")
+def _(src, index, dim_size):
+    return src.new_empty(src.shape)
+
+
+@torch.library.register_fake("gnn_kernels::softmax_backward")
+def _(out, grad, index, dim_size):
+    return out.new_empty(out.shape)
+
+
+def _softmax_setup(ctx, inputs, output):
+    _, index, dim_size = inputs
+    ctx.save_for_backward(output, index)
+    ctx.dim_size = dim_size
+
+
+def _softmax_backward(ctx, grad):
+    out, index = ctx.saved_tensors
+    return ops.softmax_backward(out, grad.contiguous(), index, ctx.dim_size), None, None
+
+
+torch.library.register_autograd("gnn_kernels::softmax_forward", _softmax_backward, setup_context=_softmax_setup)
+
+
 # -- segment_matmul -------------------------------------------------------------------------------
 @torch.library.register_fake("gnn_kernels::segment_matmul")
 def _(inputs, ptr, other):

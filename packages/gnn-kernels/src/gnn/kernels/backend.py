@@ -156,6 +156,14 @@ class NativeBackend(GeometryOps):
         out = out.view((ptr.numel() - 1,) + rest)
         return out.movedim(0, dim) if dim != 0 else out
 
+    def softmax(self, src: Tensor, index: Tensor, dim: int, dim_size: int) -> Tensor:
+        """Group softmax along ``dim`` in one fused kernel (three passes, no [E, F] temporaries)."""
+        moved = src.movedim(dim, 0) if dim != 0 else src
+        rest = tuple(moved.shape[1:])
+        flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
+        out = self.ops.softmax_forward(flat, index.long().contiguous(), dim_size).view((moved.size(0),) + rest)
+        return out.movedim(0, dim) if dim != 0 else out
+
     def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
         ptr = ptr.to(device="cpu", dtype=torch.long)
         rows, inner = inputs.shape[0], math.prod(inputs.shape[1:-1])
