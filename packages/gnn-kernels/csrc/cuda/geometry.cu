@@ -141,7 +141,8 @@ void check_points(const Tensor& t, const char* op, const char* name, int32_t dev
                   t.dim(), " dimensions");
   STD_TORCH_CHECK(t.scalar_type() == ScalarType::Float || t.scalar_type() == ScalarType::Double,
                   "gnn_kernels::", op, ": '", name, "' must be float32 or float64");
-  STD_TORCH_CHECK(t.size(1) >= 1, "gnn_kernels::", op, ": '", name, "' must have at least one dimension per point");
+  STD_TORCH_CHECK(t.size(1) >= 1, "gnn_kernels::", op, ": '", name,
+                  "' must have at least one dimension per point");
 }
 
 // ptr: int64 [B + 1], monotonically non-decreasing from 0 to n. Returns its host copy.
@@ -162,7 +163,8 @@ void check_pair(const Tensor& x, const Tensor& y, const Tensor& ptr_x, const Ten
                 const CudaContext& ctx) {
   check_points(x, op, "x", ctx.device());
   check_points(y, op, "y", ctx.device());
-  STD_TORCH_CHECK(x.scalar_type() == y.scalar_type(), "gnn_kernels::", op, ": 'x' and 'y' must have the same dtype");
+  STD_TORCH_CHECK(x.scalar_type() == y.scalar_type(), "gnn_kernels::", op,
+                  ": 'x' and 'y' must have the same dtype");
   STD_TORCH_CHECK(x.size(1) == y.size(1), "gnn_kernels::", op, ": 'x' has ", x.size(1),
                   " dimensions per point but 'y' has ", y.size(1));
   check_offsets(ptr_x, x.size(0), op, "ptr_x", ctx);
@@ -377,7 +379,8 @@ __global__ void fps_kernel(const scalar_t* __restrict__ xp, int64_t dim, const i
 
 // -- graclus -------------------------------------------------------------------------------------
 // seen[v] counts the occurrences of v in perm; a repeat sets the flag.
-__global__ void permutation_kernel(const int64_t* __restrict__ order, int64_t n, int* __restrict__ seen, int* flag) {
+__global__ void permutation_kernel(const int64_t* __restrict__ order, int64_t n, int* __restrict__ seen,
+                                   int* flag) {
   for (int64_t i = global_thread(); i < n; i += thread_stride())
     if (atomicAdd(seen + order[i], 1) != 0) atomicOr(flag, 1);
 }
@@ -445,8 +448,10 @@ Tensor knn(Tensor x, Tensor y, Tensor ptr_x, Tensor ptr_y, int64_t k, bool cosin
     using scalar_t = decltype(tag);
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
-    STD_TORCH_CHECK(all_finite(x, xp, n * dim, ctx.stream()), "gnn_kernels::knn: 'x' holds NaN or infinite coordinates");
-    STD_TORCH_CHECK(all_finite(y, yp, m * dim, ctx.stream()), "gnn_kernels::knn: 'y' holds NaN or infinite coordinates");
+    STD_TORCH_CHECK(all_finite(x, xp, n * dim, ctx.stream()),
+                    "gnn_kernels::knn: 'x' holds NaN or infinite coordinates");
+    STD_TORCH_CHECK(all_finite(y, yp, m * dim, ctx.stream()),
+                    "gnn_kernels::knn: 'y' holds NaN or infinite coordinates");
     if (m == 0) return;
     std::optional<Tensor> x_sq;
     if (cosine && n > 0) {
@@ -524,7 +529,8 @@ Tensor fps(Tensor src, Tensor ptr, Tensor num_samples, Tensor start) {
   check_long(num_samples, "num_samples", ctx.device());
   check_long(start, "start", ctx.device());
   STD_TORCH_CHECK(num_samples.numel() == num_examples && start.numel() == num_examples,
-                  "gnn_kernels::fps: 'num_samples' and 'start' must have one entry per example (", num_examples, ")");
+                  "gnn_kernels::fps: 'num_samples' and 'start' must have one entry per example (", num_examples,
+                  ")");
   const std::vector<int64_t> np = to_host<int64_t>(num_samples, ctx.stream());
   const std::vector<int64_t> sp = to_host<int64_t>(start, ctx.stream());
   std::vector<int64_t> out_ptr(num_examples + 1, 0);
@@ -546,8 +552,9 @@ Tensor fps(Tensor src, Tensor ptr, Tensor num_samples, Tensor start) {
     const Tensor out_ptr_d = to_device(ptr, out_ptr, ctx.stream());
     Tensor dist = torch::stable::new_empty(src, {n});
     fps_kernel<scalar_t><<<grid_for(num_examples, 1), kThreads, 0, ctx.stream()>>>(
-        xp, dim, ptr.const_data_ptr<int64_t>(), out_ptr_d.const_data_ptr<int64_t>(), start.const_data_ptr<int64_t>(),
-        num_examples, dist.mutable_data_ptr<scalar_t>(), out.mutable_data_ptr<int64_t>());
+        xp, dim, ptr.const_data_ptr<int64_t>(), out_ptr_d.const_data_ptr<int64_t>(),
+        start.const_data_ptr<int64_t>(), num_examples, dist.mutable_data_ptr<scalar_t>(),
+        out.mutable_data_ptr<int64_t>());
     GNN_CUDA_LAUNCH_CHECK();
   });
   return out;
@@ -590,7 +597,8 @@ Tensor graclus(Tensor rowptr, Tensor col, Tensor weight, Tensor perm) {
   dispatch_float(weight.scalar_type(), "graclus", [&](auto tag) {
     using scalar_t = decltype(tag);
     if (num_nodes == 0) return;
-    graclus_kernel<scalar_t><<<1, 1, 0, ctx.stream()>>>(rowptr.const_data_ptr<int64_t>(), col.const_data_ptr<int64_t>(),
+    graclus_kernel<scalar_t><<<1, 1, 0, ctx.stream()>>>(rowptr.const_data_ptr<int64_t>(),
+                                                        col.const_data_ptr<int64_t>(),
                                                         weight.const_data_ptr<scalar_t>(), order, num_nodes,
                                                         out.mutable_data_ptr<int64_t>());
     GNN_CUDA_LAUNCH_CHECK();
@@ -637,8 +645,8 @@ Tensor grid_cluster(Tensor pos, Tensor size, Tensor start, Tensor end) {
     if (n == 0) return;
     const Tensor stride_d = to_device(pos, stride, ctx.stream());
     grid_cluster_kernel<scalar_t><<<grid_threads(n), kThreads, 0, ctx.stream()>>>(
-        pp, size.const_data_ptr<scalar_t>(), start.const_data_ptr<scalar_t>(), stride_d.const_data_ptr<int64_t>(), n,
-        dim, out.mutable_data_ptr<int64_t>());
+        pp, size.const_data_ptr<scalar_t>(), start.const_data_ptr<scalar_t>(), stride_d.const_data_ptr<int64_t>(),
+        n, dim, out.mutable_data_ptr<int64_t>());
     GNN_CUDA_LAUNCH_CHECK();
   });
   return out;
