@@ -6,6 +6,8 @@
 # The CUDA kernels are compiled and registered, but nothing here runs them
 # (with no GPU they cannot run). The CPU kernels of the same build are
 # exercised by tests/kernels/test_kernel_ops.py (GNN_CUDA_RUN_TESTS=1, the default).
+# On a GPU machine, tests/kernels/test_cuda_geometry.py compares the CUDA geometry
+# ops (knn, radius, fps, graclus, grid_cluster) with the CPU ones.
 #
 # Environment:
 #   GNN_CUDA_VENV          venv to create or reuse (default: <repo>/.nox/kernels_cuda_build)
@@ -115,7 +117,8 @@ assert archs, "no CUDA device code in the library"
 
 ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backward",
        "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward"]
-ops += ["softmax_forward", "softmax_backward"]
+ops += ["softmax_forward", "softmax_backward"]  # csrc/cuda/softmax.cu
+ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry.cu
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"
