@@ -6,6 +6,8 @@
 # The CUDA kernels are compiled and registered, but nothing here runs them
 # (with no GPU they cannot run). The CPU kernels of the same build are
 # exercised by tests/kernels/test_kernel_ops.py (GNN_CUDA_RUN_TESTS=1, the default).
+# On a machine with a GPU, tests/kernels/test_cuda_parity.py runs every CUDA kernel
+# against the CPU kernel of the same op.
 #
 # Environment:
 #   GNN_CUDA_VENV          venv to create or reuse (default: <repo>/.nox/kernels_cuda_build)
@@ -114,7 +116,9 @@ print(f"== device code (cubin): {archs}")
 assert archs, "no CUDA device code in the library"
 
 ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backward",
-       "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward"]
+       "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward",
+       "dot_attention_forward", "dot_attention_backward",
+       "gatv2_attention_forward", "gatv2_attention_backward"]
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"
