@@ -79,7 +79,7 @@ def cuda_csr(**kwargs):
     return *cuda(rowptr, col), cuda(*t)
 
 
-def run_both(op, args, host=()):
+def run_both(op, args, *, host=()):
     """op on the CPU tensors and on their CUDA copies (but for the positions in host, which the op
     reads on the host); compares every output and returns the CPU ones."""
     expected = getattr(K, op)(*args)
@@ -119,7 +119,7 @@ def test_scatter_and_segment_reduce(dtype, reduce):
     index = torch.randint(0, 12, (E,), generator=torch.Generator().manual_seed(4))
     index[index == 5] = 6  # an empty group in the middle, 12..14 empty at the end
     run_both("scatter_reduce", (src, index, 15, reduce))
-    run_both("scatter_reduce", (src, index.sort().values, 15, reduce), dtype)  # sorted-index path
+    run_both("scatter_reduce", (src, index.sort().values, 15, reduce))  # sorted-index path
     ptr = torch.zeros(16, dtype=torch.long)
     ptr[1:] = torch.bincount(index, minlength=15).cumsum(0)
     run_both("segment_reduce", (src, ptr, reduce))
