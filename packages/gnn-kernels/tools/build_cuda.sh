@@ -6,8 +6,9 @@
 # The CUDA kernels are compiled and registered, but nothing here runs them
 # (with no GPU they cannot run). The CPU kernels of the same build are
 # exercised by tests/kernels/test_kernel_ops.py (GNN_CUDA_RUN_TESTS=1, the default).
-# On a GPU machine, tests/kernels/test_cuda_geometry.py compares the CUDA geometry
-# ops (knn, radius, fps, graclus, grid_cluster) with the CPU ones.
+# On a machine with a GPU, tests/kernels/test_cuda_parity.py runs every CUDA kernel
+# against the CPU kernel of the same op, and tests/kernels/test_cuda_geometry.py does
+# the same for the geometry ops (knn, radius, fps, graclus, grid_cluster).
 #
 # Environment:
 #   GNN_CUDA_VENV          venv to create or reuse (default: <repo>/.nox/kernels_cuda_build)
@@ -116,7 +117,9 @@ print(f"== device code (cubin): {archs}")
 assert archs, "no CUDA device code in the library"
 
 ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backward",
-       "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward"]
+       "scatter_reduce", "segment_reduce", "segment_matmul", "segment_matmul_backward",
+       "dot_attention_forward", "dot_attention_backward",
+       "gatv2_attention_forward", "gatv2_attention_backward"]
 ops += ["softmax_forward", "softmax_backward"]  # csrc/cuda/softmax.cu
 ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry.cu
 missing = []
