@@ -113,7 +113,7 @@ def test_spmm_sum_minmax_sddmm(dtype, channels):
 
 # -- scatter, segment, segment_matmul -------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("reduce", [0, 1, 2, 3])
+@pytest.mark.parametrize("reduce", [0, 1, 2, 3, 4])  # sum, mean, max, min, mul
 def test_scatter_and_segment_reduce(dtype, reduce):
     src = randn(E, WIDE, dtype=dtype, seed=3)
     index = torch.randint(0, 12, (E,), generator=torch.Generator().manual_seed(4))
@@ -123,6 +123,24 @@ def test_scatter_and_segment_reduce(dtype, reduce):
     ptr = torch.zeros(16, dtype=torch.long)
     ptr[1:] = torch.bincount(index, minlength=15).cumsum(0)
     run_both("segment_reduce", (src, ptr, reduce))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("feats", [1, WIDE])
+def test_segment_softmax(dtype, feats):
+    src = randn(E, feats, dtype=dtype, seed=40)
+    src[3, 0] = float("-inf")
+    index = torch.randint(0, 12, (E,), generator=torch.Generator().manual_seed(41))
+    index[index == 5] = 6
+    grad = randn(E, feats, dtype=dtype, seed=42)
+    for idx in (index, index.sort().values):
+        out = run_both("softmax_forward", (src, idx, 15))
+        run_both("softmax_backward", (out, grad, idx, 15))
+    g = torch.Generator().manual_seed(43)
+    src64 = torch.randn(E, 3, dtype=torch.float64, generator=g).to(DEVICE).requires_grad_()
+    torch.autograd.gradcheck(lambda s: K.softmax_forward(s, index.to(DEVICE), 15), (src64,))
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.softmax_forward(src.to(DEVICE), torch.full((E,), 99, device=DEVICE), 15)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -281,7 +299,7 @@ def test_reduction_gradcheck_on_gpu():
     src = torch.randn(12, 4, dtype=torch.float64, generator=g).to(DEVICE).requires_grad_()
     index = torch.tensor([0, 2, 2, 1, 0, 4, 4, 4, 1, 0, 2, 1], device=DEVICE)
     ptr = torch.tensor([0, 3, 3, 7, 12], device=DEVICE)
-    for reduce in (0, 1, 2, 3):
+    for reduce in (0, 1, 2, 3, 4):
         torch.autograd.gradcheck(lambda s: K.scatter_reduce(s, index, 6, reduce)[0], (src,))
         torch.autograd.gradcheck(lambda s: K.segment_reduce(s, ptr, reduce)[0], (src,))
     other = torch.randn(4, 4, 3, dtype=torch.float64, generator=g).to(DEVICE).requires_grad_()
