@@ -11,6 +11,7 @@ import torch
 
 from gnn.core import ops, testing, utils
 from gnn.core.ops import backends
+from gnn.core.ops import reference as ref
 
 pytest.importorskip("gnn.kernels")
 pytestmark = pytest.mark.skipif("native" not in backends.available(), reason="gnn-kernels not usable")
@@ -217,3 +218,46 @@ def test_attention_mask_gradcheck_through_gnn_core_ops():
                 lambda *t: ops.attention(csr, *t, 0.2, mask=mask, return_alpha=False)[0],
                 (xs, a_src, a_dst, a_edge),
             )
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "min", "max", "mul"])
+def test_every_scatter_reduction_is_served_by_the_kernels(reduce, monkeypatch):
+    monkeypatch.delenv("GNN_KERNELS", raising=False)  # the default selection, also in a GNN_KERNELS=torch run
+    src = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 12, (50,))
+    name, _ = backends.select(
+        "scatter", device=src.device, dtype=src.dtype, reduce=reduce, requires_grad=True
+    )
+    assert name == "native"
+    out = ops.scatter(src, index, 0, 14, reduce)
+    torch.testing.assert_close(out, ref.scatter(src, index, 0, 14, reduce))
+    grad_out = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, src, grad_out)
+    (grad_ref,) = torch.autograd.grad(ref.scatter(src, index, 0, 14, reduce), src, grad_out)
+    torch.testing.assert_close(grad, grad_ref)
+
+
+def _loop_softmax(src, index, groups):
+    out = torch.zeros_like(src)
+    for g in range(groups):
+        rows = (index == g).nonzero().flatten()
+        if len(rows):
+            e = (src[rows] - src[rows].max(0).values).exp()
+            out[rows] = e / e.sum(0)
+    return out
+
+
+def test_ops_softmax_uses_the_kernel_along_any_dim(monkeypatch):
+    monkeypatch.delenv("GNN_KERNELS", raising=False)  # the default selection, also in a GNN_KERNELS=torch run
+    name, _ = backends.select(
+        "softmax", device=torch.device("cpu"), dtype=torch.float32, reduce=None, requires_grad=True
+    )
+    assert name == "native"
+    src = torch.randn(4, 30, 5, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 7, (30,))
+    out = ops.softmax(src, index, num_nodes=7, dim=1)
+    expected = (
+        _loop_softmax(src.detach().movedim(1, 0).reshape(30, 20), index, 7).view(30, 4, 5).movedim(0, 1)
+    )
+    torch.testing.assert_close(out, expected)
+    assert torch.autograd.gradcheck(lambda s: ops.softmax(s, index, num_nodes=7, dim=1), (src,))

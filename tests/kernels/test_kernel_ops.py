@@ -340,24 +340,3 @@ def test_product_gradient_with_zeros(segment):
     )
     (torch_grad,) = torch.autograd.grad(reference, src, grad_out)
     torch.testing.assert_close(grad, torch_grad)
-
-
-@pytest.mark.parametrize("reduce", ["sum", "mean", "min", "max", "mul"])
-def test_every_scatter_reduction_is_served_by_the_kernels(reduce, monkeypatch):
-    monkeypatch.delenv("GNN_KERNELS", raising=False)  # the default selection, also in a GNN_KERNELS=torch run
-    from gnn.core import ops
-    from gnn.core.ops import backends
-    from gnn.core.ops import reference as ref
-
-    src = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
-    index = torch.randint(0, 12, (50,))
-    name, _ = backends.select(
-        "scatter", device=src.device, dtype=src.dtype, reduce=reduce, requires_grad=True
-    )
-    assert name == "native"
-    out = ops.scatter(src, index, 0, 14, reduce)
-    torch.testing.assert_close(out, ref.scatter(src, index, 0, 14, reduce))
-    grad_out = torch.randn_like(out)
-    (grad,) = torch.autograd.grad(out, src, grad_out)
-    (grad_ref,) = torch.autograd.grad(ref.scatter(src, index, 0, 14, reduce), src, grad_out)
-    torch.testing.assert_close(grad, grad_ref)

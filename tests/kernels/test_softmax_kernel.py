@@ -6,8 +6,6 @@ import pytest
 import torch
 
 import gnn.kernels
-from gnn.core import ops
-from gnn.core.ops import backends
 
 pytestmark = pytest.mark.skipif(not gnn.kernels.load(), reason="gnn-kernels did not build")
 K = torch.ops.gnn_kernels
@@ -84,25 +82,11 @@ def test_result_does_not_depend_on_the_thread_count():
         assert torch.equal(out, results[0][0]) and torch.equal(back, results[0][1])
 
 
-def test_ops_softmax_uses_the_kernel_along_any_dim(monkeypatch):
-    monkeypatch.delenv("GNN_KERNELS", raising=False)  # the default selection, also in a GNN_KERNELS=torch run
-    name, _ = backends.select(
-        "softmax", device=torch.device("cpu"), dtype=torch.float32, reduce=None, requires_grad=True
-    )
-    assert name == "native"
-    src = torch.randn(4, 30, 5, dtype=torch.float64, requires_grad=True)
-    index = torch.randint(0, 7, (30,))
-    out = ops.softmax(src, index, num_nodes=7, dim=1)
-    expected = loop_softmax(src.detach().movedim(1, 0).reshape(30, 20), index, 7).view(30, 4, 5).movedim(0, 1)
-    torch.testing.assert_close(out, expected)
-    assert torch.autograd.gradcheck(lambda s: ops.softmax(s, index, num_nodes=7, dim=1), (src,))
-
-
 def test_compiles_without_graph_breaks():
     src, index = inputs(50, 4, 6, False, torch.float32, seed=5)
 
     def fn(s):
-        return ops.softmax(s, index, num_nodes=6) * 2
+        return K.softmax_forward(s, index, 6) * 2
 
     explained = torch._dynamo.explain(fn)(src)
     assert explained.graph_break_count == 0
@@ -119,5 +103,3 @@ def test_bad_input_raises():
         K.softmax_forward(src.half(), torch.tensor([0, 1, 1]), 3)
     with pytest.raises(RuntimeError, match="shape of 'out'"):
         K.softmax_backward(src, torch.randn(3, 3), torch.tensor([0, 1, 1]), 3)
-    with pytest.raises(ValueError, match="index"):
-        ops.softmax(src, torch.tensor([0, 5, 1]), num_nodes=3)
