@@ -262,9 +262,15 @@ def main() -> None:
 
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, backends {ops.available()}")
+    # torch reads THP_MEM_ALLOC_ENABLE itself; with it, large CPU tensors sit on transparent huge
+    # pages and a fresh [100k, 128] tensor costs a few page faults instead of 12,500
+    thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") == "1"
+    print(
+        f"THP_MEM_ALLOC_ENABLE={'1 (huge pages)' if thp else '0 (4 KiB pages: page faults weigh on fresh tensors)'}"
+    )
     bw = bandwidth_gbs()
     print(f"copy bandwidth: {bw:.1f} GB/s")
-    results = {"bandwidth_gbs": bw, "layers": [], "aggr": [], "spmm": []}
+    results = {"bandwidth_gbs": bw, "thp": thp, "layers": [], "aggr": [], "spmm": []}
     pairs = layer_pairs()
     names = args.layers or list(pairs)
     header = (
