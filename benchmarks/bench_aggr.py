@@ -21,30 +21,15 @@ Usage: python benchmarks/bench_aggr.py [--elements 1000000] [--features 64]
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from timing import interleaved_median_ms
 
 import gnn.aggr as ours
 from gnn.core import ops
 
 NAMES = ["SoftmaxAggregation", "MaxAggregation", "StdAggregation"]
-
-
-def interleaved_median_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median time of each function; the runs are interleaved (a, b, c, a, b, c, ...) so that a
-    change of machine load during the run affects every contender alike."""
-    for fn in fns.values():
-        fn()  # warm-up (allocator, lazy imports)
-    times: dict[str, list[float]] = {key: [] for key in fns}
-    for _ in range(repeat):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return {key: statistics.median(values) * 1e3 for key, values in times.items()}
 
 
 def forward_backward(

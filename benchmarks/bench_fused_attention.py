@@ -12,11 +12,10 @@ registering a no-op message hook (hooks must see per-edge messages, so the fused
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from timing import interleaved_median_ms
 
 FEATURES, HEADS, CHANNELS, DEGREE = 128, 8, 16, 10
 
@@ -53,18 +52,6 @@ def variants(name: str) -> dict[str, torch.nn.Module]:
     return out
 
 
-def interleaved_ms(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    for fn in runs.values():  # warm-up (CSR and self-loop caches, allocator)
-        fn()
-    times: dict[str, list[float]] = {key: [] for key in runs}
-    for _ in range(rounds):
-        for key, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return {key: statistics.median(t) * 1e3 for key, t in times.items()}
-
-
 def profile(run: Callable[[], None], rows: int = 12) -> str:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as prof
@@ -87,7 +74,7 @@ def main() -> None:
     for name in ("GATv2", "Transformer"):
         layers = variants(name)
         runs = {key: fwd_bwd(layer, x, edge_index) for key, layer in layers.items()}
-        ms = interleaved_ms(runs, args.rounds)
+        ms = interleaved_median_ms(runs, args.rounds)
         cells = ", ".join(f"{key} {value:.1f} ms" for key, value in ms.items())
         print(f"{name}: {cells}")
         if "PyG" in ms:

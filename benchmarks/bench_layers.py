@@ -27,41 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from timing import interleaved_median_ms, median_ms
 
 from gnn.core import ops, utils
 
 FEATURES = 128
 DEGREE = 10
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up (CSR cache, allocator)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median ms of each function, calling them in turn ``repeat`` times (after one warm-up each)."""
-    for fn in fns.values():
-        fn()  # warm-up (CSR cache, allocator)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
 def in_backend(backend: str, fn: Callable[[], object]) -> Callable[[], None]:
@@ -191,8 +168,10 @@ def peak_memory_mb(name: str, variant: str, num_nodes: int) -> float:
     peak above the set-up state.
     """
     code = f"""
+import sys
 import torch
-import benchmarks.bench_layers as b
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import bench_layers as b
 
 def status(key):
     with open('/proc/self/status') as fh:
@@ -300,7 +279,7 @@ def main() -> None:
                     fns["pyg_csr"] = fwd_bwd(theirs, x, adj)
                 except Exception:  # noqa: BLE001 - PyG has no sparse path for this layer
                     pass
-            t = interleaved_medians(fns, args.repeat)
+            t = interleaved_median_ms(fns, args.repeat)
             t_kernels, t_torch, t_ei, t_csr = t["kernels"], t["torch"], t.get("pyg_ei"), t.get("pyg_csr")
             best = min(v for v in (t_ei, t_csr) if v is not None) if t_ei else None
             mp_roof = (t_kernels - t["dense"]) / roofline if name in ("GCN", "SAGE", "GIN") else None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from bench_aggr import interleaved_median_ms
+from timing import interleaved_median_ms
 
 from gnn.core import ops
 from gnn.core.nn import HeteroLinear
