@@ -26,6 +26,7 @@
 #endif
 
 #include "common.h"
+#include "../graclus_match.h"
 
 #include <algorithm>
 #include <cmath>
@@ -744,25 +745,7 @@ Tensor graclus(Tensor rowptr, Tensor col, Tensor weight, Tensor perm) {
   dispatch_float(weight.scalar_type(), "graclus", [&](auto tag) {
     using scalar_t = decltype(tag);
     const scalar_t* wp = weight.const_data_ptr<scalar_t>();
-    for (int64_t t = 0; t < num_nodes; ++t) {
-      const int64_t u = order[t];
-      if (cluster[u] >= 0) continue;
-      int64_t mate = -1;
-      scalar_t best = 0;
-      for (int64_t e = rp[u]; e < rp[u + 1]; ++e) {
-        const int64_t v = cp[e];
-        if (v == u || cluster[v] >= 0 || !(wp[e] >= 0)) continue;
-        if (mate < 0 || wp[e] > best) {
-          mate = v;
-          best = wp[e];
-        }
-      }
-      if (mate < 0) {
-        cluster[u] = u;
-      } else {
-        cluster[u] = cluster[mate] = std::min(u, mate);
-      }
-    }
+    graclus_match(rp, cp, wp, order, num_nodes, cluster);
   });
   return out;
 }

@@ -28,6 +28,7 @@
 // are checked by device kernels setting an error flag, before any kernel
 // relies on them. Nothing raises on the device.
 #include "common.cuh"
+#include "../graclus_match.h"
 
 #include <cmath>
 #include <vector>
@@ -385,31 +386,12 @@ __global__ void permutation_kernel(const int64_t* __restrict__ order, int64_t n,
     if (atomicAdd(seen + order[i], 1) != 0) atomicOr(flag, 1);
 }
 
-// The CPU loop verbatim, on a single thread (the greedy matching is sequential).
+// The matching the CPU runs (csrc/graclus_match.h), on a single thread: it is sequential.
 template <typename scalar_t>
 __global__ void graclus_kernel(const int64_t* __restrict__ rp, const int64_t* __restrict__ cp,
                                const scalar_t* __restrict__ wp, const int64_t* __restrict__ order,
                                int64_t num_nodes, int64_t* __restrict__ cluster) {
-  if (global_thread() != 0) return;
-  for (int64_t t = 0; t < num_nodes; ++t) {
-    const int64_t u = order[t];
-    if (cluster[u] >= 0) continue;
-    int64_t mate = -1;
-    scalar_t best = 0;
-    for (int64_t e = rp[u]; e < rp[u + 1]; ++e) {
-      const int64_t v = cp[e];
-      if (v == u || cluster[v] >= 0 || !(wp[e] >= 0)) continue;
-      if (mate < 0 || wp[e] > best) {
-        mate = v;
-        best = wp[e];
-      }
-    }
-    if (mate < 0) {
-      cluster[u] = u;
-    } else {
-      cluster[u] = cluster[mate] = u < mate ? u : mate;
-    }
-  }
+  if (global_thread() == 0) graclus_match(rp, cp, wp, order, num_nodes, cluster);
 }
 
 // -- grid_cluster --------------------------------------------------------------------------------
