@@ -285,7 +285,9 @@ def _softmax_backward(ctx, grad):
     return ops.softmax_backward(out, grad.contiguous(), index, ctx.dim_size), None, None
 
 
-torch.library.register_autograd("gnn_kernels::softmax_forward", _softmax_backward, setup_context=_softmax_setup)
+torch.library.register_autograd(
+    "gnn_kernels::softmax_forward", _softmax_backward, setup_context=_softmax_setup
+)
 
 
 # -- segment_matmul -------------------------------------------------------------------------------

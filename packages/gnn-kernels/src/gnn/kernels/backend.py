@@ -161,7 +161,9 @@ class NativeBackend(GeometryOps):
         moved = src.movedim(dim, 0) if dim != 0 else src
         rest = tuple(moved.shape[1:])
         flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
-        out = self.ops.softmax_forward(flat, index.long().contiguous(), dim_size).view((moved.size(0),) + rest)
+        out = self.ops.softmax_forward(flat, index.long().contiguous(), dim_size).view(
+            (moved.size(0),) + rest
+        )
         return out.movedim(0, dim) if dim != 0 else out
 
     def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
