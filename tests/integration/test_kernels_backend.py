@@ -28,7 +28,7 @@ def both(fn):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
-@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min", "mul"])
 def test_spmm_scatter_segment_match_reference(dtype, index_dtype, reduce):
     x, edge_index = testing.random_graph(40, 200, 6, seed=1, dtype=dtype)
     edge_index[1] = edge_index[1] % 30  # receivers 30..39 stay empty
@@ -36,7 +36,7 @@ def test_spmm_scatter_segment_match_reference(dtype, index_dtype, reduce):
     w = torch.rand(200, dtype=dtype)
     csr = utils.to_csr(edge_index, (40, 40), cache=False)
     x_nc = x.t().contiguous().t()  # non-contiguous view with the same values
-    for weight in (None, w):
+    for weight in (None, w) if reduce != "mul" else ():  # spmm has no product
         a, b = both(lambda: ops.spmm(csr, x_nc, weight, reduce))
         torch.testing.assert_close(a, b)
     src = torch.randn(200, 3, 2, dtype=dtype)
@@ -48,6 +48,10 @@ def test_spmm_scatter_segment_match_reference(dtype, index_dtype, reduce):
     ptr = torch.cat([idx.new_zeros(1), torch.bincount(idx, minlength=45).cumsum(0)]).to(index_dtype)
     a, b = both(lambda: ops.segment(src, ptr, 0, reduce))
     torch.testing.assert_close(a, b)
+    if reduce == "sum":  # the group softmax, by the same (unsorted, then sorted) index
+        for index in (edge_index[1], idx.to(index_dtype)):
+            a, b = both(lambda: ops.softmax(src, index, num_nodes=45))
+            torch.testing.assert_close(a, b)
 
 
 def test_gradcheck_through_gnn_core_ops():
