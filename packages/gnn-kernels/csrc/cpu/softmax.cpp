@@ -14,8 +14,9 @@
 //     pass while they are in cache;
 //   * an unsorted index with at least one block of 8 features per thread:
 //     threads split the feature columns;
-//   * otherwise (few features, e.g. one score per edge and head): threads
-//     split the groups, and each one scans all rows, skipping other groups'.
+//   * otherwise (few features, e.g. one score per edge and head): up to 8
+//     threads split the groups, and each one scans all rows, skipping other
+//     groups'.
 // The order of additions within a group is the row order in every case, so
 // the result does not depend on the thread count.
 #include "common.h"
@@ -29,6 +30,7 @@ namespace {
 
 constexpr double kSoftmaxEps = 1e-16;  // the reference's guard against an all-zero group sum
 constexpr int64_t kFeatureBlock = 8;
+constexpr int64_t kMaxGroupParts = 8;
 
 // The rows [k0, k1) whose group lies in [g0, g1), features [f0, f1).
 struct Part {
@@ -58,7 +60,9 @@ void for_each_part(const int64_t* ip, int64_t e, int64_t groups, int64_t feats, 
     });
     return;
   }
-  const int64_t parts = std::min(threads, groups);
+  // every part reads all of `index` (three times): a few parts keep that traffic bounded on
+  // machines with many cores, at the price of using at most kMaxGroupParts of them here
+  const int64_t parts = std::min({threads, groups, kMaxGroupParts});
   parallel_rows(parts, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) body(Part{0, e, groups * p / parts, groups * (p + 1) / parts, 0, feats});
   });
