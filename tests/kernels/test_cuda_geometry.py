@@ -1,7 +1,7 @@
 """The CUDA geometry ops (csrc/cuda/geometry.cu) against the same ops on CPU tensors.
 
 Runs only where a CUDA GPU is present and the library was built with CUDA
-(``FORCE_CUDA=1`` or a visible GPU at build time). Every output is compared
+(``FORCE_CUDA=1`` or a visible GPU at build time); skipped otherwise. Every output is compared
 element for element, ordering included: the CUDA kernels reproduce the CPU
 ops exactly (same rounded distances, same tie rules). Error messages are
 compared too (the text after the source location).
@@ -26,8 +26,12 @@ DTYPES = [torch.float32, torch.float64]
 
 @pytest.fixture(autouse=True)
 def _needs_cuda_kernels():
+    # a CPU-only build on a GPU machine (no CUDA toolkit at build time) is a valid install: skip, as
+    # test_cuda_parity.py does; a CUDA build missing the geometry kernels is a real failure
+    if gnn.kernels.build_info().get("cuda") is None:
+        pytest.skip("gnn-kernels built without CUDA (rebuild with FORCE_CUDA=1 to test its CUDA kernels)")
     if not torch._C._dispatch_has_kernel_for_dispatch_key("gnn_kernels::knn", "CUDA"):
-        pytest.fail("the library was built without its CUDA kernels (rebuild with FORCE_CUDA=1)")
+        pytest.fail("the CUDA build registers no CUDA kernel for the geometry ops")
 
 
 def offsets(sizes: list[int]) -> torch.Tensor:
