@@ -26,6 +26,7 @@
 #endif
 
 #include "common.h"
+#include "../geometry_checks.h"
 #include "../graclus_match.h"
 
 #include <algorithm>
@@ -60,12 +61,7 @@ void check_offsets(const Tensor& ptr, int64_t n, const char* op, const char* nam
   check_long(ptr, name);
   const int64_t b = ptr.numel() - 1;
   STD_TORCH_CHECK(b >= 0, "gnn_kernels::", op, ": '", name, "' must not be empty");
-  const int64_t* p = ptr.const_data_ptr<int64_t>();
-  STD_TORCH_CHECK(p[0] == 0 && p[b] == n, "gnn_kernels::", op, ": '", name, "' must run from 0 to ", n,
-                  ", got ", p[0], " and ", p[b]);
-  for (int64_t i = 0; i < b; ++i)
-    STD_TORCH_CHECK(p[i + 1] >= p[i], "gnn_kernels::", op, ": '", name,
-                    "' must be monotonically non-decreasing");
+  geometry::check_offset_values(ptr.const_data_ptr<int64_t>(), b, n, op, name);
 }
 
 template <typename scalar_t>
@@ -646,15 +642,7 @@ Tensor fps(Tensor src, Tensor ptr, Tensor num_samples, Tensor start) {
   const int64_t* pp = ptr.const_data_ptr<int64_t>();
   const int64_t* np = num_samples.const_data_ptr<int64_t>();
   const int64_t* sp = start.const_data_ptr<int64_t>();
-  std::vector<int64_t> out_ptr(num_examples + 1, 0);
-  for (int64_t b = 0; b < num_examples; ++b) {
-    const int64_t size = pp[b + 1] - pp[b];
-    STD_TORCH_CHECK(np[b] >= 0 && np[b] <= size, "gnn_kernels::fps: 'num_samples' of example ", b,
-                    " must lie in [0, ", size, "], got ", np[b]);
-    STD_TORCH_CHECK(np[b] == 0 || (sp[b] >= 0 && sp[b] < size), "gnn_kernels::fps: 'start' of example ", b,
-                    " must lie in [0, ", size, "), got ", sp[b]);
-    out_ptr[b + 1] = out_ptr[b] + np[b];
-  }
+  const std::vector<int64_t> out_ptr = geometry::fps_output_offsets(pp, np, sp, num_examples);
   Tensor out = torch::stable::new_empty(ptr, {out_ptr[num_examples]});
   int64_t* op = out.mutable_data_ptr<int64_t>();
   dispatch_float(src.scalar_type(), "fps", [&](auto tag) {
@@ -773,25 +761,13 @@ Tensor grid_cluster(Tensor pos, Tensor size, Tensor start, Tensor end) {
     const scalar_t* sp = start.const_data_ptr<scalar_t>();
     const scalar_t* ep = end.const_data_ptr<scalar_t>();
     STD_TORCH_CHECK(all_finite(pp, n * dim), "gnn_kernels::grid_cluster: 'pos' holds NaN or infinite coordinates");
-    std::vector<int64_t> stride(dim);
-    int64_t acc = 1;
-    constexpr double kLimit = 9.0e18;
-    for (int64_t d = 0; d < dim; ++d) {
-      STD_TORCH_CHECK(std::isfinite(zp[d]) && zp[d] > 0, "gnn_kernels::grid_cluster: 'size' must be positive");
-      STD_TORCH_CHECK(std::isfinite(sp[d]) && std::isfinite(ep[d]) && ep[d] >= sp[d],
-                      "gnn_kernels::grid_cluster: 'start' and 'end' must be finite with end >= start");
-      const scalar_t cells = (ep[d] - sp[d]) / zp[d];
-      STD_TORCH_CHECK(cells < kLimit, "gnn_kernels::grid_cluster: too many voxels along dimension ", d);
-      stride[d] = acc;
-      STD_TORCH_CHECK(!__builtin_mul_overflow(acc, static_cast<int64_t>(cells) + 1, &acc),
-                      "gnn_kernels::grid_cluster: the number of voxels overflows int64");
-    }
+    const std::vector<int64_t> stride = geometry::grid_strides(zp, sp, ep, dim);
     parallel_rows(n, 4096, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         uint64_t id = 0;  // unsigned: wraps instead of overflowing for points far outside [start, end]
         for (int64_t d = 0; d < dim; ++d) {
           const scalar_t cell = (pp[i * dim + d] - sp[d]) / zp[d];
-          const int64_t c = std::fabs(cell) < kLimit ? static_cast<int64_t>(cell)
+          const int64_t c = std::fabs(cell) < geometry::kGridLimit ? static_cast<int64_t>(cell)
                                                      : std::numeric_limits<int64_t>::min();
           id += static_cast<uint64_t>(c) * static_cast<uint64_t>(stride[d]);
         }

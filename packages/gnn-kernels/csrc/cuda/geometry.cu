@@ -28,6 +28,7 @@
 // are checked by device kernels setting an error flag, before any kernel
 // relies on them. Nothing raises on the device.
 #include "common.cuh"
+#include "../geometry_checks.h"
 #include "../graclus_match.h"
 
 #include <cmath>
@@ -153,10 +154,7 @@ std::vector<int64_t> check_offsets(const Tensor& ptr, int64_t n, const char* op,
   const int64_t b = ptr.numel() - 1;
   STD_TORCH_CHECK(b >= 0, "gnn_kernels::", op, ": '", name, "' must not be empty");
   std::vector<int64_t> p = to_host<int64_t>(ptr, ctx.stream());
-  STD_TORCH_CHECK(p[0] == 0 && p[b] == n, "gnn_kernels::", op, ": '", name, "' must run from 0 to ", n, ", got ",
-                  p[0], " and ", p[b]);
-  for (int64_t i = 0; i < b; ++i)
-    STD_TORCH_CHECK(p[i + 1] >= p[i], "gnn_kernels::", op, ": '", name, "' must be monotonically non-decreasing");
+  geometry::check_offset_values(p.data(), b, n, op, name);
   return p;
 }
 
@@ -395,7 +393,7 @@ __global__ void graclus_kernel(const int64_t* __restrict__ rp, const int64_t* __
 }
 
 // -- grid_cluster --------------------------------------------------------------------------------
-constexpr double kGridLimit = 9.0e18;  // the CPU's kLimit
+using geometry::kGridLimit;
 
 template <typename scalar_t>
 __global__ void grid_cluster_kernel(const scalar_t* __restrict__ pp, const scalar_t* __restrict__ zp,
@@ -515,15 +513,7 @@ Tensor fps(Tensor src, Tensor ptr, Tensor num_samples, Tensor start) {
                   ")");
   const std::vector<int64_t> np = to_host<int64_t>(num_samples, ctx.stream());
   const std::vector<int64_t> sp = to_host<int64_t>(start, ctx.stream());
-  std::vector<int64_t> out_ptr(num_examples + 1, 0);
-  for (int64_t b = 0; b < num_examples; ++b) {
-    const int64_t size = pp[b + 1] - pp[b];
-    STD_TORCH_CHECK(np[b] >= 0 && np[b] <= size, "gnn_kernels::fps: 'num_samples' of example ", b,
-                    " must lie in [0, ", size, "], got ", np[b]);
-    STD_TORCH_CHECK(np[b] == 0 || (sp[b] >= 0 && sp[b] < size), "gnn_kernels::fps: 'start' of example ", b,
-                    " must lie in [0, ", size, "), got ", sp[b]);
-    out_ptr[b + 1] = out_ptr[b] + np[b];
-  }
+  const std::vector<int64_t> out_ptr = geometry::fps_output_offsets(pp.data(), np.data(), sp.data(), num_examples);
   Tensor out = torch::stable::new_empty(ptr, {out_ptr[num_examples]});
   dispatch_float(src.scalar_type(), "fps", [&](auto tag) {
     using scalar_t = decltype(tag);
@@ -612,18 +602,7 @@ Tensor grid_cluster(Tensor pos, Tensor size, Tensor start, Tensor end) {
     const std::vector<scalar_t> zp = to_host<scalar_t>(size, ctx.stream());
     const std::vector<scalar_t> sp = to_host<scalar_t>(start, ctx.stream());
     const std::vector<scalar_t> ep = to_host<scalar_t>(end, ctx.stream());
-    std::vector<int64_t> stride(dim);
-    int64_t acc = 1;
-    for (int64_t d = 0; d < dim; ++d) {
-      STD_TORCH_CHECK(std::isfinite(zp[d]) && zp[d] > 0, "gnn_kernels::grid_cluster: 'size' must be positive");
-      STD_TORCH_CHECK(std::isfinite(sp[d]) && std::isfinite(ep[d]) && ep[d] >= sp[d],
-                      "gnn_kernels::grid_cluster: 'start' and 'end' must be finite with end >= start");
-      const scalar_t cells = (ep[d] - sp[d]) / zp[d];
-      STD_TORCH_CHECK(cells < kGridLimit, "gnn_kernels::grid_cluster: too many voxels along dimension ", d);
-      stride[d] = acc;
-      STD_TORCH_CHECK(!__builtin_mul_overflow(acc, static_cast<int64_t>(cells) + 1, &acc),
-                      "gnn_kernels::grid_cluster: the number of voxels overflows int64");
-    }
+    const std::vector<int64_t> stride = geometry::grid_strides(zp.data(), sp.data(), ep.data(), dim);
     if (n == 0) return;
     const Tensor stride_d = to_device(pos, stride, ctx.stream());
     grid_cluster_kernel<scalar_t><<<grid_threads(n), kThreads, 0, ctx.stream()>>>(
