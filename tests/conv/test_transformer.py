@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gnn.conv.transformer import TransformerConv
-from gnn.core import ops, testing
+from gnn.core import testing
 
 N, E, F_IN, C = 9, 36, 5, 3
 
@@ -257,17 +257,9 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
 
 def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):
     x, edge_index, _ = graph()
-    conv = TransformerConv(F_IN, C, heads=2, dropout=0.5).double()
-    calls = []
-    real = ops.dot_attention
-    monkeypatch.setattr(ops, "dot_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
-    conv.train()(x, edge_index)
-    assert calls == []
-    conv.eval()(x, edge_index)
-    assert calls == [1]
-    conv.register_message_forward_hook(lambda module, inputs, output: None)
-    conv(x, edge_index)
-    assert calls == [1]
+    testing.assert_fused_skipped_for_dropout_and_hooks(
+        monkeypatch, TransformerConv, "dot_attention", x, edge_index
+    )
 
 
 def test_fused_path_compiles_without_graph_breaks_and_matches_eager():

@@ -273,6 +273,24 @@ def assert_fused_matches_per_edge(
             assert_close(a, b, atol=1e-10, rtol=1e-8, msg=name)
 
 
+def assert_fused_skipped_for_dropout_and_hooks(
+    monkeypatch: Any, conv_cls: type, op: str, x: Any, graph: Any
+) -> None:
+    """A ``conv_cls(..., dropout=0.5)`` layer takes the fused op ``gnn.core.ops.<op>`` only in eval
+    mode (attention dropout needs the per-edge weights) and never with a message hook registered."""
+    conv = conv_cls(x.size(-1), 4, heads=2, dropout=0.5).to(x.dtype)
+    calls: list[int] = []
+    real = getattr(ops, op)
+    monkeypatch.setattr(ops, op, lambda *a, **k: calls.append(1) or real(*a, **k))
+    conv.train()(x, graph)
+    assert calls == []
+    conv.eval()(x, graph)
+    assert calls == [1]
+    conv.register_message_forward_hook(lambda module, inputs, output: None)
+    conv(x, graph)
+    assert calls == [1]
+
+
 def dense_gcn_adjacency(
     edge_index: Tensor, weight: Tensor | None, n: int, loops: bool = True, normalize: bool = True
 ) -> Tensor:

@@ -59,6 +59,15 @@ def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
     return hit
 
 
+def _along_rows(src: Tensor, dim: int, rows_out: int, kernel: Any) -> Tensor:
+    """``kernel`` (a contiguous ``[E, F]`` -> ``[rows_out, F]`` op) applied along ``dim`` of ``src``:
+    ``dim`` moved first and the other dimensions flattened into ``F``, then both restored."""
+    moved = src.movedim(dim, 0) if dim != 0 else src
+    rest = tuple(moved.shape[1:])
+    out = kernel(moved.reshape(moved.size(0), math.prod(rest)).contiguous()).view((rows_out,) + rest)
+    return out.movedim(0, dim) if dim != 0 else out
+
+
 def contiguous_rows(t: Tensor) -> Tensor:
     """``t`` with each row contiguous, keeping its row stride (a column block of a wider
     tensor stays a view) and a broadcast along rows (stride 0) broadcast. Only the CPU
@@ -141,30 +150,25 @@ class NativeBackend(GeometryOps):
         return out.view((csr.num_rows,) + rest)
 
     def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
-        moved = src.movedim(dim, 0) if dim != 0 else src
-        rest = tuple(moved.shape[1:])
-        flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
-        out, _ = self.ops.scatter_reduce(flat, index.long().contiguous(), dim_size, _REDUCE_CODES[reduce])
-        out = out.view((dim_size,) + rest)
-        return out.movedim(0, dim) if dim != 0 else out
+        index = index.long().contiguous()
+        code = _REDUCE_CODES[reduce]
+        return _along_rows(
+            src, dim, dim_size, lambda flat: self.ops.scatter_reduce(flat, index, dim_size, code)[0]
+        )
 
     def segment(self, src: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:
-        moved = src.movedim(dim, 0) if dim != 0 else src
-        rest = tuple(moved.shape[1:])
-        flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
-        out, _ = self.ops.segment_reduce(flat, ptr.long().contiguous(), _REDUCE_CODES[reduce])
-        out = out.view((ptr.numel() - 1,) + rest)
-        return out.movedim(0, dim) if dim != 0 else out
+        ptr = ptr.long().contiguous()
+        code = _REDUCE_CODES[reduce]
+        return _along_rows(
+            src, dim, ptr.numel() - 1, lambda flat: self.ops.segment_reduce(flat, ptr, code)[0]
+        )
 
     def softmax(self, src: Tensor, index: Tensor, dim: int, dim_size: int) -> Tensor:
         """Group softmax along ``dim`` in one fused kernel (three passes, no [E, F] temporaries)."""
-        moved = src.movedim(dim, 0) if dim != 0 else src
-        rest = tuple(moved.shape[1:])
-        flat = moved.reshape(moved.size(0), math.prod(rest)).contiguous()
-        out = self.ops.softmax_forward(flat, index.long().contiguous(), dim_size).view(
-            (moved.size(0),) + rest
+        index = index.long().contiguous()
+        return _along_rows(
+            src, dim, src.size(dim), lambda flat: self.ops.softmax_forward(flat, index, dim_size)
         )
-        return out.movedim(0, dim) if dim != 0 else out
 
     def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
         ptr = ptr.to(device="cpu", dtype=torch.long)
