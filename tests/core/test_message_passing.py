@@ -265,6 +265,11 @@ def test_bad_edge_index_raises_naming_argument():
         conv(x, [[0, 1], [1, 0]])
     with pytest.raises(ValueError, match=r"edge_index\[1\].*out of range"):
         conv(x, torch.tensor([[0, 1], [1, 4]]))
+    # PyG users catch IndexError for out-of-range nodes: the error is both
+    with pytest.raises(IndexError, match=r"edge_index\[1\].*out of range"):
+        conv(x, torch.tensor([[0, 1], [1, 4]]))
+    with pytest.raises(IndexError, match="negative"):
+        conv(x, torch.tensor([[0, -1], [1, 0]]))
     with pytest.raises(ValueError, match="negative"):
         conv(x, torch.tensor([[0, -1], [1, 0]]))
     with pytest.raises(ValueError, match="'x' has 4 nodes"):

@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "PluginWarning": ".plugins",
     "set_validation": ".validation",
     "validation_enabled": ".validation",
+    "IndexRangeError": ".validation",
     "Linear": ".nn.linear",
     "HeteroLinear": ".nn.hetero_linear",
     "HeteroDictLinear": ".nn.hetero_linear",

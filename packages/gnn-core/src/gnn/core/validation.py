@@ -42,6 +42,14 @@ def validation(enabled: bool) -> Iterator[None]:
         _ENABLED = old
 
 
+class IndexRangeError(ValueError, IndexError):
+    """An index outside its valid range.
+
+    Both a ``ValueError`` (gnn's convention for bad input) and an
+    ``IndexError`` (what PyG users catch for out-of-range node indices).
+    """
+
+
 def describe(obj: object) -> str:
     """Short description of a value for error messages."""
     if isinstance(obj, Tensor):
@@ -78,9 +86,9 @@ def check_index_range(name: str, index: Tensor, upper: int, what: str = "nodes")
     lo, hi = torch.aminmax(index)
     lo, hi = int(lo), int(hi)
     if lo < 0:
-        raise ValueError(f"'{name}' contains a negative index ({lo}); indices must lie in [0, {upper})")
+        raise IndexRangeError(f"'{name}' contains a negative index ({lo}); indices must lie in [0, {upper})")
     if hi >= upper:
-        raise ValueError(
+        raise IndexRangeError(
             f"'{name}' contains index {hi}, out of range for {upper} {what}; indices must lie in [0, {upper})"
         )
 
