@@ -268,13 +268,13 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
     inputs = [("edge_index", edge_index)]
     if case.get("sparse", True):
         inputs += list(testing.edge_index_formats(edge_index, sizes, edge_attr))
-    testing.assert_fused_matches_per_edge(monkeypatch, fused, "gatv2_attention", x, inputs, edge_attr, weight)
+    testing.assert_fused_matches_per_edge(monkeypatch, fused, "additive_attention", x, inputs, edge_attr, weight)
 
 
 def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):
     x, edge_index, _ = graph()
     testing.assert_fused_skipped_for_dropout_and_hooks(
-        monkeypatch, GATv2Conv, "gatv2_attention", x, edge_index
+        monkeypatch, GATv2Conv, "additive_attention", x, edge_index
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gnn.core import ops, set_validation
-from gnn.core.ops import geometry
+from gnn.core.ops import reference_geometry
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_knn_far_from_the_origin():
 def test_knn_in_several_blocks(monkeypatch):
     x, y, batch_x, batch_y = batched_points(4, 3)
     expected = loop_knn(x, y, 6, batch_x, batch_y)
-    monkeypatch.setattr(geometry, "_BLOCK", 64)  # test-local: force many small blocks and example splits
+    monkeypatch.setattr(reference_geometry, "_BLOCK", 64)  # test-local: force many small blocks and example splits
     assert torch.equal(ops.knn(x, y, 6, batch_x, batch_y), expected)
     expected = loop_radius(x, y, 1.1, batch_x, batch_y, 5)
     assert torch.equal(ops.radius(x, y, 1.1, batch_x, batch_y, max_num_neighbors=5), expected)
@@ -265,7 +265,7 @@ def test_grid_cluster_matches_formula():
         assert int(out[i]) == c[0] + cells[0] * (c[1] + cells[1] * c[2])
     assert torch.equal(
         ops.grid_cluster(pos, torch.tensor(size), start=0.0, end=3.0),
-        geometry.grid_cluster_reference(
+        reference_geometry.grid_cluster_reference(
             pos,
             torch.tensor(size, dtype=torch.float64),
             torch.zeros(3, dtype=torch.float64),

@@ -159,7 +159,7 @@ class _CountingBackend:
     def __init__(self):
         self.calls = 0
 
-    def supports(self, op, *, device, dtype, reduce, requires_grad):
+    def supports(self, op, *, device, dtype, reduce, **ctx):
         return op == "scatter" and dtype == torch.float64 and reduce == "sum"
 
     def scatter(self, src, index, dim, dim_size, reduce):
@@ -261,7 +261,7 @@ def test_dot_and_gatv2_attention_match_loop(backend, dtype, index_dtype, with_ed
     edge = _noncontiguous((40, 2, 3), dtype, g) if with_edge else None
     with ops.backend(backend):
         got = ops.dot_attention(csr, q, k, v, edge, scale=0.6)
-        got2 = ops.gatv2_attention(csr, xs, xd, att, edge, negative_slope=0.1)
+        got2 = ops.additive_attention(csr, xs, xd, att, edge, negative_slope=0.1)
     tol = {"atol": 1e-5, "rtol": 1e-5}
     for a, b in zip(got, _loop_dot_attention(edge_index, q, k, v, edge, 0.6)):
         torch.testing.assert_close(a, b, **tol)
@@ -287,7 +287,7 @@ def test_dot_and_gatv2_attention_gradcheck(backend, with_edge):
         return out, alpha * weight
 
     def gatv2(xs, xd, att, *e):
-        out, alpha = ops.gatv2_attention(csr, xs, xd, att, *e, negative_slope=0.2)
+        out, alpha = ops.additive_attention(csr, xs, xd, att, *e, negative_slope=0.2)
         return out, alpha * weight
 
     with ops.backend(backend):
@@ -310,28 +310,28 @@ def test_dot_and_gatv2_attention_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="'edge'"):
         ops.dot_attention(csr, q, k, k, edge[:-1])
     with pytest.raises(ValueError, match="'x_src'"):
-        ops.gatv2_attention(csr, xs.long(), xd, att)
+        ops.additive_attention(csr, xs.long(), xd, att)
     with pytest.raises(ValueError, match="'x_dst'"):
-        ops.gatv2_attention(csr, xs, xd[:, :, :2], att)
+        ops.additive_attention(csr, xs, xd[:, :, :2], att)
     with pytest.raises(ValueError, match="'att'"):
-        ops.gatv2_attention(csr, xs, xd, att.view(1, 2, 3))
+        ops.additive_attention(csr, xs, xd, att.view(1, 2, 3))
     with pytest.raises(ValueError, match="'edge'"):
-        ops.gatv2_attention(csr, xs, xd, att, edge.view(40, 6))
+        ops.additive_attention(csr, xs, xd, att, edge.view(40, 6))
     bad = ops.CSR(csr.rowptr, csr.col.clone(), csr.num_rows, csr.num_cols)
     bad.col[0] = 6  # out of range for 6 senders
     with pytest.raises(ValueError, match="'csr.col' contains index 6"):
         ops.dot_attention(bad, q, k, k)
     with pytest.raises(ValueError, match="'csr.col' contains index 6"):
-        ops.gatv2_attention(bad, xs, xd, att)
+        ops.additive_attention(bad, xs, xd, att)
 
 
-@pytest.mark.parametrize("op", ["dot_attention", "gatv2_attention"])
+@pytest.mark.parametrize("op", ["dot_attention", "additive_attention"])
 def test_feature_attention_without_alpha_gives_the_same_output(op):
     g = torch.Generator().manual_seed(9)
     edge_index = torch.randint(0, 7, (2, 30), generator=g)
     csr = utils.to_csr(edge_index, (7, 7), cache=False)
     a, b = torch.randn(7, 2, 3, generator=g), torch.randn(7, 2, 3, generator=g)
-    third = torch.randn(2, 3, generator=g) if op == "gatv2_attention" else torch.randn(7, 2, 3, generator=g)
+    third = torch.randn(2, 3, generator=g) if op == "additive_attention" else torch.randn(7, 2, 3, generator=g)
     out, alpha = getattr(ops, op)(csr, a, b, third)
     lone, none = getattr(ops, op)(csr, a, b, third, return_alpha=False)
     assert none is None and alpha.shape == (30, 2)

@@ -65,7 +65,7 @@ def test_gradcheck_through_gnn_core_ops():
         xs = torch.randn(15, 2, 3, dtype=torch.float64, requires_grad=True)
         a_src = torch.randn(15, 2, dtype=torch.float64, requires_grad=True)
         a_dst = torch.randn(15, 2, dtype=torch.float64, requires_grad=True)
-        torch.autograd.gradcheck(lambda *t: ops.attention(csr, *t), (xs, a_src, a_dst))
+        torch.autograd.gradcheck(lambda *t: ops.node_score_attention(csr, *t), (xs, a_src, a_dst))
 
 
 def test_attention_matches_reference_in_edge_order():
@@ -73,7 +73,7 @@ def test_attention_matches_reference_in_edge_order():
     csr = utils.to_csr(edge_index, (20, 20), cache=False)
     xs = torch.randn(20, 2, 4)
     a_src, a_dst, a_edge = torch.randn(20, 2), torch.randn(20, 2), torch.randn(90, 2)
-    (o1, al1), (o2, al2) = both(lambda: ops.attention(csr, xs, a_src, a_dst, a_edge, 0.2))
+    (o1, al1), (o2, al2) = both(lambda: ops.node_score_attention(csr, xs, a_src, a_dst, a_edge, 0.2))
     torch.testing.assert_close(o1, o2)
     torch.testing.assert_close(al1, al2)
     # alpha is in edge order: it sums to one over each receiver's incoming edges
@@ -152,7 +152,7 @@ def test_segment_matmul_and_hetero_linear_on_the_kernel():
         torch.testing.assert_close(fast, lin(x, types))
 
 
-@pytest.mark.parametrize("op", ["dot_attention", "gatv2_attention"])
+@pytest.mark.parametrize("op", ["dot_attention", "additive_attention"])
 @pytest.mark.parametrize("with_edge", [False, True])
 def test_fused_feature_attention_matches_reference_with_gradients(op, with_edge):
     """Native dot/GATv2 attention equals the pure-torch reference: outputs, alpha (edge order), all grads."""
@@ -162,7 +162,7 @@ def test_fused_feature_attention_matches_reference_with_gradients(op, with_edge)
     g = torch.Generator().manual_seed(6)
     a, b, c = (torch.randn(60, 4, 8, generator=g) for _ in range(3))
     edge = torch.randn(400, 4, 8, generator=g) if with_edge else None
-    if op == "gatv2_attention":
+    if op == "additive_attention":
         c = torch.randn(4, 8, generator=g)
     inputs = [t.requires_grad_() for t in (a, b, c) + ((edge,) if with_edge else ())]
     w_out, w_alpha = torch.randn(60, 4, 8, generator=g), torch.randn(400, 4, generator=g)
@@ -189,18 +189,18 @@ def test_attention_mask_and_unreturned_alpha_match_reference():
         torch.randn(20, 2, generator=g),
         torch.randn(20, 2, generator=g),
     )
-    (o1, al1), (o2, al2) = both(lambda: ops.attention(csr, xs, a_src, a_dst, None, 0.2, mask=mask))
+    (o1, al1), (o2, al2) = both(lambda: ops.node_score_attention(csr, xs, a_src, a_dst, None, 0.2, mask=mask))
     torch.testing.assert_close(o1, o2)
     torch.testing.assert_close(al1, al2)
     assert bool((al1[mask] == 0).all())
     (o3, none3), (o4, none4) = both(
-        lambda: ops.attention(csr, xs, a_src, a_dst, mask=mask, return_alpha=False)
+        lambda: ops.node_score_attention(csr, xs, a_src, a_dst, mask=mask, return_alpha=False)
     )
     assert none3 is None and none4 is None
     torch.testing.assert_close(o3, o1)
     torch.testing.assert_close(o4, o1)
     with pytest.raises(ValueError, match="mask"):
-        ops.attention(csr, xs, a_src, a_dst, mask=mask.float())
+        ops.node_score_attention(csr, xs, a_src, a_dst, mask=mask.float())
 
 
 def test_attention_mask_gradcheck_through_gnn_core_ops():
@@ -216,10 +216,10 @@ def test_attention_mask_gradcheck_through_gnn_core_ops():
     for name in ("native", "torch"):
         with ops.backend(name):
             torch.autograd.gradcheck(
-                lambda *t: ops.attention(csr, *t, 0.2, mask=mask), (xs, a_src, a_dst, a_edge)
+                lambda *t: ops.node_score_attention(csr, *t, 0.2, mask=mask), (xs, a_src, a_dst, a_edge)
             )
             torch.autograd.gradcheck(
-                lambda *t: ops.attention(csr, *t, 0.2, mask=mask, return_alpha=False)[0],
+                lambda *t: ops.node_score_attention(csr, *t, 0.2, mask=mask, return_alpha=False)[0],
                 (xs, a_src, a_dst, a_edge),
             )
 

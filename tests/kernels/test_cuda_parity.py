@@ -274,9 +274,9 @@ def _gatv2(rowptr, col, t, inputs):
 
 EG = 25  # entries of the gradcheck patterns
 GRAD_SHAPES = {
-    "attention": (_gat, [(N, H, C), (N, H), (M, H), (EG, H)]),
+    "node_score_attention": (_gat, [(N, H, C), (N, H), (M, H), (EG, H)]),
     "dot_attention": (_dot, [(M, H, C), (N, H, C), (N, H, C), (EG, H, C)]),
-    "gatv2_attention": (_gatv2, [(N, H, C), (M, H, C), (H, C), (EG, H, C)]),
+    "additive_attention": (_gatv2, [(N, H, C), (M, H, C), (H, C), (EG, H, C)]),
 }
 
 

@@ -358,7 +358,7 @@ def normalize_scores(
 
 # -- steps 1-3 fused ---------------------------------------------------------------------------
 def can_fuse(module: torch.nn.Module, dropout: float) -> bool:
-    """Whether a node-level-score layer may use :func:`gnn.core.ops.attention`.
+    """Whether a node-level-score layer may use :func:`gnn.core.ops.node_score_attention`.
 
     Not with active attention dropout (the kernel is dropout-free), explain
     mode, or message/aggregate hooks (which must see per-edge messages).
@@ -390,7 +390,7 @@ def fused_attention(
     negative_slope: float,
     need_alpha: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """Steps 1-3 in one :func:`gnn.core.ops.attention` call (no ``[E, H, C]`` tensor).
+    """Steps 1-3 in one :func:`gnn.core.ops.node_score_attention` call (no ``[E, H, C]`` tensor).
 
     Args:
         edge_index: ``[2, E]`` (loops already replaced).
@@ -410,7 +410,7 @@ def fused_attention(
     csr = to_csr(edge_index, size, flow)
     if alpha_dst is None:
         alpha_dst = alpha_src.new_zeros(csr.num_rows, alpha_src.size(1))
-    return ops.attention(
+    return ops.node_score_attention(
         csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope, mask=mask, return_alpha=need_alpha
     )
 
@@ -561,7 +561,7 @@ def fused_gatv2_attention(
     negative_slope: float,
     need_alpha: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """GATv2Conv's steps 1-3 in one :func:`gnn.core.ops.gatv2_attention` call.
+    """GATv2Conv's steps 1-3 in one :func:`gnn.core.ops.additive_attention` call.
 
     No ``[E, H, C]`` tensor is formed without edge features.
 
@@ -584,11 +584,11 @@ def fused_gatv2_attention(
         mask = None
     if mask is None:
         csr = to_csr(edge_index, size, flow)
-        return ops.gatv2_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
+        return ops.additive_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
     num_dst = x_dst.size(0)
     parked = _park_masked(edge_index, mask, flow, num_dst)
     grown = (size[0], num_dst + 1) if flow == "source_to_target" else (num_dst + 1, size[1])
     x_dst = torch.cat([x_dst, x_dst.new_zeros((1,) + tuple(x_dst.shape[1:]))])
     csr = to_csr(parked, grown, flow)
-    out, alpha = ops.gatv2_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
+    out, alpha = ops.additive_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
     return out[:num_dst], (alpha.masked_fill(mask.view(-1, 1), 0.0) if alpha is not None else None)

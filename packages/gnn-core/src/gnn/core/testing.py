@@ -337,8 +337,8 @@ def spy_spmm(monkeypatch: Any, conv: torch.nn.Module) -> list[int]:
 def spy_op(monkeypatch: Any, conv: torch.nn.Module, name: str) -> list[int]:
     """Count calls of ``gnn.core.ops.<name>`` and make ``conv``'s per-edge message path fail.
 
-    Like :func:`spy_spmm`, for the fused attention ops (``"attention"``,
-    ``"dot_attention"``, ``"gatv2_attention"``).
+    Like :func:`spy_spmm`, for the fused attention ops (``"node_score_attention"``,
+    ``"dot_attention"``, ``"additive_attention"``).
     """
     calls: list[int] = []
     real = getattr(ops, name)

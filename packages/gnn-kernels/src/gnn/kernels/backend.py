@@ -3,9 +3,11 @@
 gnn-core selects a backend per call with :meth:`NativeBackend.supports`;
 this one takes float32/float64 CPU tensors and the sum/mean/max/min
 reductions, and leaves everything else to the pure-torch reference.
-The graph arguments are gnn-core's CSR objects, used by duck typing
-(``rowptr``, ``col``, ``perm``, ``transpose()``, ``in_csr_order()``, ``in_edge_order()``), so this
-module imports nothing of gnn-core.
+Ops over a graph receive it as plain tensors, the ``KernelGraph`` tuple that
+gnn-core documents: ``(rowptr, col, perm, num_rows, num_cols, t_rowptr, t_col,
+t_perm)``, all int64 and contiguous, rows receiving, ``perm`` the CSR position ->
+edge position map (``None``: edges in CSR order) and the transposed pattern present
+when a gradient flows back to the senders. This module imports nothing of gnn-core.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ _OPS = {
     "spmm_self",
     "scatter",
     "segment",
-    "attention",
+    "node_score_attention",
     "segment_matmul",
     "dot_attention",
-    "gatv2_attention",
+    "additive_attention",
     "softmax",
     "knn",
     "radius",
@@ -48,15 +50,25 @@ _REDUCE_CODES = {
 }
 
 
-def _long_pattern(csr: Any) -> tuple[Tensor, Tensor]:
-    """int64 rowptr/col of a CSR (cached on the CSR object)."""
-    cache = csr._cache
-    hit = cache.get("native_long")
-    if hit is None:
-        hit = (csr.rowptr.long().contiguous(), csr.col.long().contiguous())
-        if not torch.compiler.is_compiling():
-            cache["native_long"] = hit
-    return hit
+#: below this many elements read (``work``), a call's fixed cost in the custom-op
+#: machinery exceeds what the kernel saves, and the pure-torch reference runs.
+#: Measured on 2 cores: spmm breaks even near 600k elements (E x F), the others earlier.
+_MIN_WORK = {"spmm": 1 << 19, "spmm_self": 1 << 19}
+_MIN_WORK_DEFAULT = 1 << 15
+
+
+def in_graph_order(graph: Any, edge_tensor: Tensor | None) -> Tensor | None:
+    """A per-edge tensor given in edge order, moved into the graph's CSR order."""
+    if edge_tensor is None or graph.perm is None:
+        return edge_tensor
+    return edge_tensor.index_select(0, graph.perm)
+
+
+def in_edge_order(graph: Any, csr_tensor: Tensor | None) -> Tensor | None:
+    """A per-entry tensor in CSR order, moved back into the caller's edge order."""
+    if csr_tensor is None or graph.perm is None:
+        return csr_tensor
+    return torch.empty_like(csr_tensor).index_copy_(0, graph.perm, csr_tensor)
 
 
 def _along_rows(src: Tensor, dim: int, rows_out: int, kernel: Any) -> Tensor:
@@ -80,13 +92,6 @@ def contiguous_rows(t: Tensor) -> Tensor:
     return t if inner.is_contiguous() else t.contiguous()
 
 
-def _transposed(csr: Any) -> tuple[Tensor, Tensor, Tensor]:
-    t = csr.transpose()
-    rowptr, col = _long_pattern(t)
-    perm = t.perm if t.perm is not None else torch.arange(t.nnz, device=t.col.device)
-    return rowptr, col, perm.long()
-
-
 class NativeBackend(GeometryOps):
     """Compiled CPU kernels (OpenMP-style row parallelism through torch's thread pool)."""
 
@@ -98,19 +103,28 @@ class NativeBackend(GeometryOps):
         self.ops = torch.ops.gnn_kernels
 
     def supports(
-        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, requires_grad: bool
+        self,
+        op: str,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        reduce: str | None,
+        work: int | None = None,
+        **ctx: Any,
     ) -> bool:
         if op not in _OPS or device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+            return False
+        if work is not None and work < _MIN_WORK.get(op, _MIN_WORK_DEFAULT):
             return False
         return reduce is None or reduce in _REDUCE_CODES
 
     # -- ops ---------------------------------------------------------------------------------
-    def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
-        return self.spmm_self(csr, x, edge_weight, reduce, None, 1.0)
+    def spmm(self, graph: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
+        return self.spmm_self(graph, x, edge_weight, reduce, None, 1.0)
 
     def spmm_self(
         self,
-        csr: Any,
+        graph: Any,
         x: Tensor,
         edge_weight: Tensor | None,
         reduce: str,
@@ -118,8 +132,8 @@ class NativeBackend(GeometryOps):
         self_weight: float,
     ) -> Tensor:
         """``spmm`` plus ``self_weight * x_self``, fused into the kernel for sum/mean."""
-        rowptr, col = _long_pattern(csr)
-        value = csr.in_csr_order(edge_weight)
+        rowptr, col = graph.rowptr, graph.col
+        value = in_graph_order(graph, edge_weight)
         if value is not None:
             value = value.to(x.dtype).contiguous()
         rest = tuple(x.shape[1:])
@@ -128,13 +142,13 @@ class NativeBackend(GeometryOps):
             out, _ = self.ops.spmm_minmax(
                 rowptr, col, value, x.reshape(x.size(0), feats).contiguous(), reduce == "max"
             )
-            out = out.view((csr.num_rows,) + rest)
+            out = out.view((graph.num_rows,) + rest)
             return out if x_self is None else out + self_weight * x_self
         t_rowptr = t_col = t_perm = None
         if x.requires_grad:
-            t_rowptr, t_col, t_perm = _transposed(csr)
+            t_rowptr, t_col, t_perm = graph.t_rowptr, graph.t_col, graph.t_perm
         if x_self is not None:
-            x_self = x_self.to(x.dtype).reshape(csr.num_rows, 1, feats).contiguous()
+            x_self = x_self.to(x.dtype).reshape(graph.num_rows, 1, feats).contiguous()
         out = self.ops.spmm_sum(
             rowptr,
             col,
@@ -147,7 +161,7 @@ class NativeBackend(GeometryOps):
             x_self,
             self_weight,
         )
-        return out.view((csr.num_rows,) + rest)
+        return out.view((graph.num_rows,) + rest)
 
     def scatter(self, src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
         index = index.long().contiguous()
@@ -179,9 +193,9 @@ class NativeBackend(GeometryOps):
             return out.view(tuple(inputs.shape[:-1]) + (other.shape[-1],))
         return self.ops.segment_matmul(inputs, ptr.contiguous(), other)
 
-    def attention(
+    def node_score_attention(
         self,
-        csr: Any,
+        graph: Any,
         x: Tensor,
         a_src: Tensor,
         a_dst: Tensor,
@@ -190,9 +204,9 @@ class NativeBackend(GeometryOps):
         mask: Tensor | None = None,
         return_alpha: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        a_edge = csr.in_csr_order(a_edge)
-        mask = csr.in_csr_order(mask)
-        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, x, a_src, a_dst, a_edge)
+        a_edge = in_graph_order(graph, a_edge)
+        mask = in_graph_order(graph, mask)
+        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(graph, x, a_src, a_dst, a_edge)
         out, alpha = self.ops.attention_forward(
             rowptr,
             col,
@@ -207,19 +221,18 @@ class NativeBackend(GeometryOps):
             t_perm,
         )
         # unless asked for, alpha stays in CSR order, saved for backward only
-        return out, (csr.in_edge_order(alpha) if return_alpha else None)
+        return out, (in_edge_order(graph, alpha) if return_alpha else None)
 
     # -- fused attention with per-feature scores (TransformerConv, GATv2Conv) ---------------------
-    def _fused_pattern(self, csr: Any, *inputs: Tensor | None) -> tuple[Tensor, ...]:
+    def _fused_pattern(self, graph: Any, *inputs: Tensor | None) -> tuple[Tensor | None, ...]:
         """rowptr, col and (when a gradient is needed) the transposed pattern, else ``None``s."""
-        rowptr, col = _long_pattern(csr)
         if any(t is not None and t.requires_grad for t in inputs):
-            return (rowptr, col) + _transposed(csr)
-        return rowptr, col, None, None, None
+            return graph.rowptr, graph.col, graph.t_rowptr, graph.t_col, graph.t_perm
+        return graph.rowptr, graph.col, None, None, None
 
     def dot_attention(
         self,
-        csr: Any,
+        graph: Any,
         query: Tensor,
         key: Tensor,
         value: Tensor,
@@ -227,8 +240,8 @@ class NativeBackend(GeometryOps):
         scale: float,
         return_alpha: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        edge = csr.in_csr_order(edge)
-        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, query, key, value, edge)
+        edge = in_graph_order(graph, edge)
+        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(graph, query, key, value, edge)
         dtype = query.dtype
         out, alpha = self.ops.dot_attention_forward(
             rowptr,
@@ -242,11 +255,11 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, (csr.in_edge_order(alpha) if return_alpha else None)
+        return out, (in_edge_order(graph, alpha) if return_alpha else None)
 
-    def gatv2_attention(
+    def additive_attention(
         self,
-        csr: Any,
+        graph: Any,
         x_src: Tensor,
         x_dst: Tensor,
         att: Tensor,
@@ -254,8 +267,8 @@ class NativeBackend(GeometryOps):
         negative_slope: float,
         return_alpha: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        edge = csr.in_csr_order(edge)
-        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(csr, x_src, x_dst, att, edge)
+        edge = in_graph_order(graph, edge)
+        rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(graph, x_src, x_dst, att, edge)
         dtype = x_src.dtype
         out, alpha = self.ops.gatv2_attention_forward(
             rowptr,
@@ -269,4 +282,4 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, (csr.in_edge_order(alpha) if return_alpha else None)
+        return out, (in_edge_order(graph, alpha) if return_alpha else None)

@@ -26,7 +26,7 @@ class TorchScatterBackend:
         self._ts = importlib.import_module("torch_scatter")
 
     def supports(
-        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, requires_grad: bool
+        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, **ctx: Any
     ) -> bool:
         if torch.compiler.is_compiling():  # torch-scatter's ops have no fake implementations
             return False
@@ -64,7 +64,7 @@ class TorchSparseBackend:
         self._sparse_tensor = importlib.import_module("torch_sparse").SparseTensor
 
     def supports(
-        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, requires_grad: bool
+        self, op: str, *, device: torch.device, dtype: torch.dtype, reduce: str | None, **ctx: Any
     ) -> bool:
         if torch.compiler.is_compiling():  # torch-sparse's ops have no fake implementations
             return False
@@ -74,19 +74,22 @@ class TorchSparseBackend:
             and reduce in ("sum", "mean", "max", "min")
         )
 
-    def spmm(self, csr: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
-        if csr.nnz == 0 or x.numel() == 0:
+    def spmm(self, graph: Any, x: Tensor, edge_weight: Tensor | None, reduce: str) -> Tensor:
+        """``graph`` is a :class:`~gnn.core.ops.csr.KernelGraph` (plain int64 tensors)."""
+        if graph.col.numel() == 0 or x.numel() == 0:
             # torch-sparse dies with SIGFPE on empty inputs: never hand it one
-            return x.new_zeros((csr.num_rows,) + tuple(x.shape[1:]))
-        value = csr.in_csr_order(edge_weight)
+            return x.new_zeros((graph.num_rows,) + tuple(x.shape[1:]))
+        value = edge_weight
+        if value is not None and graph.perm is not None:
+            value = value.index_select(0, graph.perm)
         adj = self._sparse_tensor(
-            rowptr=csr.rowptr.long(),
-            col=csr.col.long(),
+            rowptr=graph.rowptr,
+            col=graph.col,
             value=value,
-            sparse_sizes=(csr.num_rows, csr.num_cols),
+            sparse_sizes=(graph.num_rows, graph.num_cols),
             is_sorted=True,
             trust_data=True,
         )
         flat = x.reshape(x.size(0), math.prod(x.shape[1:]))
         out = adj.matmul(flat, reduce=reduce)
-        return out.reshape((csr.num_rows,) + tuple(x.shape[1:]))
+        return out.reshape((graph.num_rows,) + tuple(x.shape[1:]))

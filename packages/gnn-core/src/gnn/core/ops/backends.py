@@ -4,7 +4,9 @@ A backend is an object registered through the ``gnn_register_kernels`` hook
 (``register(obj_or_"module:attr", name=..., priority=...)``). It provides
 methods named after the ops it implements and a
 ``supports(op, **ctx) -> bool`` that says whether it can run one call
-(``ctx`` holds ``device``, ``dtype``, ``reduce``, ``requires_grad``). The
+(``ctx`` holds ``device``, ``dtype``, ``reduce``, ``requires_grad`` and ``work``,
+the number of elements the call reads or ``None`` when unknown). Ops that take a
+graph hand a backend a :class:`~gnn.core.ops.csr.KernelGraph` of plain tensors. The
 highest-priority backend that supports a call runs it; the pure-torch
 reference (:mod:`gnn.core.ops.reference`) runs otherwise.
 
@@ -21,7 +23,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from . import reference
+from . import reference, reference_geometry
 
 TORCH = "torch"
 _forced = threading.local()
@@ -93,11 +95,7 @@ def backend(name: str) -> Iterator[None]:
 def _reference(op: str) -> Any:
     """The pure-torch implementation of ``op``."""
     impl = getattr(reference, op, None)
-    if impl is None:
-        from .geometry import _REFERENCES  # knn, radius, fps, ... live with their validation
-
-        impl = _REFERENCES[op]
-    return impl
+    return impl if impl is not None else reference_geometry.REFERENCES[op]
 
 
 def select(op: str, **ctx: Any) -> tuple[str, Any]:
@@ -121,15 +119,21 @@ def describe(
         "spmm",
         "softmax",
         "segment_matmul",
-        "attention",
+        "node_score_attention",
+        "additive_attention",
         "dot_attention",
-        "gatv2_attention",
     ),
 ) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
     import torch
 
-    ctx = {"device": torch.device("cpu"), "dtype": torch.float32, "reduce": "sum", "requires_grad": True}
+    ctx = {
+        "device": torch.device("cpu"),
+        "dtype": torch.float32,
+        "reduce": "sum",
+        "requires_grad": True,
+        "work": None,  # a call of any size
+    }
     return {op: select(op, **ctx)[0] for op in ops}
 
 

@@ -11,13 +11,47 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from .. import validation as v
+
 # torch.sparse CSR is used internally with indices we built and validated
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+
+class KernelGraph(NamedTuple):
+    """A graph as compiled backends receive it: plain int64 tensors, no gnn-core objects.
+
+    Backends registered through ``gnn_register_kernels`` get this tuple where an op
+    takes a graph (the pure-torch reference gets the :class:`CSR` itself). Rows receive,
+    columns send.
+
+    Attributes:
+        rowptr: ``[num_rows + 1]`` int64 offsets into ``col``.
+        col: ``[nnz]`` int64 sending node of each entry, grouped by row.
+        perm: ``[nnz]`` int64 position of each CSR entry in the caller's edge order,
+            or ``None`` when the edges already are in CSR order. Per-edge tensors that
+            an op takes (weights, edge features, masks) come in edge order, and per-edge
+            results (attention weights) go back in edge order.
+        num_rows: number of receiving nodes.
+        num_cols: number of sending nodes.
+        t_rowptr, t_col: the transposed pattern (rows are the senders), present when a
+            gradient flows back to the senders, else ``None``.
+        t_perm: ``[nnz]`` int64 position in *CSR* order of each transposed entry.
+    """
+
+    rowptr: Tensor
+    col: Tensor
+    perm: Tensor | None
+    num_rows: int
+    num_cols: int
+    t_rowptr: Tensor | None = None
+    t_col: Tensor | None = None
+    t_perm: Tensor | None = None
 
 
 @dataclass(eq=False)
@@ -59,6 +93,14 @@ class CSR:
                 self._cache["row"] = row
         return row
 
+    def check_columns(self) -> None:
+        """Check ``0 <= col < num_cols`` (once: a CSR is immutable)."""
+        if self._cache.get("col_in_range"):
+            return
+        v.check_index_range("csr.col", self.col, self.num_cols, "source nodes")
+        if v.validation_enabled():
+            self._cache["col_in_range"] = True
+
     def degree(self) -> Tensor:
         """``[num_rows]`` number of entries per row."""
         return self.rowptr[1:] - self.rowptr[:-1]
@@ -88,6 +130,29 @@ class CSR:
             if not torch.compiler.is_compiling():
                 self._cache["t"] = t
         return t
+
+    def kernel_graph(self, transposed: bool) -> KernelGraph:
+        """This pattern as plain int64 tensors for a compiled backend (cached).
+
+        Args:
+            transposed: include the transposed pattern (needed when a gradient flows
+                back to the sending nodes).
+        """
+        key = ("kernel", transposed)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        rowptr, col = self.rowptr.long().contiguous(), self.col.long().contiguous()
+        perm = None if self.perm is None else self.perm.long().contiguous()
+        t_rowptr = t_col = t_perm = None
+        if transposed:
+            t = self.transpose()
+            t_rowptr, t_col = t.rowptr.long().contiguous(), t.col.long().contiguous()
+            t_perm = t.perm.long() if t.perm is not None else torch.arange(t.nnz, device=t.col.device)
+        graph = KernelGraph(rowptr, col, perm, self.num_rows, self.num_cols, t_rowptr, t_col, t_perm)
+        if not torch.compiler.is_compiling():
+            self._cache[key] = graph
+        return graph
 
     def torch_sparse(self, value: Tensor | None, dtype: torch.dtype) -> Tensor:
         """A ``torch.sparse_csr_tensor`` view (values default to ones)."""

@@ -173,7 +173,7 @@ def segment_matmul(inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
     return torch.cat(outs, dim=0)
 
 
-def attention(
+def node_score_attention(
     csr: CSR,
     x: Tensor,
     a_src: Tensor,
@@ -183,7 +183,7 @@ def attention(
     mask: Tensor | None = None,
     return_alpha: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """GAT-style attention aggregation (see :func:`gnn.core.ops.attention`)."""
+    """Attention from per-node scores (see :func:`gnn.core.ops.node_score_attention`)."""
     row, col = csr.row(), csr.col
     score = a_src.index_select(0, col) + a_dst.index_select(0, row)
     if a_edge is not None:
@@ -225,7 +225,7 @@ def dot_attention(
     return out, (csr.in_edge_order(alpha) if return_alpha else None)
 
 
-def gatv2_attention(
+def additive_attention(
     csr: CSR,
     x_src: Tensor,
     x_dst: Tensor,
@@ -234,7 +234,7 @@ def gatv2_attention(
     negative_slope: float,
     return_alpha: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """GATv2 attention aggregation (see :func:`gnn.core.ops.gatv2_attention`)."""
+    """Additive attention (see :func:`gnn.core.ops.additive_attention`)."""
     row, col = csr.row(), csr.col
     src = x_src.index_select(0, col)
     z = src + x_dst.index_select(0, row)
