@@ -67,7 +67,7 @@ def test_cached_normalization_per_graph(monkeypatch):
     _, other = testing.random_graph(N, E, F, seed=5)
     testing.assert_close(prop(x, other), APPNP(3, 0.1)(x, other))
     prop.reset_parameters()
-    assert not prop._cache
+    assert prop._cached_edge_index is None
 
 
 def test_dropout_only_in_training():

@@ -48,6 +48,7 @@ def test_attention_helpers_reexport_the_shared_check():
 
 
 def test_cached_gcn_norm_reuses_only_for_the_same_graph(monkeypatch):
+    from gnn.conv import GCNConv
     from gnn.core import testing
     from gnn.core.utils import gcn_norm
 
@@ -58,12 +59,17 @@ def test_cached_gcn_norm_reuses_only_for_the_same_graph(monkeypatch):
     weight = torch.rand(12)
     args = (6, False, True, "source_to_target", torch.float32)
     expected = gcn_norm(edge_index, weight, *args)
-    cache = _utils.GraphCache()
-    first = _utils.cached_gcn_norm(cache, edge_index, weight, *args)
-    assert _utils.cached_gcn_norm(cache, edge_index, weight, *args) is first and len(calls) == 1
+    layer = GCNConv(1, 1, cached=True)
+    first = _utils.cached_gcn_norm(layer, edge_index, weight, *args)
+    assert _utils.cached_gcn_norm(layer, edge_index, weight, *args) is first and len(calls) == 1
+    assert layer._cached_edge_index is first  # PyG's attribute holds it
     testing.assert_close(first, expected)
-    _utils.cached_gcn_norm(cache, edge_index.clone(), weight, *args)  # another graph object: recomputed
+    _utils.cached_gcn_norm(layer, edge_index.clone(), weight, *args)  # another graph object: recomputed
     assert len(calls) == 2
-    for _ in range(2):  # no cache: every call normalizes
-        testing.assert_close(_utils.cached_gcn_norm(None, edge_index, weight, *args), expected)
-    assert len(calls) == 4
+    layer._cached_edge_index = None  # PyG users reset the cache by hand
+    _utils.cached_gcn_norm(layer, edge_index, weight, *args)
+    assert len(calls) == 3
+    plain = GCNConv(1, 1)  # cached=False: every call normalizes
+    for _ in range(2):
+        testing.assert_close(_utils.cached_gcn_norm(plain, edge_index, weight, *args), expected)
+    assert len(calls) == 5

@@ -82,8 +82,14 @@ def test_formats_permutation_cache():
     testing.assert_close(conv(x, edge_index[:, perm]), conv(x, edge_index), atol=1e-9)
     cached = EGConv(F_IN, 8, cached=True, num_heads=2).double()
     out = cached(x, edge_index)
-    testing.assert_close(cached(x, edge_index.flip(0)), out)  # graph ignored while cached
+    testing.assert_close(cached(x, edge_index), out)
+    assert cached._cached_edge_index is not None  # PyG's attribute
+    other = EGConv(F_IN, 8, num_heads=2).double()
+    other.load_state_dict(cached.state_dict())
+    # another graph is looped again (PyG would reuse the first)
+    testing.assert_close(cached(x, edge_index.flip(0)), other(x, edge_index.flip(0)))
     cached.reset_parameters()
+    assert cached._cached_edge_index is None
     fresh = EGConv(F_IN, 8, num_heads=2).double()
     fresh.load_state_dict(cached.state_dict())
     testing.assert_close(cached(x, edge_index.flip(0)), fresh(x, edge_index.flip(0)))

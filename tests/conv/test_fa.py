@@ -92,10 +92,14 @@ def test_cached_and_reset():
     conv = FAConv(F_IN, cached=True).double()
     x, x0, edge_index = graph()
     out = conv(x, x0, edge_index)
-    other = edge_index.flip(0)  # ignored while cached
-    testing.assert_close(conv(x, x0, other), out)
+    testing.assert_close(conv(x, x0, edge_index), out)
+    assert conv._cached_edge_index is not None  # PyG's attribute
+    other = edge_index.flip(0)  # another graph is normalized again (PyG would reuse the first)
+    expected = FAConv(F_IN).double()
+    expected.load_state_dict(conv.state_dict())
+    testing.assert_close(conv(x, x0, other), expected(x, x0, other))
     conv.reset_parameters()
-    assert conv._cached is None
+    assert conv._cached_edge_index is None
     fresh = FAConv(F_IN).double()
     fresh.load_state_dict(conv.state_dict())
     testing.assert_close(conv(x, x0, other), fresh(x, x0, other))

@@ -268,7 +268,9 @@ def test_fused_path_matches_per_edge_path(monkeypatch, case):
     inputs = [("edge_index", edge_index)]
     if case.get("sparse", True):
         inputs += list(testing.edge_index_formats(edge_index, sizes, edge_attr))
-    testing.assert_fused_matches_per_edge(monkeypatch, fused, "additive_attention", x, inputs, edge_attr, weight)
+    testing.assert_fused_matches_per_edge(
+        monkeypatch, fused, "additive_attention", x, inputs, edge_attr, weight
+    )
 
 
 def test_fused_path_skipped_for_attention_dropout_and_hooks(monkeypatch):

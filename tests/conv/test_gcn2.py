@@ -72,11 +72,11 @@ def test_cached_and_reset():
     x, edge_index = testing.random_graph(N, E, C, seed=4)
     conv = GCN2Conv(C, 0.1, cached=True)
     out = conv(x, x, edge_index)
-    assert conv._cache
+    assert conv._cached_edge_index is not None  # PyG's attribute
     testing.assert_close(conv(x, x, edge_index), out)
     before = conv.weight1.detach().clone()
     conv.reset_parameters()
-    assert not conv._cache and not torch.equal(before, conv.weight1)
+    assert conv._cached_edge_index is None and not torch.equal(before, conv.weight1)
 
 
 def test_bad_inputs():

@@ -95,7 +95,9 @@ def test_knn_far_from_the_origin():
 def test_knn_in_several_blocks(monkeypatch):
     x, y, batch_x, batch_y = batched_points(4, 3)
     expected = loop_knn(x, y, 6, batch_x, batch_y)
-    monkeypatch.setattr(reference_geometry, "_BLOCK", 64)  # test-local: force many small blocks and example splits
+    monkeypatch.setattr(
+        reference_geometry, "_BLOCK", 64
+    )  # test-local: force many small blocks and example splits
     assert torch.equal(ops.knn(x, y, 6, batch_x, batch_y), expected)
     expected = loop_radius(x, y, 1.1, batch_x, batch_y, 5)
     assert torch.equal(ops.radius(x, y, 1.1, batch_x, batch_y, max_num_neighbors=5), expected)

@@ -331,7 +331,9 @@ def test_feature_attention_without_alpha_gives_the_same_output(op):
     edge_index = torch.randint(0, 7, (2, 30), generator=g)
     csr = utils.to_csr(edge_index, (7, 7), cache=False)
     a, b = torch.randn(7, 2, 3, generator=g), torch.randn(7, 2, 3, generator=g)
-    third = torch.randn(2, 3, generator=g) if op == "additive_attention" else torch.randn(7, 2, 3, generator=g)
+    third = (
+        torch.randn(2, 3, generator=g) if op == "additive_attention" else torch.randn(7, 2, 3, generator=g)
+    )
     out, alpha = getattr(ops, op)(csr, a, b, third)
     lone, none = getattr(ops, op)(csr, a, b, third, return_alpha=False)
     assert none is None and alpha.shape == (30, 2)

@@ -1,7 +1,6 @@
-r"""Shared machinery of the attention layers (GAT, GATv2, Transformer, AGNN, SuperGAT, FA, ...).
+r"""Shared steps of the attention layers (GAT, GATv2, Transformer, AGNN, SuperGAT, FA, ...).
 
-The attention layers split their work into three steps, kept apart here so
-that a fused kernel can later replace them as a whole:
+The attention layers split their work into three steps:
 
 1. **scores**: one score per edge and head, built from node-level terms
    (``[N, H]`` tensors of :func:`node_scores`, gathered per edge by
@@ -15,11 +14,12 @@ that a fused kernel can later replace them as a whole:
    layers' ``message`` (:func:`weighted_message`) followed by the
    ``MessagePassing`` sum.
 
-The other helpers deal with the graph around that: sparse ``adj_t``
-inputs are read as ``edge_index`` up front (:func:`read_graph`), self
-loops are replaced as PyG's attention layers do (:func:`replace_self_loops`),
-and ``return_attention_weights`` results are given in the form of the input
-(:func:`attention_result`).
+GAT, GATv2 and Transformer declare these steps as a fused plan
+(:mod:`gnn.core.plans`), so that ``MessagePassing`` may run all three in one
+kernel; the helpers here are their general path. The other helpers deal with
+the graph around that: self loops are replaced as PyG's attention layers do
+(:func:`replace_self_loops`), and ``return_attention_weights`` results are given
+in the form of the input (:func:`attention_result`).
 """
 
 from __future__ import annotations
@@ -33,108 +33,28 @@ from torch import Tensor
 
 from gnn.core import Linear, ops
 from gnn.core import validation as v
-from gnn.core.utils import is_sparse
-from gnn.core.utils.cache import TensorCache
-from gnn.core.utils.sparse import from_sparse
+from gnn.core.cache import memo
+from gnn.core.graph import Graph
 
 from ._utils import check_edge_attr  # re-exported: the attention layers call att.check_edge_attr
 
 __all__ = [
-    "Graph",
     "SelfLoops",
     "additive_scores",
     "attention_result",
     "by_row",
-    "check_nodes",
     "check_edge_attr",
     "edge_softmax",
     "heads_output",
     "node_scores",
     "node_scores_pair",
     "normalize_scores",
-    "read_graph",
     "replace_self_loops",
     "weighted_message",
 ]
 
 
 # -- the graph -------------------------------------------------------------------------------
-@dataclass(eq=False)
-class Graph:
-    """An ``edge_index`` as the attention layers use it.
-
-    Attributes:
-        edge_index: ``[2, E]`` (for a sparse input: its entries in CSR order,
-            senders in row 0).
-        value: the sparse input's values (``None`` for ``edge_index`` inputs).
-        adj: the sparse input as given (``None`` for ``edge_index`` inputs).
-        size: ``(N_src, N_dst)`` of a sparse input, else ``None``.
-    """
-
-    edge_index: Tensor
-    value: Tensor | None = None
-    adj: Any = None
-    size: tuple[int, int] | None = None
-
-    @property
-    def is_sparse(self) -> bool:
-        return self.adj is not None
-
-
-def read_graph(edge_index: Any, flow: str = "source_to_target") -> Graph:
-    """Read ``edge_index`` (``[2, E]`` or a sparse ``adj_t``) into a :class:`Graph`.
-
-    Raises ``TypeError``/``ValueError`` naming ``edge_index`` when it is
-    neither a ``[2, E]`` integer tensor nor a sparse adjacency (or a sparse
-    adjacency with ``flow="target_to_source"``, which would be ambiguous).
-    """
-    if is_sparse(edge_index):
-        if flow != "source_to_target":
-            raise ValueError(
-                "flow='target_to_source' is not supported for sparse 'edge_index' inputs; "
-                "pass the transposed adjacency instead"
-            )
-        sp = from_sparse(edge_index)
-        return Graph(sp.edge_index(), sp.value, edge_index, sp.size)
-    if not isinstance(edge_index, Tensor):
-        raise TypeError(
-            "'edge_index' must be a [2, E] integer tensor, a torch.sparse adjacency or a "
-            f"torch_sparse.SparseTensor, got {v.describe(edge_index)}"
-        )
-    v.check_edge_index(edge_index)
-    return Graph(edge_index)
-
-
-_checked_cache = TensorCache(8)
-
-
-def check_nodes(edge_index: Tensor, num_src: int, num_dst: int, flow: str = "source_to_target") -> None:
-    """Check that ``edge_index`` indexes ``num_src`` senders and ``num_dst`` receivers.
-
-    With ``flow="target_to_source"`` the receivers are ``edge_index[0]``. A
-    static graph is checked once: the passed check is remembered for the
-    same (unmodified) tensor and sizes.
-    """
-    if flow != "source_to_target":
-        num_src, num_dst = num_dst, num_src
-
-    def check() -> bool:
-        v.check_index_range("edge_index[0]", edge_index[0], num_src)
-        v.check_index_range("edge_index[1]", edge_index[1], num_dst)
-        return True
-
-    _checked_cache.get((edge_index,), ("nodes", num_src, num_dst, v.validation_enabled()), check)
-
-
-def check_graph_size(graph: Graph, num_src: int, num_dst: int) -> None:
-    """A sparse adjacency's ``[N_dst, N_src]`` shape must match the node features' counts."""
-    if graph.size is not None and tuple(graph.size) != (num_src, num_dst):
-        raise ValueError(
-            f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has "
-            f"{num_src} source and {num_dst} target nodes"
-        )
-
-
 def edge_features(
     graph: Graph, edge_attr: Any, lin_edge: torch.nn.Module | None, *, strict: bool = True
 ) -> Tensor | None:
@@ -177,15 +97,18 @@ class SelfLoops:
         dropped: ``[E + N]`` bool, true for the self loops that were given;
             they stay in place but must get zero attention (``mask`` of
             :func:`normalize_scores`), which keeps every shape independent of
-            the data (no graph break under ``torch.compile``).
+            the data (no graph break under ``torch.compile``). ``None`` when the
+            loops were removed (``exact``).
     """
 
     edge_index: Tensor
     edge_attr: Tensor | None
-    dropped: Tensor
+    dropped: Tensor | None
 
     def kept(self, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """``(edge_index, alpha)`` without the dropped loops: PyG's self-looped graph."""
+        if self.dropped is None:
+            return self.edge_index, alpha
         keep = ~self.dropped
         return self.edge_index[:, keep], alpha[keep]
 
@@ -227,24 +150,24 @@ def _loop_attr(
     return out[:num_nodes]
 
 
-_loops_cache = TensorCache(8)
-
-
 def replace_self_loops(
     edge_index: Tensor,
     edge_attr: Tensor | None,
     num_nodes: int,
     fill_value: float | Tensor | str | None = "mean",
     num_dst: int | None = None,
+    *,
+    exact: bool = False,
 ) -> SelfLoops:
     """Replace the self loops by one loop ``(i, i)`` per node ``i < num_nodes``, as PyG's attention layers do.
 
-    The given loops are not removed (that would make the number of edges
-    depend on the data) but flagged in :attr:`SelfLoops.dropped`. The new
-    loops' ``edge_attr`` is ``fill_value``: a number, a tensor, or a
-    reduction (``"mean"``, ``"add"``, ``"max"`` ...) of each node's incoming
-    attributes, the given loops excluded. ``num_dst`` is the number of
-    target nodes (default ``num_nodes``).
+    By default the given loops are not removed (that would make the number of edges
+    depend on the data) but flagged in :attr:`SelfLoops.dropped`; with ``exact``
+    they are removed, which gives PyG's edge set (for hooks and explain mode, see
+    ``MessagePassing.exact_edges``). The new loops' ``edge_attr`` is ``fill_value``:
+    a number, a tensor, or a reduction (``"mean"``, ``"add"``, ``"max"`` ...) of
+    each node's incoming attributes, the given loops excluded. ``num_dst`` is the
+    number of target nodes (default ``num_nodes``).
     """
     num_dst = num_nodes if num_dst is None else num_dst
 
@@ -254,13 +177,16 @@ def replace_self_loops(
         new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
         return new_index, torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
 
-    # a static graph gets the same looped edge_index back, which then hits the CSR cache
-    new_index, dropped = _loops_cache.get((edge_index,), ("loops", num_nodes), looped)
+    # a static graph gets the same looped edge_index back, whose CSR is then cached too
+    new_index, dropped = memo(edge_index, ("self_loops", num_nodes), looped)
     new_attr = None
     if edge_attr is not None:
         is_loop = dropped[: edge_index.size(1)]
         fill = _loop_attr(edge_attr, edge_index[1], is_loop, num_nodes, num_dst, fill_value)
         new_attr = torch.cat([edge_attr, fill], dim=0)
+    if exact:
+        keep = ~dropped
+        return SelfLoops(new_index[:, keep], None if new_attr is None else new_attr[keep], None)
     return SelfLoops(new_index, new_attr, dropped)
 
 
@@ -276,7 +202,12 @@ def apply_self_loops(
         return edge_index, edge_attr, None
     uses_attr = getattr(module, "lin_edge", None) is not None
     loops = replace_self_loops(
-        edge_index, edge_attr if uses_attr else None, num_nodes, module.fill_value, total_nodes
+        edge_index,
+        edge_attr if uses_attr else None,
+        num_nodes,
+        module.fill_value,
+        total_nodes,
+        exact=module.exact_edges,
     )
     return loops.edge_index, loops.edge_attr, loops
 
@@ -356,65 +287,6 @@ def normalize_scores(
     return F.dropout(alpha, p=dropout, training=training)
 
 
-# -- steps 1-3 fused ---------------------------------------------------------------------------
-def can_fuse(module: torch.nn.Module, dropout: float) -> bool:
-    """Whether a node-level-score layer may use :func:`gnn.core.ops.node_score_attention`.
-
-    Not with active attention dropout (the kernel is dropout-free), explain
-    mode, or message/aggregate hooks (which must see per-edge messages).
-    """
-    if module.training and dropout > 0:
-        return False
-    if getattr(module, "_explain", None):
-        return False
-    hooks = (
-        "_message_forward_pre_hooks",
-        "_message_forward_hooks",
-        "_aggregate_forward_pre_hooks",
-        "_aggregate_forward_hooks",
-        "_edge_update_forward_pre_hooks",
-        "_edge_update_forward_hooks",
-    )
-    return not any(getattr(module, name, None) for name in hooks)
-
-
-def fused_attention(
-    edge_index: Tensor,
-    size: tuple[int, int],
-    flow: str,
-    x_src: Tensor,
-    alpha_src: Tensor,
-    alpha_dst: Tensor | None,
-    alpha_edge: Tensor | None,
-    mask: Tensor | None,
-    negative_slope: float,
-    need_alpha: bool = True,
-) -> tuple[Tensor, Tensor | None]:
-    """Steps 1-3 in one :func:`gnn.core.ops.node_score_attention` call (no ``[E, H, C]`` tensor).
-
-    Args:
-        edge_index: ``[2, E]`` (loops already replaced).
-        size: ``(N_src, N_dst)`` in ``edge_index`` row order (``by_row``).
-        x_src: ``[N_src, H, C]`` sender features.
-        alpha_src / alpha_dst: ``[N, H]`` node terms (``alpha_dst`` may be ``None``).
-        alpha_edge: optional ``[E, H]`` edge terms.
-        mask: optional bool ``[E]``: edges that get zero attention.
-        need_alpha: whether the caller uses the attention weights; ``False``
-            returns ``None`` for them (they are not put back in edge order).
-
-    Returns:
-        ``(out [N_dst, H, C], alpha [E, H] or None)``.
-    """
-    from gnn.core.utils import to_csr
-
-    csr = to_csr(edge_index, size, flow)
-    if alpha_dst is None:
-        alpha_dst = alpha_src.new_zeros(csr.num_rows, alpha_src.size(1))
-    return ops.node_score_attention(
-        csr, x_src, alpha_src, alpha_dst, alpha_edge, negative_slope, mask=mask, return_alpha=need_alpha
-    )
-
-
 # -- step 3: aggregate -----------------------------------------------------------------------
 def weighted_message(x_j: Tensor, alpha: Tensor) -> Tensor:
     """``alpha[e, h] * x_j[e, h, :]`` for ``x_j`` ``[E, H, C]`` (or ``[E, C]`` with ``alpha`` ``[E]``)."""
@@ -471,7 +343,7 @@ def attention_result(graph: Graph, edge_index: Tensor, alpha: Tensor, size: tupl
         return edge_index, alpha
     n_src, n_dst = size
     src, dst = edge_index[0], edge_index[1]
-    adj = graph.adj
+    adj = graph.adj_t
     if not isinstance(adj, Tensor):  # torch_sparse.SparseTensor
         return type(adj)(row=dst, col=src, value=alpha, sparse_sizes=(n_dst, n_src))
     shape = (n_dst, n_src) + tuple(alpha.shape[1:])
@@ -495,100 +367,3 @@ def attention_weights(
     if loops is not None:
         edge_index, alpha = loops.kept(alpha)
     return attention_result(graph, edge_index, alpha, size)
-
-
-# -- steps 1-3 fused, per-feature scores (GATv2Conv, TransformerConv) ------------------------
-def fused_dot_attention(
-    edge_index: Tensor,
-    size: tuple[int, int],
-    flow: str,
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    edge: Tensor | None,
-    scale: float,
-    need_alpha: bool = True,
-) -> tuple[Tensor, Tensor | None]:
-    """TransformerConv's steps 1-3 in one :func:`gnn.core.ops.dot_attention` call.
-
-    No ``[E, H, C]`` tensor is formed without edge features.
-
-    Args:
-        edge_index: ``[2, E]``.
-        size: ``(N_src, N_dst)`` in ``edge_index`` row order (``by_row``).
-        query: ``[N_dst, H, C]``; key / value: ``[N_src, H, C]``.
-        edge: optional ``[E, H, C]`` edge embeddings (added to keys and values).
-        scale: factor of the scores.
-        need_alpha: whether the caller uses ``alpha`` (else ``None`` comes back).
-
-    Returns:
-        ``(out [N_dst, H, C], alpha [E, H])``, ``alpha`` in ``edge_index`` order.
-    """
-    from gnn.core.utils import to_csr
-
-    csr = to_csr(edge_index, size, flow)
-    return ops.dot_attention(csr, query, key, value, edge, scale, return_alpha=need_alpha)
-
-
-_masked_cache = TensorCache(8)
-
-
-def _park_masked(edge_index: Tensor, mask: Tensor, flow: str, num_rows: int) -> Tensor:
-    """``edge_index`` with the masked edges moved to an extra receiving node ``num_rows``.
-
-    Their attention then lives in a row of its own, away from the real
-    targets; the shape stays independent of the data. Cached for a static
-    graph, so that the CSR of the result is cached too.
-    """
-    r = 1 if flow == "source_to_target" else 0
-
-    def build() -> Tensor:
-        rows = edge_index[r].masked_fill(mask, num_rows)
-        return torch.stack([edge_index[0], rows]) if r == 1 else torch.stack([rows, edge_index[1]])
-
-    return _masked_cache.get((edge_index, mask), ("park", r, num_rows), build)
-
-
-def fused_gatv2_attention(
-    edge_index: Tensor,
-    size: tuple[int, int],
-    flow: str,
-    x_src: Tensor,
-    x_dst: Tensor,
-    att: Tensor,
-    edge: Tensor | None,
-    mask: Tensor | None,
-    negative_slope: float,
-    need_alpha: bool = True,
-) -> tuple[Tensor, Tensor | None]:
-    """GATv2Conv's steps 1-3 in one :func:`gnn.core.ops.additive_attention` call.
-
-    No ``[E, H, C]`` tensor is formed without edge features.
-
-    Args:
-        edge_index: ``[2, E]`` (loops already replaced).
-        size: ``(N_src, N_dst)`` in ``edge_index`` row order (``by_row``).
-        x_src: ``[N_src, H, C]``; x_dst: ``[N_dst, H, C]``; att: ``[H, C]``.
-        edge: optional ``[E, H, C]`` edge embeddings.
-        mask: optional bool ``[E]``: edges that get zero attention. When any
-            edge is masked (or while compiling, where that cannot be asked),
-            they are moved to an extra receiving node whose output is dropped.
-        need_alpha: whether the caller uses ``alpha`` (else ``None`` comes back).
-
-    Returns:
-        ``(out [N_dst, H, C], alpha [E, H])``, ``alpha`` in ``edge_index`` order.
-    """
-    from gnn.core.utils import to_csr
-
-    if mask is not None and not torch.compiler.is_compiling() and not bool(mask.any()):
-        mask = None
-    if mask is None:
-        csr = to_csr(edge_index, size, flow)
-        return ops.additive_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
-    num_dst = x_dst.size(0)
-    parked = _park_masked(edge_index, mask, flow, num_dst)
-    grown = (size[0], num_dst + 1) if flow == "source_to_target" else (num_dst + 1, size[1])
-    x_dst = torch.cat([x_dst, x_dst.new_zeros((1,) + tuple(x_dst.shape[1:]))])
-    csr = to_csr(parked, grown, flow)
-    out, alpha = ops.additive_attention(csr, x_src, x_dst, att, edge, negative_slope, return_alpha=need_alpha)
-    return out[:num_dst], (alpha.masked_fill(mask.view(-1, 1), 0.0) if alpha is not None else None)

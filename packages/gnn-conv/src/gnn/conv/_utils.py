@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from gnn.core import validation as v
-from gnn.core.utils.cache import TensorCache
 from gnn.core.utils.normalization import gcn_norm
 
 
@@ -128,44 +129,52 @@ def pair(x: Any) -> tuple[Any, Any]:
     return x, x
 
 
-class GraphCache:
-    """A one-slot cache of a value derived from a graph, for layers' ``cached=True``.
+def _stamp(keys: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if k is None else (weakref.ref(k), getattr(k, "_version", None)) for k in keys)
 
-    A :class:`gnn.core.utils.cache.TensorCache` of size one that also caches
-    values computed from inputs that require grad (``cached=True`` is an
-    explicit promise that the graph is static). A value is reused only for
-    the very key objects it was computed from; an in-place change misses; it
-    is bypassed while ``torch.compile`` traces, and is not part of the
-    module's ``state_dict``.
 
-    Example:
-        >>> cache = GraphCache()
-        >>> value = cache.get(edge_index)
-        >>> if value is None:
-        ...     value = cache.put(compute(edge_index), edge_index)
+def _same(stamp: tuple[Any, ...], keys: tuple[Any, ...]) -> bool:
+    if len(stamp) != len(keys):
+        return False
+    for s, k in zip(stamp, keys):
+        if s is None or k is None:
+            if s is not k:
+                return False
+        elif s[0]() is not k or s[1] != getattr(k, "_version", None):
+            return False
+    return True
+
+
+def layer_cache(module: torch.nn.Module, attr: str, keys: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """PyG's ``cached=True``: a value derived from the graph, kept in ``module.<attr>``.
+
+    ``attr`` is PyG's attribute name (``_cached_edge_index``, ``_cached_adj_t``,
+    ``_cached_x``, ``_cached_h``), so user code that resets it to ``None`` clears the
+    cache, as in PyG. Unlike PyG, the value is reused only for the very key objects it
+    was computed from, unchanged in place (a different graph recomputes it). Without
+    ``module.cached``, or while ``torch.compile`` traces, it is computed every time.
     """
+    if not getattr(module, "cached", False) or torch.compiler.is_compiling():
+        return compute()
+    stamps = module.__dict__.setdefault("_cache_stamps", {})
+    value = getattr(module, attr, None)
+    if value is not None and attr in stamps and _same(stamps[attr], keys):
+        return value
+    value = compute()
+    setattr(module, attr, value)
+    stamps[attr] = _stamp(keys)
+    return value
 
-    def __init__(self) -> None:
-        self._slot = TensorCache(1, skip_grad=False)
 
-    def get(self, *keys: Any) -> Any:
-        """The cached value for these key objects, or ``None``."""
-        return self._slot.lookup(keys)
-
-    def put(self, value: Any, *keys: Any) -> Any:
-        """Store ``value`` for these key objects and return it."""
-        return self._slot.store(value, keys)
-
-    def clear(self) -> None:
-        """Forget the cached value."""
-        self._slot.clear()
-
-    def __bool__(self) -> bool:
-        return len(self._slot) > 0
+def clear_layer_cache(module: torch.nn.Module, *attrs: str) -> None:
+    """Forget the values :func:`layer_cache` keeps in ``attrs`` (set them to ``None``)."""
+    for attr in attrs:
+        setattr(module, attr, None)
+    module.__dict__.pop("_cache_stamps", None)
 
 
 def cached_gcn_norm(
-    cache: GraphCache | None,
+    module: torch.nn.Module,
     edge_index: Any,
     edge_weight: Tensor | None,
     num_nodes: int,
@@ -174,18 +183,26 @@ def cached_gcn_norm(
     flow: str,
     dtype: torch.dtype,
 ) -> tuple[Any, Tensor | None]:
-    """:func:`gnn.core.utils.gcn_norm` of the graph, reused from ``cache`` for the same inputs.
+    """:func:`gnn.core.utils.gcn_norm` of the graph for ``module``.
 
-    ``cache`` is the layer's :class:`GraphCache` when it was built with
-    ``cached=True``, else ``None`` (normalize on every call). The result is
-    ``(edge_index, edge_weight)``, or ``(adj_t, None)`` for a sparse input.
+    With ``module.cached`` the result is kept in ``_cached_edge_index`` (or
+    ``_cached_adj_t`` for a sparse input), see :func:`layer_cache`. When the module's
+    per-edge values can be observed (``module.exact_edges``: hooks, explain mode),
+    the normalized graph has PyG's exact edge set and is not cached.
     """
-    if cache is not None:
-        hit = cache.get(edge_index, edge_weight)
-        if hit is not None:
-            return hit
-    out = gcn_norm(edge_index, edge_weight, num_nodes, improved, add_self_loops, flow, dtype)
-    return cache.put(out, edge_index, edge_weight) if cache is not None else out
+    from gnn.core.utils.sparse import is_sparse
+
+    exact = module.exact_edges
+
+    def compute() -> tuple[Any, Tensor | None]:
+        return gcn_norm(
+            edge_index, edge_weight, num_nodes, improved, add_self_loops, flow, dtype, exact=exact
+        )
+
+    if exact:
+        return compute()
+    attr = "_cached_adj_t" if is_sparse(edge_index) else "_cached_edge_index"
+    return layer_cache(module, attr, (edge_index, edge_weight), compute)
 
 
 def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tensor | None]:

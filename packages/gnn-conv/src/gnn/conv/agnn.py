@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core import MessagePassing
+from gnn.core.graph import read_graph
 
 from . import _attention as att
 from ._utils import check_in_channels
@@ -63,14 +64,10 @@ class AGNNConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
         """Propagate ``x`` with cosine-similarity attention."""
         check_in_channels(x, -1)
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
-        if graph.size is not None and tuple(graph.size) != (n, n):
-            raise ValueError(
-                f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has {n} nodes"
-            )
+        graph.set_nodes(n, n)
         ei = graph.edge_index
-        att.check_nodes(ei, n, n)
         loop_mask = None
         if self.add_self_loops:
             loops = att.replace_self_loops(ei, None, n)

@@ -10,7 +10,7 @@ from torch import Tensor
 from gnn.core.message_passing import MessagePassing
 from gnn.core.utils.sparse import is_sparse, to_edge_index
 
-from ._utils import GraphCache, cached_gcn_norm, weighted_message
+from ._utils import cached_gcn_norm, clear_layer_cache, weighted_message
 
 
 class APPNP(MessagePassing):
@@ -64,22 +64,22 @@ class APPNP(MessagePassing):
         self.cached = cached
         self.add_self_loops = add_self_loops
         self.normalize = normalize
-        self._cache = GraphCache()
+        self._cached_edge_index: tuple[Tensor, Tensor | None] | None = None
+        self._cached_adj_t: Any = None
 
     def reset_parameters(self) -> None:
         """Clear the cached normalization (the layer has no parameters)."""
         super().reset_parameters()
-        self._cache.clear()
+        clear_layer_cache(self, "_cached_edge_index", "_cached_adj_t")
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
         """Propagate ``x`` (see the class docstring for shapes)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"'x' must be a torch.Tensor, got {type(x).__name__}")
         if self.normalize:
-            cache = self._cache if self.cached else None
             n = x.size(self.node_dim)
             edge_index, edge_weight = cached_gcn_norm(
-                cache, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
+                self, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
             )
         elif is_sparse(edge_index):
             edge_weight = None

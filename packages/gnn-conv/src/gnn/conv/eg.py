@@ -8,11 +8,11 @@ import torch
 from torch import Tensor
 
 from gnn.core import Linear, MessagePassing, ops
+from gnn.core.graph import Graph, read_graph
 from gnn.core.nn.inits import zeros
 from gnn.core.utils import add_remaining_self_loops, gcn_norm
 
-from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_in_channels, clear_layer_cache, layer_cache
 
 AGGREGATORS = ("sum", "mean", "symnorm", "max", "min", "var", "std")
 
@@ -84,7 +84,8 @@ class EGConv(MessagePassing):
         self.cached = cached
         self.add_self_loops = add_self_loops
         self.aggregators = list(aggregators)
-        self._cached: tuple[Tensor, Tensor | None] | None = None
+        self._cached_edge_index: tuple[Tensor, Tensor | None] | None = None
+        self._cached_adj_t: tuple[Tensor, Tensor | None] | None = None
 
         self.bases_lin = Linear(
             in_channels, (out_channels // num_heads) * num_bases, bias=False, weight_initializer="glorot"
@@ -102,34 +103,28 @@ class EGConv(MessagePassing):
         self.bases_lin.reset_parameters()
         self.comb_lin.reset_parameters()
         zeros(self.bias)
-        self._cached = None
+        clear_layer_cache(self, "_cached_edge_index", "_cached_adj_t")
 
-    def _looped_graph(
-        self, graph: att.Graph, num_nodes: int, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor | None]:
+    def _looped_graph(self, graph: Graph, num_nodes: int, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
         """``(edge_index with self loops, symnorm weights or None)``, cached when ``cached``."""
-        if self.cached and self._cached is not None:
-            return self._cached
         ei = graph.edge_index
-        if self.add_self_loops:
-            ei, _ = add_remaining_self_loops(ei, num_nodes=num_nodes)
-        weight = None
-        if "symnorm" in self.aggregators:
-            _, weight = gcn_norm(ei, None, num_nodes, False, False, self.flow, dtype=dtype)
-        if self.cached:
-            self._cached = (ei, weight)
-        return ei, weight
+
+        def compute() -> tuple[Tensor, Tensor | None]:
+            looped = add_remaining_self_loops(ei, num_nodes=num_nodes)[0] if self.add_self_loops else ei
+            weight = None
+            if "symnorm" in self.aggregators:
+                _, weight = gcn_norm(looped, None, num_nodes, False, False, self.flow, dtype=dtype)
+            return looped, weight
+
+        attr = "_cached_adj_t" if graph.is_sparse else "_cached_edge_index"
+        return layer_cache(self, attr, (ei,), compute)
 
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
         """Aggregate the bases with every aggregator and mix them per node and head."""
         check_in_channels(x, self.in_channels)
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
-        if graph.size is not None and tuple(graph.size) != (n, n):
-            raise ValueError(
-                f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has {n} nodes"
-            )
-        att.check_nodes(graph.edge_index, n, n)
+        graph.set_nodes(n, n)
         ei, symnorm_weight = self._looped_graph(graph, n, x.dtype)
 
         bases = self.bases_lin(x)

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core import Linear, MessagePassing
+from gnn.core.graph import Graph, read_graph
 from gnn.core.utils import gcn_norm
 
 from . import _attention as att
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import check_edge_attr, check_in_channels, clear_layer_cache, layer_cache
 
 
 class FAConv(MessagePassing):
@@ -71,7 +72,8 @@ class FAConv(MessagePassing):
         self.cached = cached
         self.add_self_loops = add_self_loops
         self.normalize = normalize
-        self._cached: tuple[Tensor, Tensor, Tensor | None] | None = None
+        self._cached_edge_index: tuple[Tensor, Tensor] | None = None
+        self._cached_adj_t: tuple[Tensor, Tensor] | None = None
         self.att_l = Linear(channels, 1, bias=False)
         self.att_r = Linear(channels, 1, bias=False)
         self.reset_parameters()
@@ -81,38 +83,49 @@ class FAConv(MessagePassing):
         super().reset_parameters()
         self.att_l.reset_parameters()
         self.att_r.reset_parameters()
-        self._cached = None
+        clear_layer_cache(self, "_cached_edge_index", "_cached_adj_t")
 
     def _normalized(
-        self, graph: att.Graph, edge_weight: Tensor | None, num_nodes: int, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``(edge_index, edge_weight, keep)``; ``keep`` drops the zero-weight former loops on return."""
-        if self.cached and self._cached is not None:
-            return self._cached
+        self, graph: Graph, edge_weight: Tensor | None, num_nodes: int, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """``(edge_index, edge_weight)`` normalized as configured (cached with ``cached``)."""
         ei = graph.edge_index
         if graph.is_sparse:
             edge_weight = graph.value
         edge_weight = check_edge_attr(edge_weight, ei.size(1), "edge_weight")
-        keep = None
-        if self.normalize:
-            if edge_weight is not None and edge_weight.dim() != 1:
-                raise ValueError(f"'edge_weight' must be 1-D, got shape {list(edge_weight.shape)}")
-            ei_norm, weight = gcn_norm(
-                ei, edge_weight, num_nodes, False, self.add_self_loops, self.flow, dtype=dtype
-            )
-            if self.add_self_loops:
-                # gcn_norm keeps former self loops (weight 0) and appends one loop per node
-                keep = torch.cat([ei[0] != ei[1], ei.new_ones(num_nodes, dtype=torch.bool)])
-            ei = ei_norm
-        else:
+        exact = self.exact_edges
+
+        def compute() -> tuple[Tensor, Tensor]:
+            if self.normalize:
+                if edge_weight is not None and edge_weight.dim() != 1:
+                    raise ValueError(f"'edge_weight' must be 1-D, got shape {list(edge_weight.shape)}")
+                ei_norm, weight = gcn_norm(
+                    ei,
+                    edge_weight,
+                    num_nodes,
+                    False,
+                    self.add_self_loops,
+                    self.flow,
+                    dtype=dtype,
+                    exact=exact,
+                )
+                return ei_norm, weight
             if edge_weight is None:
                 raise ValueError("'edge_weight' must be given when normalize=False")
-            weight = edge_weight.view(-1)
-        assert weight is not None
-        result = (ei, weight, keep)
-        if self.cached:
-            self._cached = result
-        return result
+            return ei, edge_weight.view(-1)
+
+        if exact:
+            return compute()
+        attr = "_cached_adj_t" if graph.is_sparse else "_cached_edge_index"
+        return layer_cache(self, attr, (graph.edge_index, edge_weight), compute)
+
+    def _replaced_loops(self, graph: Graph, num_nodes: int) -> Tensor | None:
+        """``keep`` mask of the normalized edges without the given self loops (which gcn_norm keeps
+        with weight 0 unless ``exact``), or ``None`` when nothing was kept."""
+        if not (self.normalize and self.add_self_loops) or self.exact_edges:
+            return None
+        ei = graph.edge_index
+        return torch.cat([ei[0] != ei[1], ei.new_ones(num_nodes, dtype=torch.bool)])
 
     def forward(
         self,
@@ -131,14 +144,10 @@ class FAConv(MessagePassing):
         check_in_channels(x_0, self.channels, "x_0")
         if x_0.shape != x.shape:
             raise ValueError(f"'x_0' must have the shape of 'x' {list(x.shape)}, got {list(x_0.shape)}")
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
-        if graph.size is not None and tuple(graph.size) != (n, n):
-            raise ValueError(
-                f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has {n} nodes"
-            )
-        att.check_nodes(graph.edge_index, n, n)
-        ei, weight, keep = self._normalized(graph, edge_weight, n, x.dtype)
+        graph.set_nodes(n, n)
+        ei, weight = self._normalized(graph, edge_weight, n, x.dtype)
 
         alpha = self.edge_updater(ei, alpha=(self.att_l(x), self.att_r(x)))
         coef = F.dropout(alpha, p=self.dropout, training=self.training) * weight
@@ -146,6 +155,7 @@ class FAConv(MessagePassing):
         out = out + self.eps * x_0
 
         if return_attention_weights:
+            keep = self._replaced_loops(graph, n)
             if keep is not None:
                 ei, alpha = ei[:, keep], alpha[keep]
             return out, att.attention_result(graph, ei, alpha, (n, n))

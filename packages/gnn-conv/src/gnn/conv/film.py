@@ -11,6 +11,7 @@ from torch import Tensor
 
 from gnn.core import Linear, MessagePassing
 from gnn.core import validation as v
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import reset
 
 from . import _attention as att
@@ -103,7 +104,7 @@ class FiLMConv(MessagePassing):
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         if x_src is None or x_dst is None:
             raise ValueError("'x' must be a tensor or a pair of tensors (x_src, x_dst), got None in it")
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         ei = graph.edge_index
         size = att.by_row(x_src.size(0), x_dst.size(0), self.flow)
 

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gnn.core import Linear, MessagePassing
+from gnn.core import Linear, MessagePassing, plans
+from gnn.core import validation as v
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot, zeros
 
 from . import _attention as att
@@ -62,6 +64,9 @@ class GATConv(MessagePassing):
         >>> conv(x, edge_index).shape
         torch.Size([10, 32])
     """
+
+    #: the fused plan: edge_update's attention and message's weighted sum in one kernel
+    fused_message = plans.NodeScoreAttention(scores="alpha", mask="loop_mask")
 
     def __init__(
         self,
@@ -139,11 +144,12 @@ class GATConv(MessagePassing):
         is true (see the class docstring for the form of ``attention``).
         """
         check_in_channels(x, self.in_channels)
-        graph = att.read_graph(edge_index, self.flow)
         H, C = self.heads, self.out_channels
         x_src_in, x_dst_in = (x, x) if isinstance(x, Tensor) else x
         if x_src_in is None:
             raise ValueError("'x' must provide source node features, got None")
+        if x_src_in.dim() != 2 or (x_dst_in is not None and x_dst_in.dim() != 2):
+            raise ValueError(f"'x' must hold [N, F] node features, got {v.describe(x_src_in)}")
 
         if self.lin is not None:
             x_src = self.lin(x_src_in).view(-1, H, C)
@@ -158,57 +164,45 @@ class GATConv(MessagePassing):
             x_src = self.lin_src(x_src_in).view(-1, H, C)
             x_dst = self.lin_dst(x_dst_in).view(-1, H, C) if x_dst_in is not None else None
 
-        if size is None and graph.size is not None:
-            size = graph.size
+        graph = read_graph(edge_index, size, self.flow)
         n_src = x_src.size(0)
         if x_dst is not None:
             n_dst = x_dst.size(0)
-        elif size is not None:
-            n_dst = att.by_row(*size, self.flow)[1]
         else:
-            n_dst = n_src
-        if size is None and x_dst is not None:
-            size = att.by_row(n_src, n_dst, self.flow)
-        ei = graph.edge_index
-        att.check_nodes(ei, n_src, n_dst, self.flow)
+            known = graph.size[graph.i]
+            n_dst = known if known is not None else n_src
+        graph.set_nodes(n_src, n_dst)
         edge_attr = att.edge_features(graph, edge_attr, self.lin_edge, strict=False)
         num_loops = min(n_src, n_dst) if size is None else min(size)
-        ei, edge_attr, loops = att.apply_self_loops(self, ei, edge_attr, num_loops, max(n_src, n_dst))
+        ei, edge_attr, loops = att.apply_self_loops(
+            self, graph.edge_index, edge_attr, num_loops, max(n_src, n_dst)
+        )
 
         if x_dst is x_src:
             alpha_src, alpha_dst = att.node_scores_pair(x_src, self.att_src, self.att_dst)
         else:
             alpha_src = att.node_scores(x_src, self.att_src)
             alpha_dst = att.node_scores(x_dst, self.att_dst) if x_dst is not None else None
+        rows = att.by_row(n_src, n_dst, self.flow)
         loop_mask = loops.dropped if loops is not None else None
-        if att.can_fuse(self, self.dropout):
-            out, alpha = att.fused_attention(
-                ei,
-                att.by_row(n_src, n_dst, self.flow),
-                self.flow,
-                x_src,
-                alpha_src,
-                alpha_dst,
-                self._edge_score(edge_attr),
-                loop_mask,
-                self.negative_slope,
-                need_alpha=bool(return_attention_weights),
-            )
-        else:
-            pair = att.by_row(alpha_src, alpha_dst, self.flow)
-            alpha = self.edge_updater(
-                ei, node_score=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size
-            )
-            out = self.propagate(ei, x=att.by_row(x_src, x_dst, self.flow), alpha=alpha, size=size)
+        alpha = self.edge_updater(
+            ei,
+            alpha=att.by_row(alpha_src, alpha_dst, self.flow),
+            edge_attr=edge_attr,
+            loop_mask=loop_mask,
+            size=rows,
+        )
+        out = self.propagate(ei, x=att.by_row(x_src, x_dst, self.flow), alpha=alpha, size=rows)
         out = att.finish_output(self, out, x_dst_in)
         if return_attention_weights:
+            alpha = plans.materialize(alpha)
             return out, att.attention_weights(graph, ei, alpha, loops, (n_src, out.size(0)))
         return out
 
     def edge_update(
         self,
-        node_score_j: Tensor,
-        node_score_i: Tensor | None,
+        alpha_j: Tensor,
+        alpha_i: Tensor | None,
         edge_attr: Tensor | None,
         loop_mask: Tensor | None,
         index: Tensor,
@@ -216,8 +210,8 @@ class GATConv(MessagePassing):
         dim_size: int | None,
     ) -> Tensor:
         """Normalized attention ``[E, H]`` from the gathered node terms (and edge features)."""
-        alpha = node_score_j if node_score_i is None else node_score_j + node_score_i
-        edge_score = self._edge_score(edge_attr)
+        alpha = alpha_j if alpha_i is None else alpha_j + alpha_i
+        edge_score = self.edge_term(edge_attr)
         if edge_score is not None:
             alpha = alpha + edge_score
         return att.normalize_scores(
@@ -231,7 +225,7 @@ class GATConv(MessagePassing):
             mask=loop_mask,
         )
 
-    def _edge_score(self, edge_attr: Tensor | None) -> Tensor | None:
+    def edge_term(self, edge_attr: Tensor | None) -> Tensor | None:
         """``[E, H]`` edge terms of the score (``None`` without edge features)."""
         if edge_attr is None or self.lin_edge is None:
             return None

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gnn.core import Linear, MessagePassing
+from gnn.core import Linear, MessagePassing, plans
+from gnn.core import validation as v
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot, zeros
 
 from . import _attention as att
@@ -57,6 +59,9 @@ class GATv2Conv(MessagePassing):
         >>> conv(torch.randn(10, 16), torch.randint(0, 10, (2, 40))).shape
         torch.Size([10, 16])
     """
+
+    #: the fused plan: edge_update's attention and message's weighted sum in one kernel
+    fused_message = plans.AdditiveAttention(features="x", mask="loop_mask")
 
     def __init__(
         self,
@@ -130,9 +135,10 @@ class GATv2Conv(MessagePassing):
         is true.
         """
         check_in_channels(x, self.in_channels)
-        graph = att.read_graph(edge_index, self.flow)
         H, C = self.heads, self.out_channels
         if isinstance(x, Tensor):
+            if x.dim() != 2:
+                raise ValueError(f"'x' must hold [N, F] node features, got {v.describe(x)}")
             x_src_in = x_dst_in = x
             x_l = self.lin_l(x).view(-1, H, C)
             x_r = x_l if self.share_weights else self.lin_r(x).view(-1, H, C)
@@ -144,33 +150,21 @@ class GATv2Conv(MessagePassing):
             x_r = self.lin_r(x_dst_in).view(-1, H, C)
 
         n_src, n_dst = x_l.size(0), x_r.size(0)
-        att.check_graph_size(graph, n_src, n_dst)
-        ei = graph.edge_index
-        att.check_nodes(ei, n_src, n_dst, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
+        graph.set_nodes(n_src, n_dst)
         edge_attr = att.edge_features(graph, edge_attr, self.lin_edge)
-        ei, edge_attr, loops = att.apply_self_loops(self, ei, edge_attr, min(n_src, n_dst), max(n_src, n_dst))
+        ei, edge_attr, loops = att.apply_self_loops(
+            self, graph.edge_index, edge_attr, min(n_src, n_dst), max(n_src, n_dst)
+        )
 
-        size = att.by_row(n_src, n_dst, self.flow)
+        rows = att.by_row(n_src, n_dst, self.flow)
+        pair = att.by_row(x_l, x_r, self.flow)
         loop_mask = loops.dropped if loops is not None else None
-        if att.can_fuse(self, self.dropout):
-            out, alpha = att.fused_gatv2_attention(
-                ei,
-                size,
-                self.flow,
-                x_l,
-                x_r,
-                self.att.view(H, C),
-                self._edge_emb(edge_attr),
-                loop_mask,
-                self.negative_slope,
-                need_alpha=bool(return_attention_weights),
-            )
-        else:
-            pair = att.by_row(x_l, x_r, self.flow)
-            alpha = self.edge_updater(ei, x=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=size)
-            out = self.propagate(ei, x=pair, alpha=alpha, size=size)
+        alpha = self.edge_updater(ei, x=pair, edge_attr=edge_attr, loop_mask=loop_mask, size=rows)
+        out = self.propagate(ei, x=pair, alpha=alpha, size=rows)
         out = att.finish_output(self, out, x_dst_in)
         if return_attention_weights:
+            alpha = plans.materialize(alpha)
             return out, att.attention_weights(graph, ei, alpha, loops, (n_src, n_dst))
         return out
 
@@ -186,7 +180,7 @@ class GATv2Conv(MessagePassing):
     ) -> Tensor:
         """Normalized attention ``[E, H]``: ``a^T LeakyReLU(x_j + x_i (+ e))``, softmax per target."""
         z = x_j + x_i
-        edge_emb = self._edge_emb(edge_attr)
+        edge_emb = self.edge_term(edge_attr)
         if edge_emb is not None:
             z = z + edge_emb
         scores = att.additive_scores(z, self.att, self.negative_slope)
@@ -200,7 +194,7 @@ class GATv2Conv(MessagePassing):
             mask=loop_mask,
         )
 
-    def _edge_emb(self, edge_attr: Tensor | None) -> Tensor | None:
+    def edge_term(self, edge_attr: Tensor | None) -> Tensor | None:
         """``[E, H, C]`` edge terms of the score (``None`` without edge features)."""
         if edge_attr is None or self.lin_edge is None:
             return None

@@ -12,7 +12,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import zeros
 from gnn.core.nn.linear import Linear
 
-from ._utils import GraphCache, cached_gcn_norm, check_in_channels
+from ._utils import cached_gcn_norm, check_in_channels, clear_layer_cache
 
 
 class GCNConv(MessagePassing):
@@ -84,7 +84,8 @@ class GCNConv(MessagePassing):
         self.cached = cached
         self.add_self_loops = add_self_loops
         self.normalize = normalize
-        self._cache = GraphCache()
+        self._cached_edge_index: tuple[Tensor, Tensor | None] | None = None
+        self._cached_adj_t: Any = None
         self.lin = Linear(in_channels, out_channels, bias=False, weight_initializer="glorot")
         if bias:
             self.bias = Parameter(torch.empty(out_channels))
@@ -97,7 +98,7 @@ class GCNConv(MessagePassing):
         super().reset_parameters()
         self.lin.reset_parameters()
         zeros(self.bias)
-        self._cache.clear()
+        clear_layer_cache(self, "_cached_edge_index", "_cached_adj_t")
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
         """Apply the convolution (see the class docstring for shapes)."""
@@ -109,7 +110,7 @@ class GCNConv(MessagePassing):
         check_in_channels(x, self.in_channels)
         if self.normalize:
             edge_index, edge_weight = cached_gcn_norm(
-                self._cache if self.cached else None,
+                self,
                 edge_index,
                 edge_weight,
                 x.size(self.node_dim),

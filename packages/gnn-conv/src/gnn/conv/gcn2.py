@@ -13,7 +13,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import glorot
 from gnn.core.utils.sparse import is_sparse
 
-from ._utils import GraphCache, cached_gcn_norm, check_in_channels, weighted_message
+from ._utils import cached_gcn_norm, check_in_channels, clear_layer_cache, weighted_message
 
 
 class GCN2Conv(MessagePassing):
@@ -75,7 +75,8 @@ class GCN2Conv(MessagePassing):
         self.cached = cached
         self.normalize = normalize
         self.add_self_loops = add_self_loops
-        self._cache = GraphCache()
+        self._cached_edge_index: tuple[Tensor, Tensor | None] | None = None
+        self._cached_adj_t: Any = None
         self.weight1 = Parameter(torch.empty(channels, channels))
         if shared_weights:
             self.register_parameter("weight2", None)
@@ -88,7 +89,7 @@ class GCN2Conv(MessagePassing):
         super().reset_parameters()
         glorot(self.weight1)
         glorot(self.weight2)
-        self._cache.clear()
+        clear_layer_cache(self, "_cached_edge_index", "_cached_adj_t")
 
     def forward(self, x: Tensor, x_0: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
         """Apply the layer (see the class docstring for shapes)."""
@@ -99,10 +100,9 @@ class GCN2Conv(MessagePassing):
                 f"'x_0' has {x_0.size(0)} rows but 'x' has {x.size(0)}; 'x_0' needs at least as many"
             )
         if self.normalize:
-            cache = self._cache if self.cached else None
             n = x.size(self.node_dim)
             edge_index, edge_weight = cached_gcn_norm(
-                cache, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
+                self, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
             )
         elif is_sparse(edge_index):
             edge_weight = None

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core import Linear, MessagePassing
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot
 
 from . import _attention as att
@@ -143,7 +144,7 @@ class GeneralConv(MessagePassing):
         x_src, x_self = (x, x) if isinstance(x, Tensor) else x
         if x_src is None or x_self is None:
             raise ValueError("'x' must be a tensor or a pair of tensors (x_src, x_dst), got None in it")
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         if self.lin_edge is None:
             edge_attr = None
         else:

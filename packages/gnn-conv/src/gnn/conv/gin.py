@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gnn.core import plans
+from gnn.core import validation as v
 from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import reset
 from gnn.core.nn.linear import Linear
@@ -16,7 +18,14 @@ from ._utils import pair
 
 
 class _GINBase(MessagePassing):
-    """The shared part of GIN and GINE: ``nn((1 + eps) x_i + aggregated)``."""
+    """The shared part of GIN and GINE: ``nn((1 + eps) x_i + aggregated)``.
+
+    The root term goes to propagate as its plan's ``root`` argument: added after
+    the propagate hooks (they see the aggregation alone, as in PyG), and inside the
+    fused neighbour sum when it can be (no extra ``[N, F]`` passes).
+    """
+
+    fused_message = plans.WeightedSum(root="root")
 
     def __init__(self, nn: Callable, eps: float, train_eps: bool, **kwargs: Any) -> None:
         kwargs.setdefault("aggr", "add")
@@ -34,10 +43,14 @@ class _GINBase(MessagePassing):
         reset(self.nn)
         self.eps.data.fill_(self.initial_eps)
 
-    def _combine(self, out: Tensor, x_dst: Tensor | None) -> Tensor:
-        if x_dst is not None:
-            out = out + (1 + self.eps) * x_dst
-        return self.nn(out)
+    def _propagate(self, edge_index: Any, x: Any, size: Any, **kwargs: Any) -> Tensor:
+        """``(1 + eps) x_dst + sum_j message``, before ``nn``."""
+        x_src, x_dst = pair(x)
+        for name, part in (("x", x_src), ("x[1]", x_dst)):
+            if part is not None and (not isinstance(part, Tensor) or part.dim() < 2):
+                raise ValueError(f"'{name}' must be a [N, F] tensor of node features, got {v.describe(part)}")
+        root = (x_dst, 1 + self.eps)
+        return self.propagate(edge_index, x=(x_src, x_dst), size=size, root=root, **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nn={self.nn})"
@@ -77,14 +90,7 @@ class GINConv(_GINBase):
         size: tuple[int, int] | None = None,
     ) -> Tensor:
         """Apply the layer (see the class docstring for shapes)."""
-        x_src, x_dst = pair(x)
-        if x_dst is not None and not self.eps.requires_grad and not torch.compiler.is_compiling():
-            # (1 + eps) x_i is added inside the fused neighbour sum: no extra [N, F] passes
-            out = self._propagate_plus_self(edge_index, size, (x_src, x_dst), x_dst, float(1 + self.eps))
-            if out is not None:
-                return self.nn(out)
-        out = self.propagate(edge_index, x=(x_src, x_dst), size=size)
-        return self._combine(out, x_dst)
+        return self.nn(self._propagate(edge_index, x, size))
 
 
 def _in_channels_of(nn: Any) -> int:
@@ -159,9 +165,7 @@ class GINEConv(_GINBase):
         size: tuple[int, int] | None = None,
     ) -> Tensor:
         """Apply the layer (see the class docstring for shapes)."""
-        x_src, x_dst = pair(x)
-        out = self.propagate(edge_index, x=(x_src, x_dst), edge_attr=edge_attr, size=size)
-        return self._combine(out, x_dst)
+        return self.nn(self._propagate(edge_index, x, size, edge_attr=edge_attr))
 
     def message(self, x_j: Tensor, edge_attr: Tensor | None) -> Tensor:
         """``ReLU(x_j + lin(edge_attr))``."""

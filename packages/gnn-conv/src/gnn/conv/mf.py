@@ -7,9 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gnn.core import Linear, MessagePassing, ops
+from gnn.core import Linear, MessagePassing
 from gnn.core import validation as v
-from gnn.core.aggr.basic import fused_reduction
 from gnn.core.utils import is_sparse
 from gnn.core.utils.sparse import from_sparse
 
@@ -116,12 +115,3 @@ class MFConv(MessagePassing):
             outs.append(r)
         grouped = torch.cat(outs, dim=0)
         return grouped.new_empty(grouped.shape).index_copy_(0, perm, grouped)
-
-    def message_and_aggregate(self, adj_t: Any, x: Any) -> Tensor:
-        # sparse input: entries count once whatever their value (as in PyG)
-        x_src = x[0] if isinstance(x, (tuple, list)) else x
-        csr = from_sparse(adj_t).csr
-        reduce = fused_reduction(self.aggr_module)
-        if reduce is not None:
-            return ops.spmm(csr, x_src, None, reduce)
-        return self.aggregate(x_src.index_select(0, csr.col), csr.row(), csr.rowptr, csr.num_rows)

@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 
 from gnn.core import Linear, MessagePassing
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot, zeros
 from gnn.core.utils import gcn_norm
 
-from . import _attention as att
 from ._utils import check_edge_attr, check_in_channels
 
 
@@ -98,14 +98,10 @@ class PDNConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Any, edge_attr: Tensor | None = None) -> Tensor:
         """Propagate ``lin(x)`` with the learned (normalized) edge weights."""
         check_in_channels(x, self.in_channels)
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
-        if graph.size is not None and tuple(graph.size) != (n, n):
-            raise ValueError(
-                f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has {n} nodes"
-            )
+        graph.set_nodes(n, n)
         ei = graph.edge_index
-        att.check_nodes(ei, n, n)
         if edge_attr is None:
             edge_attr = graph.value
         if edge_attr is None:

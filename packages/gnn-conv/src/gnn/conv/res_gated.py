@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from gnn.core import Linear, MessagePassing
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import zeros
 
 from . import _attention as att
@@ -104,7 +105,7 @@ class ResGatedGraphConv(MessagePassing):
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         if x_src is None or x_dst is None:
             raise ValueError("'x' must be a tensor or a pair of tensors (x_src, x_dst), got None in it")
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         if self.edge_dim is None:
             if edge_attr is not None and not graph.is_sparse:
                 raise ValueError("'edge_attr' was given but the layer was built without 'edge_dim'")

@@ -10,7 +10,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.linear import Linear
 from gnn.core.utils.normalization import gcn_norm
 
-from ._utils import GraphCache, check_in_channels, weighted_message
+from ._utils import check_in_channels, clear_layer_cache, layer_cache, weighted_message
 
 
 class SGConv(MessagePassing):
@@ -60,7 +60,7 @@ class SGConv(MessagePassing):
         self.K = K
         self.cached = cached
         self.add_self_loops = add_self_loops
-        self._cache = GraphCache()
+        setattr(self, self._cache_attr, None)
         self.lin = Linear(in_channels, out_channels, bias=bias)
         self.reset_parameters()
 
@@ -68,27 +68,42 @@ class SGConv(MessagePassing):
         """Re-initialize the linear map and clear the cache."""
         super().reset_parameters()
         self.lin.reset_parameters()
-        self._cache.clear()
+        clear_layer_cache(self, self._cache_attr)
+
+    #: PyG's attribute holding the cached diffused features
+    _cache_attr = "_cached_x"
 
     def _smooth(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None, alpha: float | None) -> Tensor:
         """``K`` normalized hops of ``x`` (cached); with ``alpha``, SSGConv's weighted sum of hops."""
-        if self.cached:
-            hit = self._cache.get(x, edge_index, edge_weight)
-            if hit is not None:
-                return hit
-        key = (x, edge_index, edge_weight)
-        edge_index, edge_weight = gcn_norm(
-            edge_index, edge_weight, x.size(self.node_dim), False, self.add_self_loops, self.flow, x.dtype
-        )
-        h = x if alpha is None else alpha * x
-        for _ in range(self.K):
-            x = self.propagate(edge_index, x=x, edge_weight=edge_weight)
-            if alpha is not None:
-                h = h + (1.0 - alpha) / self.K * x
-        out = x if alpha is None else h
-        if self.cached:
-            self._cache.put(out, *key)
-        return out
+
+        def compute() -> Tensor:
+            ei, weight = gcn_norm(
+                edge_index,
+                edge_weight,
+                x.size(self.node_dim),
+                False,
+                self.add_self_loops,
+                self.flow,
+                x.dtype,
+                exact=self.exact_edges,
+            )
+            h, out = (x if alpha is None else alpha * x), x
+            for _ in range(self.K):
+                out = self.propagate(ei, x=out, edge_weight=weight)
+                if alpha is not None:
+                    h = h + (1.0 - alpha) / self.K * out
+            return out if alpha is None else h
+
+        if self.exact_edges or not self.cached:
+            return compute()
+        computed: list[bool] = []
+
+        def compute_once() -> Tensor:
+            computed.append(True)
+            return compute()
+
+        out = layer_cache(self, self._cache_attr, (x, edge_index, edge_weight), compute_once)
+        return out if computed else out.detach()  # a reused result carries no graph (as in PyG)
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
         """Apply the layer (see the class docstring for shapes)."""

@@ -7,10 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gnn.core import Linear, MessagePassing, ops
+from gnn.core import Linear, MessagePassing
 from gnn.core import validation as v
-from gnn.core.aggr.basic import fused_reduction
-from gnn.core.utils.sparse import from_sparse
 
 
 class SignedConv(MessagePassing):
@@ -121,15 +119,6 @@ class SignedConv(MessagePassing):
         out_pos = self.lin_pos_l(agg_pos) + self.lin_pos_r(pos[1])
         out_neg = self.lin_neg_l(agg_neg) + self.lin_neg_r(neg[1])
         return torch.cat([out_pos, out_neg], dim=-1)
-
-    def message_and_aggregate(self, adj_t: Any, x: Any) -> Tensor:
-        # sparse input: entries count once whatever their value (as in PyG)
-        x_src = x[0] if isinstance(x, (tuple, list)) else x
-        csr = from_sparse(adj_t).csr
-        reduce = fused_reduction(self.aggr_module)
-        if reduce is not None:
-            return ops.spmm(csr, x_src, None, reduce)
-        return self.aggregate(x_src.index_select(0, csr.col), csr.row(), csr.rowptr, csr.num_rows)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, first_aggr={self.first_aggr})"

@@ -38,6 +38,9 @@ class SSGConv(SGConv):
         torch.Size([4, 32])
     """
 
+    #: PyG's attribute holding the cached diffused features
+    _cache_attr = "_cached_h"
+
     def __init__(
         self,
         in_channels: int,

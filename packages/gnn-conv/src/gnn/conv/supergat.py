@@ -11,6 +11,7 @@ from torch import Tensor
 
 from gnn.core import Linear, MessagePassing
 from gnn.core import validation as v
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot, zeros
 
 from . import _attention as att
@@ -193,17 +194,13 @@ class SuperGATConv(MessagePassing):
     ) -> Tensor:
         """Attend over the incoming edges; in training mode also record the self-supervision logits."""
         check_in_channels(x, self.in_channels)
-        graph = att.read_graph(edge_index, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
-        if graph.size is not None and tuple(graph.size) != (n, n):
-            raise ValueError(
-                f"'edge_index' is a [{graph.size[1]}, {graph.size[0]}] adjacency but 'x' has {n} nodes"
-            )
+        graph.set_nodes(n, n)
         ei = graph.edge_index
-        att.check_nodes(ei, n, n)
         if neg_edge_index is not None:
             v.check_edge_index(neg_edge_index, "neg_edge_index")
-            att.check_nodes(neg_edge_index, n, n)
+            read_graph(neg_edge_index, None, self.flow).set_nodes(n, n)
         if batch is not None:
             v.check_tensor("batch", batch)
             v.check_index_dtype("batch", batch)

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gnn.core import Linear, MessagePassing
+from gnn.core import Linear, MessagePassing, plans
+from gnn.core import validation as v
+from gnn.core.graph import read_graph
 
 from . import _attention as att
 from ._utils import check_in_channels
@@ -59,6 +61,9 @@ class TransformerConv(MessagePassing):
         torch.Size([10, 16])
     """
 
+    #: the fused plan: the attention and weighted sum of ``message`` in one kernel
+    fused_message = plans.DotAttention(query="query", key="key", value="value", edge_attr="edge_attr")
+
     def __init__(
         self,
         in_channels: int | tuple[int, int],
@@ -81,6 +86,7 @@ class TransformerConv(MessagePassing):
         self.root_weight = root_weight
         self.concat = concat
         self.dropout = dropout
+        self._alpha: Any = None
         self.edge_dim = edge_dim
 
         hc = heads * out_channels
@@ -128,44 +134,26 @@ class TransformerConv(MessagePassing):
         is true.
         """
         check_in_channels(x, self.in_channels)
-        graph = att.read_graph(edge_index, self.flow)
         H, C = self.heads, self.out_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         if x_src is None or x_dst is None:
             raise ValueError("'x' must be a tensor or a pair of tensors (x_src, x_dst), got None in it")
+        if x_src.dim() != 2 or x_dst.dim() != 2:
+            raise ValueError(f"'x' must hold [N, F] node features, got {v.describe(x_src)}")
 
         query = self.lin_query(x_dst).view(-1, H, C)
         key = self.lin_key(x_src).view(-1, H, C)
         value = self.lin_value(x_src).view(-1, H, C)
 
         n_src, n_dst = x_src.size(0), x_dst.size(0)
-        att.check_graph_size(graph, n_src, n_dst)
-        ei = graph.edge_index
-        att.check_nodes(ei, n_src, n_dst, self.flow)
+        graph = read_graph(edge_index, None, self.flow)
+        graph.set_nodes(n_src, n_dst)
         edge_attr = att.edge_features(graph, edge_attr, self.lin_edge)
-        edge_emb = None
-        if edge_attr is not None and self.lin_edge is not None:
-            edge_emb = self.lin_edge(edge_attr).view(-1, H, C)
-
-        size = att.by_row(n_src, n_dst, self.flow)
-        if att.can_fuse(self, self.dropout):
-            out, alpha = att.fused_dot_attention(
-                ei,
-                size,
-                self.flow,
-                query,
-                key,
-                value,
-                edge_emb,
-                1.0 / math.sqrt(C),
-                need_alpha=bool(return_attention_weights),
-            )
-        else:
-            # pairs by edge_index row: queries belong to the targets, keys and values to the sources
-            query, key = att.by_row(None, query, self.flow), att.by_row(key, None, self.flow)
-            value = att.by_row(value, None, self.flow)
-            alpha = self.edge_updater(ei, query=query, key=key, edge_emb=edge_emb)
-            out = self.propagate(ei, value=value, alpha=alpha, edge_emb=edge_emb, size=size)
+        ei = graph.edge_index
+        rows = att.by_row(n_src, n_dst, self.flow)
+        out = self.propagate(ei, query=query, key=key, value=value, edge_attr=edge_attr, size=rows)
+        alpha = plans.materialize(self._alpha)
+        self._alpha = None
         out = att.heads_output(out, self.concat)
 
         if self.root_weight:
@@ -180,32 +168,32 @@ class TransformerConv(MessagePassing):
             return out, att.attention_result(graph, ei, alpha, (n_src, n_dst))
         return out
 
-    def edge_update(
+    def edge_term(self, edge_attr: Tensor | None) -> Tensor | None:
+        """``[E, H, C]`` edge embeddings added to keys and values (``None`` without edge features)."""
+        if edge_attr is None or self.lin_edge is None:
+            return None
+        return self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
+
+    def message(
         self,
         query_i: Tensor,
         key_j: Tensor,
-        edge_emb: Tensor | None,
+        value_j: Tensor,
+        edge_attr: Tensor | None,
         index: Tensor,
         ptr: Tensor | None,
-        dim_size: int | None,
+        size_i: int | None,
     ) -> Tensor:
-        """Normalized attention ``[E, H]``: ``<q_i, k_j (+ e_ij)> / sqrt(C)``, softmax per target."""
+        """``alpha_ij * (v_j (+ e_ij))`` per head, ``alpha = softmax_i(<q_i, k_j (+ e_ij)> / sqrt(C))``;
+        the attention (before dropout) is kept in ``self._alpha``."""
+        edge_emb = self.edge_term(edge_attr)
         if edge_emb is not None:
             key_j = key_j + edge_emb
-        scores = torch.einsum("ehc,ehc->eh", query_i, key_j) / math.sqrt(self.out_channels)
-        return att.normalize_scores(
-            scores,
-            index,
-            dim_size if dim_size is not None else 0,
-            dropout=self.dropout,
-            training=self.training,
-            ptr=ptr,
-        )
-
-    def message(self, value_j: Tensor, alpha: Tensor, edge_emb: Tensor | None) -> Tensor:
-        """``alpha_ij * (v_j (+ e_ij))`` per head."""
-        if edge_emb is not None:
             value_j = value_j + edge_emb
+        scores = torch.einsum("ehc,ehc->eh", query_i, key_j) / math.sqrt(self.out_channels)
+        alpha = att.edge_softmax(scores, index, size_i if size_i is not None else 0, ptr)
+        self._alpha = alpha
+        alpha = torch.nn.functional.dropout(alpha, p=self.dropout, training=self.training)
         return att.weighted_message(value_j, alpha)
 
     def __repr__(self) -> str:

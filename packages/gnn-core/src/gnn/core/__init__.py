@@ -41,7 +41,19 @@ _EXPORTS: dict[str, str] = {
     "Batch": ".data.batch",
     "HeteroData": ".data.hetero_data",
 }
-_SUBMODULES = {"ops", "utils", "registry", "plugins", "aggr", "nn", "data", "validation"}
+_SUBMODULES = {
+    "ops",
+    "utils",
+    "registry",
+    "plugins",
+    "aggr",
+    "nn",
+    "data",
+    "validation",
+    "plans",
+    "graph",
+    "cache",
+}
 
 __all__ = sorted(_EXPORTS)
 

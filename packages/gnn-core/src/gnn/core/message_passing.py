@@ -1,18 +1,20 @@
-"""The :class:`MessagePassing` base class (PyG 2.8's API).
+"""The :class:`MessagePassing` base class (PyG 2.8's API) and gnn's one message-passing engine.
 
 Data flow of :meth:`MessagePassing.propagate`::
 
-    edge_index / sparse adj_t ──► GraphInput (validated, sizes known)
-        ├─ fused path: ops.spmm(csr, x_j, edge_weight, reduce)   (no [E, F] tensor)
-        ├─ sparse input + message_and_aggregate(adj_t, ...)
-        └─ general path: message(**lifted args) ─► aggregate ─► ops
-    ─► update(out, ...)
+    propagate pre-hooks
+    edge_index / sparse adj_t ──► gnn.core.graph.read_graph   (validated once per graph)
+        ├─ sparse input + the layer's message_and_aggregate(adj_t, ...)   (as PyG)
+        ├─ fused plan (gnn.core.plans, run by gnn.core.fused): one ops call,
+        │  no [E, F] tensor ── only when nothing could observe the difference
+        └─ general path: message(**lifted args) ─► explain ─► aggregate ─► ops
+    update ─► propagate hooks ─► root term (a plan's ``root``, e.g. GIN's (1+eps) x)
 
-The fused path runs when the layer's message is ``x_j`` (the default
-:meth:`message`) or ``edge_weight * x_j`` (declared by a layer with
-``fused_message = "edge_weight * x_j"``), its aggregation is a basic
-reduction (sum/mean/min/max, given as a string or an instance), no message
-or aggregate hooks are registered and explain mode is off.
+The decision between the fused plan and the general path is made in one place,
+:meth:`MessagePassing.fused_path_allowed` plus the plan's own input checks; every
+hook kind and explain mode behave as in PyG on both paths. Layers that add self
+loops read :attr:`MessagePassing.exact_edges` to give hooks and explain mode PyG's
+exact edge set.
 """
 
 from __future__ import annotations
@@ -28,16 +30,11 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from . import ops
-from . import validation as v
+from . import fused, ops, plans
 from .aggr.base import Aggregation
-from .aggr.basic import fused_reduction
-from .utils.cache import TensorCache
-from .utils.csr import to_csr
-from .utils.sparse import SparseInput, from_sparse, is_sparse
+from .graph import FLOWS, Graph, check_edge_index_side, read_graph
 
-FLOWS = ("source_to_target", "target_to_source")
-FUSED_MESSAGES = (None, "x_j", "edge_weight * x_j")
+__all__ = ["MessagePassing", "check_edge_index_side"]
 
 #: arguments that propagate provides itself rather than taking from kwargs
 SPECIAL_ARGS = frozenset(
@@ -54,6 +51,8 @@ SPECIAL_ARGS = frozenset(
         "dim_size",
     }
 )
+
+_ATTENTION_PLANS = (plans.NodeScoreAttention, plans.AdditiveAttention)
 
 
 # -- argument inspection, once per class ----------------------------------------------------
@@ -77,6 +76,15 @@ def _params(method: Callable[..., Any], skip: int) -> _Params:
     return _Params(tuple(names), defaults)
 
 
+def lifted_suffixes(params: _Params) -> dict[str, set[str]]:
+    """``{"x": {"_i", "_j"}, ...}``: the sides on which a method lifts each name."""
+    out: dict[str, set[str]] = {}
+    for n in params.names:
+        if n[-2:] in ("_i", "_j"):
+            out.setdefault(n[:-2], set()).add(n[-2:])
+    return out
+
+
 @dataclass(frozen=True)
 class _ClassSignature:
     message: _Params
@@ -85,7 +93,9 @@ class _ClassSignature:
     update: _Params
     edge_update: _Params
     fuses: bool  # overrides message_and_aggregate
-    fused_message: str | None
+    plan: plans.Plan | None  # the fused plan, if it still describes this class's methods
+    root: str | None  # the propagate argument holding a root term (declared plans only)
+    default_update: bool
 
     @property
     def lifted(self) -> set[str]:
@@ -93,13 +103,26 @@ class _ClassSignature:
         return set(lifted_suffixes(self.message))
 
 
-def lifted_suffixes(params: _Params) -> dict[str, set[str]]:
-    """``{"x": {"_i", "_j"}, ...}``: the sides on which a method lifts each name."""
-    out: dict[str, set[str]] = {}
-    for n in params.names:
-        if n[-2:] in ("_i", "_j"):
-            out.setdefault(n[:-2], set()).add(n[-2:])
-    return out
+def _declared_plan(cls: type) -> tuple[plans.Plan | None, type]:
+    """The plan the nearest class in the MRO declares, and that class."""
+    for base in cls.__mro__:
+        if "fused_message" in base.__dict__:
+            return plans.parse(base.__dict__["fused_message"], base.__name__), base
+    return None, MessagePassing
+
+
+def _plan_for(cls: type) -> tuple[plans.Plan | None, str | None]:
+    declared, owner = _declared_plan(cls)
+    root = declared.root if isinstance(declared, plans.WeightedSum) else None
+    if declared is None:
+        # the default message is x_j: fused with no declaration at all
+        return (plans.WeightedSum() if cls.message is MessagePassing.message else None), None
+    # a subclass that overrides what the plan stands for (without declaring anew) loses it
+    if any(getattr(cls, name) is not getattr(owner, name) for name in declared.defines):
+        return None, root
+    if cls.aggregate is not MessagePassing.aggregate:
+        return None, root
+    return declared, root
 
 
 _signatures: dict[type, _ClassSignature] = {}
@@ -110,72 +133,34 @@ def _class_signature(cls: type) -> _ClassSignature:
     sig = _signatures.get(cls)
     if sig is None:
         with _signatures_lock:
-            fuses = cls.message_and_aggregate is not MessagePassing.message_and_aggregate
-            declared = cls.__dict__.get("fused_message", None)
-            for base in cls.__mro__:
-                if "fused_message" in base.__dict__:
-                    declared = base.__dict__["fused_message"]
-                    break
-            if declared not in FUSED_MESSAGES:
-                raise ValueError(f"{cls.__name__}.fused_message must be one of {FUSED_MESSAGES}")
-            # the default message is x_j; an overridden one is only fused when declared
-            if declared is None and cls.message is MessagePassing.message:
-                declared = "x_j"
+            plan, root = _plan_for(cls)
             sig = _ClassSignature(
                 message=_params(cls.message, 1),
                 aggregate=_params(cls.aggregate, 2),
                 message_and_aggregate=_params(cls.message_and_aggregate, 2),
                 update=_params(cls.update, 2),
                 edge_update=_params(cls.edge_update, 1),
-                fuses=fuses,
-                fused_message=declared,
+                fuses=cls.message_and_aggregate is not MessagePassing.message_and_aggregate,
+                plan=plan,
+                root=root,
+                default_update=cls.update is MessagePassing.update,
             )
             _signatures[cls] = sig
     return sig
 
 
-# -- the graph a propagate call runs on ------------------------------------------------------
-@dataclass(eq=False)
-class _Graph:
-    """``edge_index`` or sparse ``adj_t`` plus what propagate needs to know about it."""
-
-    edge_index: Tensor  # [2, E] (CSR order for sparse inputs)
-    sparse: SparseInput | None
-    size: list[int | None]
-    i: int  # row of edge_index holding receivers
-    j: int  # row holding senders
-    adj_t: Any = None  # the sparse input as the user gave it
-
-    @property
-    def index(self) -> Tensor:
-        return self.edge_index[self.i]
-
-    def ptr(self) -> Tensor | None:
-        return self.sparse.csr.rowptr if self.sparse is not None else None
-
-
-def _node_size(data: Tensor, node_dim: int) -> int:
-    return data.size(node_dim)
-
-
-#: ``(min, max)`` of each row of recently seen ``edge_index`` tensors, so that the
-#: O(E) range check runs once per static graph rather than on every call
-_bounds = TensorCache(8)
-
-
-def _row_bounds(edge_index: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
-    lo, hi = torch.aminmax(edge_index, dim=1)
-    lo, hi = lo.tolist(), hi.tolist()
-    return (lo[0], hi[0]), (lo[1], hi[1])
-
-
-def check_edge_index_side(edge_index: Tensor, side: int, upper: int) -> None:
-    """Check ``0 <= edge_index[side] < upper`` (O(E) once per static graph, then cached)."""
-    if not v.validation_enabled() or edge_index.numel() == 0:
-        return
-    lo, hi = _bounds.get((edge_index,), ("bounds",), lambda: _row_bounds(edge_index))[side]
-    if lo < 0 or hi >= upper:  # let the shared check raise its error
-        v.check_index_range(f"edge_index[{side}]", edge_index[side], upper)
+_HOOK_TABLES = (
+    "_propagate_forward_pre_hooks",
+    "_propagate_forward_hooks",
+    "_message_forward_pre_hooks",
+    "_message_forward_hooks",
+    "_aggregate_forward_pre_hooks",
+    "_aggregate_forward_hooks",
+    "_message_and_aggregate_forward_pre_hooks",
+    "_message_and_aggregate_forward_hooks",
+    "_edge_update_forward_pre_hooks",
+    "_edge_update_forward_hooks",
+)
 
 
 class MessagePassing(torch.nn.Module):
@@ -188,6 +173,10 @@ class MessagePassing(torch.nn.Module):
 
     with :math:`\phi` = :meth:`message`, :math:`\bigoplus` = :meth:`aggregate`
     (the ``aggr`` aggregation) and :math:`\gamma` = :meth:`update`.
+
+    A layer whose message is one of the fused plans of :mod:`gnn.core.plans`
+    declares it as ``fused_message`` (the default message ``x_j`` needs nothing);
+    propagate then runs one fused op whenever nothing can observe the difference.
 
     Args:
         aggr: aggregation: a name (``"sum"``, ``"mean"``, ``"max"``,
@@ -217,9 +206,9 @@ class MessagePassing(torch.nn.Module):
     """
 
     special_args = SPECIAL_ARGS
-    #: ``"x_j"`` or ``"edge_weight * x_j"`` when :meth:`message` computes
-    #: exactly that, so propagate may use the fused ``ops.spmm`` path.
-    fused_message: ClassVar[str | None] = None
+    #: what :meth:`message` computes, as a fused plan (:mod:`gnn.core.plans`):
+    #: ``"x_j"``, ``"edge_weight * x_j"`` or a plan object.
+    fused_message: ClassVar[str | plans.Plan | None] = None
 
     def __init__(
         self,
@@ -257,22 +246,14 @@ class MessagePassing(torch.nn.Module):
         ops.backends.available()  # load kernel backends now, never inside a torch.compile trace
         self.fuse = self._signature.fuses
 
-        # explainability (used by captum-style attribution)
+        # explainability (set by PyG-style explainers)
         self._explain: bool | None = None
         self._edge_mask: Tensor | None = None
         self._loop_mask: Tensor | None = None
         self._apply_sigmoid = True
 
-        self._propagate_forward_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._propagate_forward_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._message_forward_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._message_forward_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._aggregate_forward_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._aggregate_forward_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._message_and_aggregate_forward_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._message_and_aggregate_forward_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._edge_update_forward_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
-        self._edge_update_forward_hooks: OrderedDict[int, Callable] = OrderedDict()
+        for table in _HOOK_TABLES:
+            setattr(self, table, OrderedDict())
 
     # -- public API -----------------------------------------------------------------------
     def reset_parameters(self) -> None:
@@ -289,9 +270,45 @@ class MessagePassing(torch.nn.Module):
     def explain(self, value: bool | None) -> None:
         self._explain = value
 
+    @property
+    def exact_edges(self) -> bool:
+        """Whether per-edge values can be observed now (a hook is registered or explain
+        mode is on). Layers that replace self loops then build PyG's exact edge set
+        (loops removed, then one per node appended) instead of the fixed-shape one
+        (given loops kept with zero weight), so hooks and explanations see PyG's edges."""
+        return bool(self._explain) or any(getattr(self, table) for table in _HOOK_TABLES)
+
+    def fused_path_allowed(self, *, deferred: bool = False) -> bool:
+        """The one decision: may a fused plan replace the general path for this call?
+
+        Only when nothing could observe the difference: the class has a valid plan,
+        explain mode is off, there are no message / aggregate / edge-update hooks,
+        and no decomposed layers. A ``deferred`` attention (computed by the next
+        propagate) also needs no propagate pre-hooks, which would see it unfinished.
+        """
+        if self._signature.plan is None or self._explain or self.decomposed_layers > 1:
+            return False
+        if (
+            self._message_forward_pre_hooks
+            or self._message_forward_hooks
+            or self._aggregate_forward_pre_hooks
+            or self._aggregate_forward_hooks
+            or self._edge_update_forward_pre_hooks
+            or self._edge_update_forward_hooks
+        ):
+            return False
+        return not (deferred and self._propagate_forward_pre_hooks)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the layer (implemented by subclasses)."""
         raise NotImplementedError
+
+    def __prepare_scriptable__(self) -> Any:
+        raise RuntimeError(
+            f"{type(self).__name__} does not support TorchScript (torch.jit.script), which PyTorch keeps "
+            "in maintenance only; deploy with torch.compile(model) or torch.export.export(model, args, "
+            "dynamic_shapes=...) instead"
+        )
 
     def propagate(self, edge_index: Any, size: tuple[int, int] | None = None, **kwargs: Any) -> Any:
         """Send messages along ``edge_index``, aggregate them and update.
@@ -302,31 +319,27 @@ class MessagePassing(torch.nn.Module):
                 ``torch_sparse.SparseTensor``.
             size: ``(N_src, N_dst)``; inferred from node tensors when omitted.
             **kwargs: everything :meth:`message`, :meth:`aggregate` and
-                :meth:`update` need; ``x`` is lifted to ``x_i``/``x_j``.
+                :meth:`update` need; ``x`` is lifted to ``x_i``/``x_j``. A plan's
+                root argument (e.g. GIN's) is taken out of them (hooks never see it).
         """
+        sig = self._signature
+        root = kwargs.pop(sig.root, None) if sig.root is not None else None
         for hook in self._propagate_forward_pre_hooks.values():
             res = hook(self, (edge_index, size, kwargs))
             if res is not None:
                 edge_index, size, kwargs = res
 
-        graph = self._graph(edge_index, size)
-        sig = self._signature
-        layers = 1 if self._explain else self.decomposed_layers
-        if layers > 1:
-            chunked = {
-                name: self._chunk(kwargs[name], layers, name)
-                for name in sorted(sig.lifted)
-                if kwargs.get(name) is not None
-            }
-            outs = []
-            for k in range(layers):
-                part = dict(kwargs)
-                for name, pieces in chunked.items():
-                    part[name] = pieces[k]
-                outs.append(self._message_and_reduce(graph, part))
-            out = torch.cat(outs, dim=-1)
+        graph = read_graph(edge_index, size, self.flow)
+        root_added = False
+        if graph.sparse is not None and sig.fuses and not self._explain:
+            out = self._layer_message_and_aggregate(graph, kwargs)
         else:
-            out = self._message_and_reduce(graph, kwargs)
+            out = None
+            if self.fused_path_allowed():
+                out, root_added = self._run_plan(graph, kwargs, root)
+            if out is None:
+                kwargs = self._finish_deferred(kwargs)
+                out = self._general(graph, kwargs)
 
         update_kwargs = self._collect(sig.update, graph, kwargs)
         out = self.update(out, **update_kwargs)
@@ -335,6 +348,8 @@ class MessagePassing(torch.nn.Module):
             res = hook(self, (edge_index, size, kwargs), out)
             if res is not None:
                 out = res
+        if root is not None and not root_added and root[0] is not None:
+            out = out + root[1] * root[0]
         return out
 
     def message(self, x_j: Tensor) -> Tensor:
@@ -362,15 +377,26 @@ class MessagePassing(torch.nn.Module):
         return inputs
 
     def edge_updater(self, edge_index: Any, size: tuple[int, int] | None = None, **kwargs: Any) -> Any:
-        """Compute per-edge values with :meth:`edge_update` (``_i``/``_j`` lifting applies)."""
+        """Compute per-edge values with :meth:`edge_update` (``_i``/``_j`` lifting applies).
+
+        For a layer whose plan defers its attention (:mod:`gnn.core.plans`), the result
+        may be an :class:`~gnn.core.plans.AttentionWeights` that the next
+        :meth:`propagate` computes together with the aggregation.
+        """
         for hook in self._edge_update_forward_pre_hooks.values():
             res = hook(self, (edge_index, size, kwargs))
             if res is not None:
                 edge_index, size, kwargs = res
-        graph = self._graph(edge_index, size)
+        graph = read_graph(edge_index, size, self.flow)
         self._sizes(graph, kwargs, self._signature.edge_update)
-        edge_kwargs = self._collect(self._signature.edge_update, graph, kwargs)
-        out = self.edge_update(**edge_kwargs)
+        plan = self._signature.plan
+        if (
+            isinstance(plan, _ATTENTION_PLANS)
+            and self.fused_path_allowed(deferred=True)
+            and fused.can_defer(plan, self, graph, kwargs)
+        ):
+            return plans.AttentionWeights(kwargs, graph)
+        out = self._edge_update_general(graph, kwargs)
         for hook in self._edge_update_forward_hooks.values():
             res = hook(self, (edge_index, size, kwargs), out)
             if res is not None:
@@ -457,40 +483,81 @@ class MessagePassing(torch.nn.Module):
         return f"{type(self).__name__}()"
 
     # -- internals -------------------------------------------------------------------------
-    def _graph(self, edge_index: Any, size: Any) -> _Graph:
-        i, j = (1, 0) if self.flow == "source_to_target" else (0, 1)
-        if size is not None:
-            if not isinstance(size, (tuple, list)) or len(size) != 2:
-                raise ValueError(f"'size' must be a pair (N_src, N_dst), got {size!r}")
-            size = [None if s is None else int(s) for s in size]
-            if any(s is not None and s < 0 for s in size):
-                raise ValueError(f"'size' must be non-negative, got {size!r}")
-        else:
-            size = [None, None]
-        if is_sparse(edge_index):
-            if self.flow != "source_to_target":
-                raise ValueError(
-                    "flow='target_to_source' is not supported for sparse 'edge_index' inputs; "
-                    "pass the transposed adjacency instead"
-                )
-            sparse = from_sparse(edge_index)
-            for k, n in enumerate(sparse.size):
-                if size[k] is not None and size[k] != n:
-                    raise ValueError(
-                        f"'size' {tuple(size)} contradicts the sparse adjacency of "
-                        f"[N_dst, N_src] = [{sparse.size[1]}, {sparse.size[0]}]"
-                    )
-            return _Graph(sparse.edge_index(), sparse, list(sparse.size), i, j, adj_t=edge_index)
-        if not isinstance(edge_index, Tensor):
-            raise TypeError(
-                "'edge_index' must be a [2, E] integer tensor, a torch.sparse adjacency or a "
-                f"torch_sparse.SparseTensor, got {type(edge_index).__name__}"
-            )
-        v.check_edge_index(edge_index)
-        for k in (0, 1):
-            if size[k] is not None:
-                check_edge_index_side(edge_index, k, size[k])
-        return _Graph(edge_index, None, size, i, j)
+    def _run_plan(self, graph: Graph, kwargs: dict[str, Any], root: Any) -> tuple[Tensor | None, bool]:
+        """The fused plan's result (``None`` when its inputs do not fit it) and whether it
+        added the root term."""
+        plan = self._signature.plan
+        if isinstance(plan, plans.WeightedSum):
+            self._sizes(graph, kwargs)
+            if root is not None and (self._propagate_forward_hooks or not self._signature.default_update):
+                root = None  # hooks must see the aggregation without the root term
+            result = fused.weighted_sum(plan, self.aggr_module, graph, kwargs, self.node_dim, root)
+            return (None, False) if result is None else result
+        if isinstance(plan, plans.DotAttention):
+            self._sizes(graph, kwargs)
+            out = fused.dot_attention(plan, self, graph, kwargs)
+            if out is not None and self._propagate_forward_hooks:
+                self._alpha = plans.materialize(self._alpha)  # a hook may read it
+            return out, False
+        weights = kwargs.get(plan.weights)
+        if not isinstance(weights, plans.AttentionWeights) or weights.ready:
+            return None, False
+        self._sizes(graph, kwargs)
+        run = (
+            fused.node_score_attention
+            if isinstance(plan, plans.NodeScoreAttention)
+            else fused.additive_attention
+        )
+        return run(plan, self, graph, weights, kwargs), False
+
+    def _finish_deferred(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Attention that ``edge_updater`` deferred but the fused path cannot take now
+        (e.g. a hook registered in between) is computed by :meth:`edge_update`."""
+        plan = self._signature.plan
+        if not isinstance(plan, _ATTENTION_PLANS):
+            return kwargs
+        weights = kwargs.get(plan.weights)
+        if not isinstance(weights, plans.AttentionWeights):
+            return kwargs
+        return {**kwargs, plan.weights: self._edge_update_general(weights.graph, weights.inputs)}
+
+    def _edge_update_general(self, graph: Graph, kwargs: dict[str, Any]) -> Tensor:
+        edge_kwargs = self._collect(self._signature.edge_update, graph, kwargs)
+        return self.edge_update(**edge_kwargs)
+
+    def _layer_message_and_aggregate(self, graph: Graph, kwargs: dict[str, Any]) -> Tensor:
+        """A sparse input and the layer's own ``message_and_aggregate`` (as PyG)."""
+        self._sizes(graph, kwargs)
+        mag_kwargs = self._collect(self._signature.message_and_aggregate, graph, kwargs)
+        adj_t = graph.adj_t
+        for hook in self._message_and_aggregate_forward_pre_hooks.values():
+            res = hook(self, (adj_t, mag_kwargs))
+            if res is not None:
+                adj_t, mag_kwargs = res
+        out = self.message_and_aggregate(adj_t, **mag_kwargs)
+        for hook in self._message_and_aggregate_forward_hooks.values():
+            res = hook(self, (adj_t, mag_kwargs), out)
+            if res is not None:
+                out = res
+        return out
+
+    def _general(self, graph: Graph, kwargs: dict[str, Any]) -> Tensor:
+        """message -> (explain) -> aggregate, in ``decomposed_layers`` feature chunks."""
+        layers = 1 if self._explain else self.decomposed_layers
+        if layers == 1:
+            return self._message_and_reduce(graph, kwargs)
+        chunked = {
+            name: self._chunk(kwargs[name], layers, name)
+            for name in sorted(self._signature.lifted)
+            if kwargs.get(name) is not None
+        }
+        outs = []
+        for k in range(layers):
+            part = dict(kwargs)
+            for name, pieces in chunked.items():
+                part[name] = pieces[k]
+            outs.append(self._message_and_reduce(graph, part))
+        return torch.cat(outs, dim=-1)
 
     def _chunk(self, value: Any, parts: int, name: str) -> list[Any]:
         if isinstance(value, Tensor):
@@ -500,19 +567,17 @@ class MessagePassing(torch.nn.Module):
             return [tuple(side[k] for side in sides) for k in range(parts)]
         raise TypeError(f"decomposed_layers cannot split '{name}' of type {type(value).__name__}")
 
-    def _set_size(self, graph: _Graph, side: int, data: Tensor, name: str) -> None:
-        n = _node_size(data, self.node_dim)
+    def _set_size(self, graph: Graph, side: int, data: Tensor, name: str) -> None:
+        n = data.size(self.node_dim)
         known = graph.size[side]
         if known is None:
-            graph.size[side] = n
-            if graph.sparse is None:
-                check_edge_index_side(graph.edge_index, side, n)
-        elif known != n:
+            graph.set_size(side, n, name)
+        elif known is not n and known != n:
             raise ValueError(
                 f"'{name}' has {n} nodes along dim {self.node_dim}, but 'size' / 'edge_index' expects {known}"
             )
 
-    def _lift(self, graph: _Graph, name: str, kwargs: dict[str, Any]) -> Any:
+    def _lift(self, graph: Graph, name: str, kwargs: dict[str, Any]) -> Any:
         """``x_i``/``x_j``: the node tensor ``x`` gathered at receivers/senders."""
         base, suffix = name[:-2], name[-2:]
         side = graph.i if suffix == "_i" else graph.j
@@ -530,11 +595,12 @@ class MessagePassing(torch.nn.Module):
         self._set_size(graph, side, data, base)
         return data.index_select(self.node_dim, graph.edge_index[side])
 
-    def _sizes(self, graph: _Graph, kwargs: dict[str, Any], params: _Params | None = None) -> None:
+    def _sizes(self, graph: Graph, kwargs: dict[str, Any], params: _Params | None = None) -> None:
         """Infer missing sizes from the lifted node tensors without gathering.
 
         A pair ``(x_src, x_dst)`` fixes both sides; a single tensor fixes only
         the sides it is used on (``x_j`` -> senders, ``x_i`` -> receivers).
+        A side no tensor fixed takes the other side's size (a square graph, as in PyG).
         """
         for base, suffixes in lifted_suffixes(params or self._signature.message).items():
             data = kwargs.get(base)
@@ -545,17 +611,9 @@ class MessagePassing(torch.nn.Module):
             elif isinstance(data, Tensor):
                 for suffix in suffixes:
                     self._set_size(graph, graph.i if suffix == "_i" else graph.j, data, base)
-        # a side no tensor fixed takes the other side's size (a square graph), as in PyG
-        for side in (0, 1):
-            other = graph.size[1 - side]
-            if graph.size[side] is None and other is not None:
-                graph.size[side] = other
-                if graph.sparse is None:
-                    check_edge_index_side(graph.edge_index, side, other)
+        graph.square_up()
 
-    def _special(self, graph: _Graph, name: str) -> Any:
-        size_i = graph.size[graph.i] if graph.size[graph.i] is not None else graph.size[graph.j]
-        size_j = graph.size[graph.j] if graph.size[graph.j] is not None else graph.size[graph.i]
+    def _special(self, graph: Graph, name: str) -> Any:
         if name in ("edge_index", "adj_t"):
             if name == "adj_t" and graph.adj_t is not None:
                 return graph.adj_t
@@ -569,12 +627,12 @@ class MessagePassing(torch.nn.Module):
         if name == "size":
             return tuple(graph.size)
         if name in ("size_i", "dim_size"):
-            return size_i
+            return graph.size_i
         if name == "size_j":
-            return size_j
+            return graph.size_j
         raise KeyError(name)
 
-    def _collect(self, params: _Params, graph: _Graph, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _collect(self, params: _Params, graph: Graph, kwargs: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in params.names:
             if name in SPECIAL_ARGS:
@@ -597,120 +655,8 @@ class MessagePassing(torch.nn.Module):
                 )
         return out
 
-    def _fused_weight(self, graph: _Graph, kwargs: dict[str, Any]) -> tuple[bool, Tensor | None]:
-        """Whether the fused spmm path applies, and the per-edge weight it uses."""
+    def _message_and_reduce(self, graph: Graph, kwargs: dict[str, Any]) -> Tensor:
         sig = self._signature
-        if sig.fused_message is None or self._explain:
-            return False, None
-        if self._message_forward_pre_hooks or self._message_forward_hooks:
-            return False, None
-        if self._aggregate_forward_pre_hooks or self._aggregate_forward_hooks:
-            return False, None
-        if type(self).aggregate is not MessagePassing.aggregate:
-            return False, None
-        if fused_reduction(self.aggr_module) is None:
-            return False, None
-        x = kwargs.get("x")
-        x_src = x[graph.j] if isinstance(x, (tuple, list)) else x
-        if not isinstance(x_src, Tensor) or self.node_dim % x_src.dim() != 0:
-            return False, None
-        weight = None  # an ``x_j`` message ignores sparse values, as the general path does
-        if sig.fused_message == "edge_weight * x_j":
-            weight = kwargs.get("edge_weight")
-            if weight is None and graph.sparse is not None:
-                weight = graph.sparse.value
-        if weight is not None and (not isinstance(weight, Tensor) or weight.dim() != 1):
-            return False, None
-        return True, weight
-
-    def _fused_plan(
-        self, graph: _Graph, kwargs: dict[str, Any]
-    ) -> tuple[Any, Tensor, Tensor | None, str] | None:
-        """``(csr, x_src, edge_weight, reduce)`` of the fused ``ops.spmm`` path, or ``None``."""
-        use_fused, weight = self._fused_weight(graph, kwargs)
-        if not use_fused:
-            return None
-        self._sizes(graph, kwargs)
-        x = kwargs["x"]
-        x_src = x[graph.j] if isinstance(x, (tuple, list)) else x
-        size_i = self._special(graph, "size_i")
-        reduce = fused_reduction(self.aggr_module)
-        if graph.sparse is not None:
-            csr = graph.sparse.csr
-            if csr.num_rows != size_i:
-                raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {size_i}")
-        else:
-            size = (
-                graph.size[0] if graph.size[0] is not None else size_i,
-                graph.size[1] if graph.size[1] is not None else size_i,
-            )
-            csr = to_csr(graph.edge_index, size, self.flow)
-        if weight is not None and weight.numel() != csr.nnz:
-            raise ValueError(
-                f"'edge_weight' has {weight.numel()} entries but 'edge_index' has {csr.nnz} edges"
-            )
-        return csr, x_src, weight, reduce
-
-    def _propagate_plus_self(
-        self,
-        edge_index: Any,
-        size: tuple[int, int] | None,
-        x: Tensor | tuple[Tensor, Tensor | None],
-        x_self: Tensor,
-        self_weight: float,
-    ) -> Tensor | None:
-        """``propagate(edge_index, x=x, size=size) + self_weight * x_self`` in one fused spmm call.
-
-        For layers such as GIN whose output adds a scaled root term to a sum/mean
-        aggregation: the term is added inside the spmm pass (no extra ``[N, F]``
-        tensors). Returns ``None`` when the plain path must run: propagate hooks,
-        explain mode, decomposed layers, an overridden :meth:`update`, a sparse
-        input with a layer-specific :meth:`message_and_aggregate`, or an
-        aggregation other than sum/mean.
-        """
-        if self._propagate_forward_pre_hooks or self._propagate_forward_hooks or self._explain:
-            return None
-        if self.decomposed_layers > 1 or type(self).update is not MessagePassing.update:
-            return None
-        if fused_reduction(self.aggr_module) not in ("sum", "mean"):
-            return None
-        graph = self._graph(edge_index, size)
-        if graph.sparse is not None and self._signature.fuses:
-            return None
-        kwargs = {"x": x}
-        fused = self._fused_plan(graph, kwargs)
-        if fused is None:
-            return None
-        csr, x_src, weight, reduce = fused
-        if x_self.shape != (csr.num_rows,) + x_src.shape[1:]:
-            return None
-        return ops.spmm(csr, x_src, weight, reduce, x_self=x_self, self_weight=self_weight)
-
-    def _message_and_reduce(self, graph: _Graph, kwargs: dict[str, Any]) -> Tensor:
-        sig = self._signature
-        # 1. sparse input and a layer-provided fused implementation
-        if graph.sparse is not None and sig.fuses and not self._explain:
-            self._sizes(graph, kwargs)
-            mag_kwargs = self._collect(sig.message_and_aggregate, graph, kwargs)
-            adj_t = graph.adj_t
-            for hook in self._message_and_aggregate_forward_pre_hooks.values():
-                res = hook(self, (adj_t, mag_kwargs))
-                if res is not None:
-                    adj_t, mag_kwargs = res
-            out = self.message_and_aggregate(adj_t, **mag_kwargs)
-            for hook in self._message_and_aggregate_forward_hooks.values():
-                res = hook(self, (adj_t, mag_kwargs), out)
-                if res is not None:
-                    out = res
-            return out
-
-        # 2. fused gather-weight-reduce through ops.spmm
-        fused = self._fused_plan(graph, kwargs)
-        if fused is not None:
-            csr, x_src, weight, reduce = fused
-            return ops.spmm(csr, x_src, weight, reduce)
-
-        # 3. general path: message -> aggregate
         self._sizes(graph, kwargs)  # record both sides of (x_src, x_dst) even if only x_j is used
         msg_kwargs = self._collect(sig.message, graph, kwargs)
         for hook in self._message_forward_pre_hooks.values():
@@ -723,7 +669,7 @@ class MessagePassing(torch.nn.Module):
             if res is not None:
                 out = res
         if self._explain:
-            out = self.explain_message(out, self._special(graph, "dim_size"), self._special(graph, "size_i"))
+            out = self.explain_message(out, graph.size_i, graph.size_i)
 
         aggr_kwargs = self._collect(sig.aggregate, graph, kwargs)
         for hook in self._aggregate_forward_pre_hooks.values():

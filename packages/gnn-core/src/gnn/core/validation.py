@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from .cache import memo
+
 _ENABLED = True
 
 
@@ -91,6 +93,25 @@ def check_index_range(name: str, index: Tensor, upper: int, what: str = "nodes")
         raise IndexRangeError(
             f"'{name}' contains index {hi}, out of range for {upper} {what}; indices must lie in [0, {upper})"
         )
+
+
+def _row_bounds(edge_index: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+    lo, hi = torch.aminmax(edge_index, dim=1)
+    lo, hi = lo.tolist(), hi.tolist()
+    return (lo[0], hi[0]), (lo[1], hi[1])
+
+
+def check_edge_index_side(edge_index: Tensor, side: int, upper: object) -> None:
+    """Check ``0 <= edge_index[side] < upper`` (one O(E) scan per graph, kept in the per-graph cache).
+
+    Raises :class:`IndexRangeError` (a ``ValueError`` and an ``IndexError``) naming
+    ``edge_index[side]``.
+    """
+    if not validation_enabled() or edge_index.numel() == 0:
+        return
+    lo, hi = memo(edge_index, "bounds", lambda: _row_bounds(edge_index))[side]
+    if lo < 0 or hi >= upper:  # let the shared check word the error
+        check_index_range(f"edge_index[{side}]", edge_index[side], upper)
 
 
 def check_ptr(name: str, ptr: Tensor, size: int | None = None) -> None:

@@ -202,7 +202,7 @@ class NativeBackend(GeometryOps):
         a_edge: Tensor | None,
         negative_slope: float,
         mask: Tensor | None = None,
-        return_alpha: bool = True,
+        return_alpha: bool | str = True,
     ) -> tuple[Tensor, Tensor | None]:
         a_edge = in_graph_order(graph, a_edge)
         mask = in_graph_order(graph, mask)
@@ -221,7 +221,9 @@ class NativeBackend(GeometryOps):
             t_perm,
         )
         # unless asked for, alpha stays in CSR order, saved for backward only
-        return out, (in_edge_order(graph, alpha) if return_alpha else None)
+        return out, (
+            alpha if return_alpha == "csr" else in_edge_order(graph, alpha) if return_alpha else None
+        )
 
     # -- fused attention with per-feature scores (TransformerConv, GATv2Conv) ---------------------
     def _fused_pattern(self, graph: Any, *inputs: Tensor | None) -> tuple[Tensor | None, ...]:
@@ -238,7 +240,7 @@ class NativeBackend(GeometryOps):
         value: Tensor,
         edge: Tensor | None,
         scale: float,
-        return_alpha: bool = True,
+        return_alpha: bool | str = True,
     ) -> tuple[Tensor, Tensor | None]:
         edge = in_graph_order(graph, edge)
         rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(graph, query, key, value, edge)
@@ -255,7 +257,9 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, (in_edge_order(graph, alpha) if return_alpha else None)
+        return out, (
+            alpha if return_alpha == "csr" else in_edge_order(graph, alpha) if return_alpha else None
+        )
 
     def additive_attention(
         self,
@@ -265,7 +269,7 @@ class NativeBackend(GeometryOps):
         att: Tensor,
         edge: Tensor | None,
         negative_slope: float,
-        return_alpha: bool = True,
+        return_alpha: bool | str = True,
     ) -> tuple[Tensor, Tensor | None]:
         edge = in_graph_order(graph, edge)
         rowptr, col, t_rowptr, t_col, t_perm = self._fused_pattern(graph, x_src, x_dst, att, edge)
@@ -282,4 +286,6 @@ class NativeBackend(GeometryOps):
             t_col,
             t_perm,
         )
-        return out, (in_edge_order(graph, alpha) if return_alpha else None)
+        return out, (
+            alpha if return_alpha == "csr" else in_edge_order(graph, alpha) if return_alpha else None
+        )

@@ -30,7 +30,7 @@ def node_score_attention(
     negative_slope: float = 0.2,
     *,
     mask: Tensor | None = None,
-    return_alpha: bool = True,
+    return_alpha: bool | str = True,
 ) -> tuple[Tensor, Tensor | None]:
     r"""Attention from additive per-node scores, aggregated in one pass (GAT's attention).
 
@@ -56,8 +56,9 @@ def node_score_attention(
         negative_slope: slope of the leaky ReLU.
         mask: optional bool ``[E]``, in the original edge order: entries
             that get zero attention.
-        return_alpha: return ``alpha``; ``False`` gives ``None`` instead and
-            saves putting it back into the original edge order.
+        return_alpha: return ``alpha`` (in edge order); ``False`` gives ``None``
+            instead and saves putting it back into edge order; ``"csr"`` gives it in
+            the CSR order of ``csr`` (``csr.in_edge_order`` moves it back).
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
@@ -86,11 +87,19 @@ def node_score_attention(
     if mask is not None and (mask.dtype != torch.bool or mask.shape != (csr.nnz,)):
         raise ValueError(f"'mask' must be a bool tensor of shape [{csr.nnz}], got {v.describe(mask)}")
     ctx = context(x, None, a_src, a_dst, a_edge, work=csr.nnz * x.size(1) * x.size(2))
-    args = (x, a_src, a_dst, a_edge, float(negative_slope), mask, bool(return_alpha))
+    args = (x, a_src, a_dst, a_edge, float(negative_slope), mask, _alpha_mode(return_alpha))
     return run_on_graph("node_score_attention", ctx, csr, *args)
 
 
 # -- fused attention with per-feature scores (TransformerConv, GATv2Conv) -------------------------
+def _alpha_mode(return_alpha: Any) -> bool | str:
+    if return_alpha == "csr":
+        return "csr"
+    if not isinstance(return_alpha, (bool, type(None))):
+        raise ValueError(f"'return_alpha' must be True, False or 'csr', got {return_alpha!r}")
+    return bool(return_alpha)
+
+
 def _check_attention_csr(csr: Any) -> None:
     """``csr`` is a :class:`CSR` whose columns index its ``num_cols`` senders."""
     if not isinstance(csr, CSR):
@@ -121,7 +130,7 @@ def dot_attention(
     edge: Tensor | None = None,
     scale: float = 1.0,
     *,
-    return_alpha: bool = True,
+    return_alpha: bool | str = True,
 ) -> tuple[Tensor, Tensor | None]:
     r"""Scaled dot-product attention over the incoming edges of each node (TransformerConv's).
 
@@ -143,8 +152,7 @@ def dot_attention(
         value: ``[N_src, H, C]`` sending-node values.
         edge: optional ``[E, H, C]`` edge features, in the original edge order.
         scale: factor of the scores (TransformerConv uses ``1 / sqrt(C)``).
-        return_alpha: return ``alpha``; ``False`` gives ``None`` instead and
-            spares putting it back into edge order.
+        return_alpha: ``True``, ``False`` or ``"csr"``, as for :func:`node_score_attention`.
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
@@ -165,7 +173,9 @@ def dot_attention(
     if edge is not None:
         _check_heads("edge", edge, csr.nnz, heads, channels)
     ctx = context(query, None, key, value, edge, work=csr.nnz * query.size(1) * query.size(2))
-    return run_on_graph("dot_attention", ctx, csr, query, key, value, edge, float(scale), bool(return_alpha))
+    return run_on_graph(
+        "dot_attention", ctx, csr, query, key, value, edge, float(scale), _alpha_mode(return_alpha)
+    )
 
 
 def additive_attention(
@@ -176,7 +186,7 @@ def additive_attention(
     edge: Tensor | None = None,
     negative_slope: float = 0.2,
     *,
-    return_alpha: bool = True,
+    return_alpha: bool | str = True,
 ) -> tuple[Tensor, Tensor | None]:
     r"""Additive (Bahdanau-style) attention over the incoming edges of each node (GATv2's attention).
 
@@ -199,7 +209,7 @@ def additive_attention(
         att: ``[H, C]`` attention vector.
         edge: optional ``[E, H, C]`` edge features, in the original edge order.
         negative_slope: slope of the leaky ReLU.
-        return_alpha: return ``alpha``; ``False`` gives ``None`` instead.
+        return_alpha: ``True``, ``False`` or ``"csr"``, as for :func:`node_score_attention`.
 
     Returns:
         ``(out [N_dst, H, C], alpha [E, H])`` with ``alpha`` in the original
@@ -224,5 +234,5 @@ def additive_attention(
     if edge is not None:
         _check_heads("edge", edge, csr.nnz, heads, channels)
     ctx = context(x_src, None, x_dst, att, edge, work=csr.nnz * x_src.size(1) * x_src.size(2))
-    args = (x_src, x_dst, att, edge, float(negative_slope), bool(return_alpha))
+    args = (x_src, x_dst, att, edge, float(negative_slope), _alpha_mode(return_alpha))
     return run_on_graph("additive_attention", ctx, csr, *args)

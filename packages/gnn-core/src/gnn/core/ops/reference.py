@@ -181,7 +181,7 @@ def node_score_attention(
     a_edge: Tensor | None,
     negative_slope: float,
     mask: Tensor | None = None,
-    return_alpha: bool = True,
+    return_alpha: bool | str = True,
 ) -> tuple[Tensor, Tensor | None]:
     """Attention from per-node scores (see :func:`gnn.core.ops.node_score_attention`)."""
     row, col = csr.row(), csr.col
@@ -201,7 +201,7 @@ def node_score_attention(
     out = scatter(x.index_select(0, col) * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
     if not return_alpha:
         return out, None
-    return out, csr.in_edge_order(alpha)
+    return out, (alpha if return_alpha == "csr" else csr.in_edge_order(alpha))
 
 
 def dot_attention(
@@ -211,7 +211,7 @@ def dot_attention(
     value: Tensor,
     edge: Tensor | None,
     scale: float,
-    return_alpha: bool = True,
+    return_alpha: bool | str = True,
 ) -> tuple[Tensor, Tensor | None]:
     """Dot-product attention aggregation (see :func:`gnn.core.ops.dot_attention`)."""
     row, col = csr.row(), csr.col
@@ -222,7 +222,7 @@ def dot_attention(
     score = (query.index_select(0, row) * key_e).sum(-1) * scale
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(value_e * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
-    return out, (csr.in_edge_order(alpha) if return_alpha else None)
+    return out, (alpha if return_alpha == "csr" else csr.in_edge_order(alpha) if return_alpha else None)
 
 
 def additive_attention(
@@ -232,7 +232,7 @@ def additive_attention(
     att: Tensor,
     edge: Tensor | None,
     negative_slope: float,
-    return_alpha: bool = True,
+    return_alpha: bool | str = True,
 ) -> tuple[Tensor, Tensor | None]:
     """Additive attention (see :func:`gnn.core.ops.additive_attention`)."""
     row, col = csr.row(), csr.col
@@ -244,4 +244,4 @@ def additive_attention(
     score = (torch.nn.functional.leaky_relu(z, negative_slope) * att).sum(-1)
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(src * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
-    return out, (csr.in_edge_order(alpha) if return_alpha else None)
+    return out, (alpha if return_alpha == "csr" else csr.in_edge_order(alpha) if return_alpha else None)

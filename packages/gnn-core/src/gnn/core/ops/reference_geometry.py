@@ -310,5 +310,3 @@ REFERENCES = {
     "graclus": graclus_reference,
     "grid_cluster": grid_cluster_reference,
 }
-
-

@@ -33,16 +33,13 @@ from torch import Tensor
 
 from .. import ops
 from .. import validation as v
-from .cache import TensorCache
+from ..cache import memo
 from .edges import maybe_num_nodes
 from .sparse import _is_sparse_tensor, from_sparse, is_sparse
 
 __all__ = ["gcn_norm"]
 
 _FLOWS = ("source_to_target", "target_to_source")
-
-
-_norm_cache = TensorCache(8)
 
 
 def _append_self_loops(
@@ -100,6 +97,8 @@ def gcn_norm(
     add_self_loops: bool = True,
     flow: str = "source_to_target",
     dtype: torch.dtype | None = None,
+    *,
+    exact: bool = False,
 ) -> tuple[Any, Tensor | None]:
     r"""Normalize a graph as GCN does: :math:`\hat{D}^{-1/2} (A + \lambda I) \hat{D}^{-1/2}`.
 
@@ -116,6 +115,9 @@ def gcn_norm(
             ``edge_index[1]``) or ``"target_to_source"`` (``edge_index[0]``);
             sparse inputs are always read as ``adj_t`` (rows receive).
         dtype: dtype of the default weights.
+        exact: with ``add_self_loops``, drop the given self loops instead of keeping
+            them with weight 0: PyG's edge set, ``E - L + N`` edges (a data-dependent
+            shape; for hooks and explain mode, see ``MessagePassing.exact_edges``).
 
     Returns:
         For ``edge_index``: ``(edge_index, edge_weight)``; with
@@ -136,7 +138,8 @@ def gcn_norm(
     v.check_edge_index(edge_index)
     n = maybe_num_nodes(edge_index, num_nodes)
     if num_nodes is not None:
-        v.check_index_range("edge_index", edge_index, n)
+        v.check_edge_index_side(edge_index, 0, n)
+        v.check_edge_index_side(edge_index, 1, n)
 
     def compute() -> tuple[Tensor, Tensor]:
         index, weight = edge_index, _check_weight(edge_weight, edge_index.size(1), dtype, edge_index.device)
@@ -145,9 +148,13 @@ def gcn_norm(
         return index, _normalize(index, weight, n, flow)
 
     # a static graph is normalized once, and the same output tensor then hits the CSR cache
-    return _norm_cache.get(
-        (edge_index, edge_weight), ("gcn", n, fill_value, add_self_loops, flow, dtype), compute
+    index, weight = memo(
+        edge_index, ("gcn", n, fill_value, add_self_loops, flow, dtype), compute, edge_weight
     )
+    if exact and add_self_loops:
+        keep = torch.cat([edge_index[0] != edge_index[1], edge_index.new_ones(n, dtype=torch.bool)])
+        index, weight = index[:, keep], weight[keep]
+    return index, weight
 
 
 def _gcn_norm_sparse(

@@ -8,7 +8,7 @@ counts as one edge).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -37,6 +37,7 @@ class SparseInput:
 
     csr: CSR
     value: Tensor | None
+    _edge_index: Tensor | None = field(default=None, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -44,8 +45,10 @@ class SparseInput:
         return self.csr.num_cols, self.csr.num_rows
 
     def edge_index(self) -> Tensor:
-        """``[2, E]`` with row 0 the senders and row 1 the receivers."""
-        return torch.stack([self.csr.col, self.csr.row()])
+        """``[2, E]`` with row 0 the senders and row 1 the receivers (built once)."""
+        if self._edge_index is None:
+            self._edge_index = torch.stack([self.csr.col, self.csr.row()])
+        return self._edge_index
 
 
 def from_sparse(adj_t: object) -> SparseInput:
