@@ -70,7 +70,7 @@ class AGNNConv(MessagePassing):
         ei = graph.edge_index
         loop_mask = None
         if self.add_self_loops:
-            loops = att.replace_self_loops(ei, None, n)
+            loops = att.replace_self_loops(ei, None, n, exact=self.exact_edges)
             ei, loop_mask = loops.edge_index, loops.dropped
         x_norm = F.normalize(x, p=2.0, dim=-1)
         alpha = self.edge_updater(ei, x_norm=x_norm, loop_mask=loop_mask)

@@ -161,7 +161,7 @@ class ChebConv(MessagePassing):
             v.check_tensor("batch", batch)
             if batch.dim() != 1 or batch.numel() != num_nodes:
                 raise ValueError(f"'batch' must have shape [{num_nodes}], got {v.describe(batch)}")
-        v.check_index_range("edge_index", edge_index, num_nodes)
+        v.check_edge_index_nodes(edge_index, num_nodes)
         edge_index, off, diag = scaled_laplacian(
             edge_index, edge_weight, num_nodes, self.normalization, lambda_max, batch, x.dtype
         )

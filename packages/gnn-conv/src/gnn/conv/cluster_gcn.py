@@ -102,8 +102,12 @@ class ClusterGCNConv(MessagePassing):
         check_in_channels(x, self.in_channels)
         edge_index, _ = edge_list(edge_index, None)
         num_nodes = x.size(self.node_dim)
-        v.check_index_range("edge_index", edge_index, num_nodes)
+        v.check_edge_index_nodes(edge_index, num_nodes)
         edge_index, edge_weight = self._weights(edge_index, num_nodes, x.dtype)
+        if self.add_self_loops and self.exact_edges:  # PyG's edge set: the replaced loops removed
+            given = edge_index[:, : edge_index.size(1) - num_nodes]
+            keep = torch.cat([given[0] != given[1], given.new_ones(num_nodes, dtype=torch.bool)])
+            edge_index, edge_weight = edge_index[:, keep], edge_weight[keep]
         out = self.propagate(edge_index, x=x, edge_weight=edge_weight)
         return self.lin_root.add_to(self.lin_out(out), x)
 

@@ -46,11 +46,9 @@ class _GINBase(MessagePassing):
     def _propagate(self, edge_index: Any, x: Any, size: Any, **kwargs: Any) -> Tensor:
         """``(1 + eps) x_dst + sum_j message``, before ``nn``."""
         x_src, x_dst = pair(x)
-        for name, part in (("x", x_src), ("x[1]", x_dst)):
-            if part is not None and (not isinstance(part, Tensor) or part.dim() < 2):
-                raise ValueError(f"'{name}' must be a [N, F] tensor of node features, got {v.describe(part)}")
-        root = (x_dst, 1 + self.eps)
-        return self.propagate(edge_index, x=(x_src, x_dst), size=size, root=root, **kwargs)
+        if not isinstance(x_src, Tensor) or x_src.dim() < 2:
+            raise ValueError(f"'x' must be a [N, F] tensor of node features, got {v.describe(x_src)}")
+        return self.propagate(edge_index, x=(x_src, x_dst), size=size, root=(x_dst, 1 + self.eps), **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nn={self.nn})"

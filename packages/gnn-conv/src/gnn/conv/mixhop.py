@@ -87,7 +87,14 @@ class MixHopConv(MessagePassing):
         """Apply the layer (see the class docstring for shapes)."""
         check_in_channels(x, self.in_channels)
         edge_index, edge_weight = gcn_norm(
-            edge_index, edge_weight, x.size(self.node_dim), False, self.add_self_loops, self.flow, x.dtype
+            edge_index,
+            edge_weight,
+            x.size(self.node_dim),
+            False,
+            self.add_self_loops,
+            self.flow,
+            x.dtype,
+            exact=self.exact_edges,
         )
         outs = {0: self.lins[0](x)}
         for p in range(1, len(self.lins)):

@@ -118,7 +118,7 @@ class PANConv(MessagePassing):
                 raise ValueError(f"'edge_index' values must be scalars, got {v.describe(value)}")
             return sp.csr.row().long(), sp.csr.col.long(), value
         v.check_edge_index(edge_index)
-        v.check_index_range("edge_index", edge_index, n)
+        v.check_edge_index_nodes(edge_index, n)
         return edge_index[1].long(), edge_index[0].long(), None
 
     def panentropy(

@@ -112,7 +112,9 @@ class PDNConv(MessagePassing):
         weight = self.mlp(edge_attr).squeeze(-1)
 
         if self.normalize:
-            ei, weight = gcn_norm(ei, weight, n, False, self.add_self_loops, self.flow, x.dtype)
+            ei, weight = gcn_norm(
+                ei, weight, n, False, self.add_self_loops, self.flow, x.dtype, exact=self.exact_edges
+            )
 
         out = self.propagate(ei, x=self.lin(x), edge_weight=weight, size=(n, n))
         if self.bias is not None:

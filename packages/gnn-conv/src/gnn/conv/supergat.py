@@ -212,7 +212,7 @@ class SuperGATConv(MessagePassing):
         h = self.lin(x).view(-1, self.heads, self.out_channels)
         loop_mask = None
         if self.add_self_loops:
-            loops = att.replace_self_loops(ei, None, n)
+            loops = att.replace_self_loops(ei, None, n, exact=self.exact_edges)
             ei, loop_mask = loops.edge_index, loops.dropped
 
         alpha = self.edge_updater(ei, x=h, loop_mask=loop_mask)

@@ -58,7 +58,7 @@ class WLConv(torch.nn.Module):
         x = x.long()
         n = x.numel()
         edge_index, _ = edge_list(edge_index, None)
-        v.check_index_range("edge_index", edge_index, n)
+        v.check_edge_index_nodes(edge_index, n)
         src, dst = edge_index[0].long(), edge_index[1].long()
         # sort the in-neighbour colours of each node: by receiver, then colour
         neighbour = x[src]

@@ -62,13 +62,8 @@ def facts(t: Tensor) -> dict | None:
     key = id(t)
     version = t._version
     entry = _entries.get(key)
-    if entry is not None and entry[0]() is t:
-        if entry[1] == version:
-            if next(reversed(_entries)) != key:
-                with _lock:
-                    if key in _entries:
-                        _entries.move_to_end(key)
-            return entry[2]
+    if entry is not None and entry[1] == version and entry[0]() is t:
+        return entry[2]  # (a hit does not reorder: the LRU order is by first use, cheap and enough)
     with _lock:
         ref = weakref.ref(t, lambda r, key=key, forget=_forget: forget(key, r))
         table: dict = {}
@@ -95,8 +90,18 @@ def memo(t: Tensor, key: Hashable, compute: Callable[[], T], *also: Any) -> T:
             cached when one of them requires grad.
     """
     table = facts(t)
-    if table is None or any(getattr(a, "requires_grad", False) for a in also):
+    if table is None:
         return compute()
+    if not also:  # the common case: a value of the graph alone
+        hit = table.get(key)
+        if hit is not None:
+            return hit[2]
+        value = compute()
+        table[key] = ((), (), value)
+        return value
+    for a in also:
+        if a is not None and a.requires_grad:
+            return compute()
     stamp = tuple(_version_of(a) for a in also)
     hit = table.get(key)
     if hit is not None and hit[0] == stamp and all(a is b for a, b in zip(hit[1], also)):

@@ -27,7 +27,7 @@ from .cache import memo
 from .ops.csr import CSR
 from .utils.csr import to_csr
 from .utils.sparse import SparseInput, from_sparse, is_sparse
-from .validation import check_edge_index_side
+from .validation import check_edge_index_side, check_edge_index_sides
 
 __all__ = ["FLOWS", "Graph", "read_graph", "check_edge_index_side", "to_csr"]
 
@@ -48,7 +48,7 @@ class Graph:
         adj_t: the sparse input as given, or ``None``.
     """
 
-    __slots__ = ("edge_index", "size", "i", "j", "sparse", "adj_t", "flow")
+    __slots__ = ("edge_index", "size", "i", "j", "sparse", "adj_t", "flow", "_checked")
 
     def __init__(
         self,
@@ -64,6 +64,7 @@ class Graph:
         self.i, self.j = (1, 0) if flow == "source_to_target" else (0, 1)
         self.sparse = sparse
         self.adj_t = adj_t
+        self._checked = sparse is not None  # a sparse input's indices are in range by construction
 
     @property
     def is_sparse(self) -> bool:
@@ -80,8 +81,10 @@ class Graph:
 
     @property
     def index(self) -> Tensor:
-        """``[E]`` receiver of each edge."""
-        return self.edge_index[self.i]
+        """``[E]`` receiver of each edge (the same view object for a static graph, so that checks
+        on it are cached too)."""
+        edge_index, i = self.edge_index, self.i
+        return memo(edge_index, ("row", i), lambda: edge_index[i])
 
     @property
     def size_i(self) -> Any:
@@ -99,23 +102,34 @@ class Graph:
         known = self.size[side]
         if known is None:
             self.size[side] = n
-            if self.sparse is None:
-                check_edge_index_side(self.edge_index, side, n)
+            self._checked = self.sparse is not None
         elif known is not n and known != n:
             raise ValueError(f"'{name}' has {n} nodes, but 'size' / 'edge_index' expects {known}")
+
+    def check_ranges(self) -> None:
+        """Check the indices against the known sizes (one scan per graph, then cached)."""
+        if not self._checked:
+            check_edge_index_sides(self.edge_index, self.size[0], self.size[1])
+            self._checked = True
 
     def set_nodes(self, num_src: Any, num_dst: Any, name: str = "x") -> None:
         """Record the senders' and the receivers' counts (checked against a sparse input's
         shape and, once per graph, against the indices)."""
         self.set_size(self.j, num_src, name)
         self.set_size(self.i, num_dst, name)
+        self.check_ranges()
 
     def square_up(self) -> None:
-        """A side no tensor fixed takes the other side's size (a square graph, as in PyG)."""
-        for side in (0, 1):
-            other = self.size[1 - side]
-            if self.size[side] is None and other is not None:
-                self.set_size(side, other, "x")
+        """A side no tensor fixed takes the other side's size (a square graph, as in PyG);
+        then the indices are checked against the sizes."""
+        size = self.size
+        if size[0] is None and size[1] is not None:
+            size[0] = size[1]
+            self._checked = self.sparse is not None
+        elif size[1] is None and size[0] is not None:
+            size[1] = size[0]
+            self._checked = self.sparse is not None
+        self.check_ranges()
 
     def ptr(self) -> Tensor | None:
         """CSR offsets of a sparse input (receivers' rows), else ``None``."""
@@ -128,6 +142,7 @@ class Graph:
         size = (self.size[0], self.size[1])
         if size[0] is None or size[1] is None:
             raise ValueError("the graph's number of nodes is unknown; pass 'size' or node features")
+        self.check_ranges()
         return to_csr(self.edge_index, size, self.flow)
 
 
@@ -163,13 +178,13 @@ def read_graph(edge_index: Any, size: Any = None, flow: str = "source_to_target"
     Raises:
         TypeError / ValueError naming ``edge_index`` or ``size``.
     """
-    sizes = _check_size(size)
+    sizes = [None, None] if size is None else _check_size(size)
     if isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
         v.check_edge_index(edge_index)
-        for k in (0, 1):
-            if sizes[k] is not None:
-                check_edge_index_side(edge_index, k, sizes[k])
-        return Graph(edge_index, sizes, flow)
+        graph = Graph(edge_index, sizes, flow)
+        if size is not None:
+            graph.check_ranges()
+        return graph
     if is_sparse(edge_index):
         if flow != "source_to_target":
             raise ValueError(

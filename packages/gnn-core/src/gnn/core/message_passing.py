@@ -97,10 +97,12 @@ class _ClassSignature:
     root: str | None  # the propagate argument holding a root term (declared plans only)
     default_update: bool
 
+    message_lifted: dict[str, set[str]]  # lifted_suffixes(message)
+
     @property
     def lifted(self) -> set[str]:
         """Names like ``x`` for which the message takes ``x_i``/``x_j``."""
-        return set(lifted_suffixes(self.message))
+        return set(self.message_lifted)
 
 
 def _declared_plan(cls: type) -> tuple[plans.Plan | None, type]:
@@ -134,8 +136,9 @@ def _class_signature(cls: type) -> _ClassSignature:
     if sig is None:
         with _signatures_lock:
             plan, root = _plan_for(cls)
+            message = _params(cls.message, 1)
             sig = _ClassSignature(
-                message=_params(cls.message, 1),
+                message=message,
                 aggregate=_params(cls.aggregate, 2),
                 message_and_aggregate=_params(cls.message_and_aggregate, 2),
                 update=_params(cls.update, 2),
@@ -144,6 +147,7 @@ def _class_signature(cls: type) -> _ClassSignature:
                 plan=plan,
                 root=root,
                 default_update=cls.update is MessagePassing.update,
+                message_lifted=lifted_suffixes(message),
             )
             _signatures[cls] = sig
     return sig
@@ -276,7 +280,20 @@ class MessagePassing(torch.nn.Module):
         mode is on). Layers that replace self loops then build PyG's exact edge set
         (loops removed, then one per node appended) instead of the fixed-shape one
         (given loops kept with zero weight), so hooks and explanations see PyG's edges."""
-        return bool(self._explain) or any(getattr(self, table) for table in _HOOK_TABLES)
+        d = self.__dict__
+        return bool(
+            self._explain
+            or d["_propagate_forward_pre_hooks"]
+            or d["_propagate_forward_hooks"]
+            or d["_message_forward_pre_hooks"]
+            or d["_message_forward_hooks"]
+            or d["_aggregate_forward_pre_hooks"]
+            or d["_aggregate_forward_hooks"]
+            or d["_message_and_aggregate_forward_pre_hooks"]
+            or d["_message_and_aggregate_forward_hooks"]
+            or d["_edge_update_forward_pre_hooks"]
+            or d["_edge_update_forward_hooks"]
+        )
 
     def fused_path_allowed(self, *, deferred: bool = False) -> bool:
         """The one decision: may a fused plan replace the general path for this call?
@@ -341,8 +358,8 @@ class MessagePassing(torch.nn.Module):
                 kwargs = self._finish_deferred(kwargs)
                 out = self._general(graph, kwargs)
 
-        update_kwargs = self._collect(sig.update, graph, kwargs)
-        out = self.update(out, **update_kwargs)
+        if not sig.default_update:
+            out = self.update(out, **self._collect(sig.update, graph, kwargs))
 
         for hook in self._propagate_forward_hooks.values():
             res = hook(self, (edge_index, size, kwargs), out)
@@ -593,6 +610,7 @@ class MessagePassing(torch.nn.Module):
         if not isinstance(data, Tensor):
             return data
         self._set_size(graph, side, data, base)
+        graph.check_ranges()
         return data.index_select(self.node_dim, graph.edge_index[side])
 
     def _sizes(self, graph: Graph, kwargs: dict[str, Any], params: _Params | None = None) -> None:
@@ -602,7 +620,8 @@ class MessagePassing(torch.nn.Module):
         the sides it is used on (``x_j`` -> senders, ``x_i`` -> receivers).
         A side no tensor fixed takes the other side's size (a square graph, as in PyG).
         """
-        for base, suffixes in lifted_suffixes(params or self._signature.message).items():
+        lifted = self._signature.message_lifted if params is None else lifted_suffixes(params)
+        for base, suffixes in lifted.items():
             data = kwargs.get(base)
             if isinstance(data, (tuple, list)) and len(data) == 2:
                 for side in (0, 1):

@@ -81,12 +81,17 @@ def check_edge_index(edge_index: object, name: str = "edge_index") -> Tensor:
     return t
 
 
+def _bounds(index: Tensor) -> tuple[int, int]:
+    lo, hi = torch.aminmax(index)
+    return int(lo), int(hi)
+
+
 def check_index_range(name: str, index: Tensor, upper: int, what: str = "nodes") -> None:
-    """Check ``0 <= index < upper`` (one pass over ``index``)."""
+    """Check ``0 <= index < upper`` (one pass over ``index``, remembered for this tensor in the
+    per-graph cache: a graph's index is scanned once)."""
     if not validation_enabled() or index.numel() == 0:
         return
-    lo, hi = torch.aminmax(index)
-    lo, hi = int(lo), int(hi)
+    lo, hi = memo(index, "bounds", lambda: _bounds(index))
     if lo < 0:
         raise IndexRangeError(f"'{name}' contains a negative index ({lo}); indices must lie in [0, {upper})")
     if hi >= upper:
@@ -112,6 +117,24 @@ def check_edge_index_side(edge_index: Tensor, side: int, upper: object) -> None:
     lo, hi = memo(edge_index, "bounds", lambda: _row_bounds(edge_index))[side]
     if lo < 0 or hi >= upper:  # let the shared check word the error
         check_index_range(f"edge_index[{side}]", edge_index[side], upper)
+
+
+def check_edge_index_sides(edge_index: Tensor, size0: object, size1: object) -> None:
+    """Check ``edge_index[0] < size0`` and ``edge_index[1] < size1`` (``None``: unchecked), with one
+    lookup of the per-graph cache."""
+    if not validation_enabled() or edge_index.numel() == 0:
+        return
+    bounds = memo(edge_index, "bounds", lambda: _row_bounds(edge_index))
+    for side, upper in ((0, size0), (1, size1)):
+        if upper is not None:
+            lo, hi = bounds[side]
+            if lo < 0 or hi >= upper:
+                check_index_range(f"edge_index[{side}]", edge_index[side], upper)
+
+
+def check_edge_index_nodes(edge_index: Tensor, num_nodes: object) -> None:
+    """Check that both rows of ``edge_index`` index ``num_nodes`` nodes (once per graph, cached)."""
+    check_edge_index_sides(edge_index, num_nodes, num_nodes)
 
 
 def check_ptr(name: str, ptr: Tensor, size: int | None = None) -> None:

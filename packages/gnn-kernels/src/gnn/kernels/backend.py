@@ -51,10 +51,27 @@ _REDUCE_CODES = {
 
 
 #: below this many elements read (``work``), a call's fixed cost in the custom-op
-#: machinery exceeds what the kernel saves, and the pure-torch reference runs.
-#: Measured on 2 cores: spmm breaks even near 600k elements (E x F), the others earlier.
+#: machinery (about 60 us) exceeds what the kernel saves and the pure-torch reference runs.
+#: Measured fwd+bwd on 2 cores: spmm and the sum/mean reductions break even near 400k
+#: elements, max/min near 16k; the fused attention and softmax kernels win at any size.
 _MIN_WORK = {"spmm": 1 << 19, "spmm_self": 1 << 19}
-_MIN_WORK_DEFAULT = 1 << 15
+_MIN_WORK_REDUCE = {"sum": 1 << 19, "mean": 1 << 19}  # scatter / segment by reduction
+_MIN_WORK_DEFAULT = 1 << 14
+_ALWAYS = {"node_score_attention", "additive_attention", "dot_attention", "softmax", "segment_matmul"}
+
+
+def _min_work(op: str, reduce: str | None) -> int:
+    if op in _ALWAYS:
+        return 0
+    if op in ("scatter", "segment"):
+        return _MIN_WORK_REDUCE.get(reduce or "", _MIN_WORK_DEFAULT)
+    return _MIN_WORK.get(op, _MIN_WORK_DEFAULT)
+
+
+#: ops whose schema takes an output size as an ``int``: a symbolic size (torch.compile with
+#: dynamic shapes, torch.export) would be specialized, so they are left to the pure-torch
+#: reference (which the compiler turns into fused code of its own) while tracing
+_SIZED_OPS = {"scatter", "softmax"}
 
 
 def in_graph_order(graph: Any, edge_tensor: Tensor | None) -> Tensor | None:
@@ -114,7 +131,9 @@ class NativeBackend(GeometryOps):
     ) -> bool:
         if op not in _OPS or device.type != "cpu" or dtype not in (torch.float32, torch.float64):
             return False
-        if work is not None and work < _MIN_WORK.get(op, _MIN_WORK_DEFAULT):
+        if work is not None and work < _min_work(op, reduce):
+            return False
+        if op in _SIZED_OPS and torch.compiler.is_compiling():
             return False
         return reduce is None or reduce in _REDUCE_CODES
 

@@ -212,25 +212,27 @@ class Linear(LazyWeightMixin, torch.nn.Module):
         init_weight(self.weight, self.weight_initializer, self.in_channels)
         init_bias(self.bias, self.bias_initializer, self.in_channels)
 
-    def _check_input(self, x: Tensor) -> None:
-        """Validate ``x`` against ``in_channels``; a lazy layer materializes its weight from it."""
-        if is_lazy(self.weight):
+    def _check_input(self, x: Tensor) -> Tensor:
+        """Validate ``x`` against ``in_channels`` (a lazy layer materializes its weight from it);
+        returns the weight."""
+        weight = self.weight
+        if is_lazy(weight):
             v.check_tensor("x", x)
             if x.dim() == 0:
                 raise ValueError(f"'x' must have a feature dimension, got {v.describe(x)}")
             self._materialize(x.size(-1))
-        elif v.validation_enabled():
+            return self.weight
+        if not isinstance(x, Tensor) or x.dim() == 0 or x.size(-1) != weight.size(1):
             v.check_tensor("x", x)
-            if x.dim() == 0 or x.size(-1) != self.weight.size(1):
-                raise ValueError(
-                    f"'x' must have {self.weight.size(1)} features in its last dimension "
-                    f"(in_channels), got {v.describe(x)}"
-                )
+            raise ValueError(
+                f"'x' must have {weight.size(1)} features in its last dimension "
+                f"(in_channels), got {v.describe(x)}"
+            )
+        return weight
 
     def forward(self, x: Tensor) -> Tensor:
         """``[*, in_channels]`` -> ``[*, out_channels]``."""
-        self._check_input(x)
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self._check_input(x), self.bias)
 
     def add_to(self, acc: Tensor, x: Tensor) -> Tensor:
         r"""``acc + self(x)``, with the sum formed inside the matrix multiply.
@@ -252,19 +254,20 @@ class Linear(LazyWeightMixin, torch.nn.Module):
             >>> torch.allclose(lin.add_to(acc, x), acc + lin(x), atol=1e-6)
             True
         """
-        self._check_input(x)
+        weight = self._check_input(x)
+        bias = self.bias
         fusable = (
             x.dim() == 2
             and acc.dim() == 2
-            and acc.shape == (x.size(0), self.weight.size(0))
-            and acc.dtype == x.dtype == self.weight.dtype
+            and acc.shape == (x.size(0), weight.size(0))
+            and acc.dtype == x.dtype == weight.dtype
             and acc.device == x.device
         )
         if not fusable:
-            return acc + F.linear(x, self.weight, self.bias)
-        out = torch.addmm(acc, x, self.weight.t())
+            return acc + F.linear(x, weight, bias)
+        out = torch.addmm(acc, x, weight.t())
         # in place: addmm's backward does not need its output
-        return out if self.bias is None else out.add_(self.bias)
+        return out if bias is None else out.add_(bias)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, bias={self.bias is not None})"

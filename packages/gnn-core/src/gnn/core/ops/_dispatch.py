@@ -28,7 +28,12 @@ def context(x: Tensor, reduce: str | None = None, *more: Tensor | None, work: An
     backend whose fixed cost per call exceeds the pure-torch reference's declines
     small calls by it.
     """
-    grad = x.requires_grad or any(t is not None and t.requires_grad for t in more)
+    grad = x.requires_grad
+    if not grad:
+        for t in more:
+            if t is not None and t.requires_grad:
+                grad = True
+                break
     if torch.compiler.is_compiling():
         work = None  # a size test would specialize the trace on the graph's size
     return {"device": x.device, "dtype": x.dtype, "reduce": reduce, "requires_grad": grad, "work": work}

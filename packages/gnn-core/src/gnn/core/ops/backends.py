@@ -23,6 +23,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import torch
+
 from . import reference, reference_geometry
 
 TORCH = "torch"
@@ -70,12 +72,18 @@ def _key(name: str) -> str:
     return name.strip().lower().replace("_", "").replace("-", "")
 
 
+_env_seen: tuple[str, str | None] = ("", None)  # (raw GNN_KERNELS, its key): parsed once per value
+
+
 def _forced_name() -> str | None:
+    global _env_seen
     name = getattr(_forced, "name", None)
     if name is not None:
         return name
-    env = _key(os.environ.get("GNN_KERNELS", ""))
-    return env or None
+    raw = os.environ.get("GNN_KERNELS", "")
+    if raw != _env_seen[0]:
+        _env_seen = (raw, _key(raw) or None)
+    return _env_seen[1]
 
 
 @contextlib.contextmanager
@@ -98,12 +106,36 @@ def _reference(op: str) -> Any:
     return impl if impl is not None else reference_geometry.REFERENCES[op]
 
 
+#: answers of :func:`select` per call context: a backend's ``supports`` must depend on its
+#: arguments only, so that one call of a static graph selects as fast as a dict lookup
+_selected: dict[tuple, tuple[str, Any]] = {}
+
+
 def select(op: str, **ctx: Any) -> tuple[str, Any]:
     """The ``(name, implementation)`` that runs ``op`` for this call."""
     forced = _forced_name()
+    found = _load_backends()
+    key = (op, forced, id(found), torch.compiler.is_compiling(), *ctx.values())
+    try:
+        hit = _selected.get(key)
+    except TypeError:  # an unhashable context value: select afresh
+        hit, key = None, None
+    if hit is not None:
+        return hit
+    choice = _choose(op, forced, found, ctx)
+    if key is not None:
+        if len(_selected) > 4096:
+            _selected.clear()
+        _selected[key] = choice
+    return choice
+
+
+def _choose(
+    op: str, forced: str | None, found: list[tuple[str, Any]], ctx: dict[str, Any]
+) -> tuple[str, Any]:
     if forced == TORCH:
         return TORCH, _reference(op)
-    for name, obj in _load_backends():
+    for name, obj in found:
         if forced is not None and name != forced:
             continue
         impl = getattr(obj, op, None)
@@ -140,3 +172,4 @@ def describe(
 def _reset_for_tests() -> None:
     global _backends
     _backends = None
+    _selected.clear()

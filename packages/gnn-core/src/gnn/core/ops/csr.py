@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -155,23 +155,32 @@ class CSR:
         return graph
 
     def torch_sparse(self, value: Tensor | None, dtype: torch.dtype) -> Tensor:
-        """A ``torch.sparse_csr_tensor`` view (values default to ones)."""
+        """A ``torch.sparse_csr_tensor`` view (values default to ones); the view of the last
+        values tensor is kept (a static graph's weights are the same tensor every call)."""
         if value is None:
-            key = ("ones", dtype)
+            key: Any = ("ones", dtype)
             cached = self._cache.get(key)
             if cached is not None:
                 return cached
             value = torch.ones(self.nnz, dtype=dtype, device=self.device)
         else:
-            key = None
+            last = self._cache.get("values")
+            if (
+                last is not None
+                and last[0] is value
+                and last[1] == value._version
+                and not value.requires_grad
+            ):
+                return last[2]
+            key = "values"
         rowptr, col = self.rowptr, self.col
         if rowptr.dtype != col.dtype:
             rowptr = rowptr.to(col.dtype)
         out = torch.sparse_csr_tensor(
             rowptr, col, value, (self.num_rows, self.num_cols), check_invariants=False
         )
-        if key is not None and not torch.compiler.is_compiling():
-            self._cache[key] = out
+        if not torch.compiler.is_compiling() and not value.requires_grad:
+            self._cache[key] = out if key != "values" else (value, value._version, out)
         return out
 
 
@@ -209,8 +218,9 @@ def ptr_from_sorted_index(index: Tensor, size: int) -> Tensor:
 
 def from_coo(row: Tensor, col: Tensor, num_rows: int, num_cols: int, *, is_sorted: bool = False) -> CSR:
     """Build a :class:`CSR` from COO ``row``/``col`` (stable sort by row)."""
-    if not is_sorted and row.numel() > 1:
-        if torch.compiler.is_compiling():
+    tracing = torch.compiler.is_compiling()
+    if not is_sorted and (tracing or row.numel() > 1):
+        if tracing:  # no data-dependent branch, no test of the size
             perm = torch.argsort(row, stable=True)
         else:
             sorted_already = bool((row[1:] >= row[:-1]).all())
@@ -220,12 +230,17 @@ def from_coo(row: Tensor, col: Tensor, num_rows: int, num_cols: int, *, is_sorte
     if perm is not None:
         row = row.index_select(0, perm)
         col = col.index_select(0, perm)
-    if row.dtype == torch.int32:
+    if tracing:  # torch._convert_indices_from_coo_to_csr would specialize on num_rows
+        counts = torch.zeros(num_rows, dtype=torch.long, device=row.device)
+        counts = counts.index_add(0, row.long(), torch.ones_like(row, dtype=torch.long))
+        rowptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(row.dtype)
+        col = col if row.dtype == torch.int32 else col.long()
+    elif row.dtype == torch.int32:
         rowptr = torch._convert_indices_from_coo_to_csr(row, num_rows, out_int32=True)
     else:
         rowptr = torch._convert_indices_from_coo_to_csr(row.long(), num_rows)
         col = col.long()
     csr = CSR(rowptr=rowptr, col=col, num_rows=num_rows, num_cols=num_cols, perm=perm)
-    if not torch.compiler.is_compiling():
+    if not tracing:
         csr._cache["row"] = row if row.dtype == col.dtype else row.to(col.dtype)
     return csr

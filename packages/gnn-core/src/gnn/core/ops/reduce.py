@@ -10,6 +10,8 @@ feature dimensions.
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
 
 from .. import validation as v
@@ -115,7 +117,7 @@ def spmm(
         v.check_tensor("edge_weight", edge_weight)
         if edge_weight.dim() != 1 or edge_weight.numel() != csr.nnz:
             raise ValueError(f"'edge_weight' must have shape [{csr.nnz}], got {v.describe(edge_weight)}")
-    work = csr.nnz * (x.numel() // max(x.size(0), 1))
+    work = csr.nnz * math.prod(x.shape[1:])
     if x_self is None:
         return run_on_graph("spmm", context(x, reduce, edge_weight, work=work), csr, x, edge_weight, reduce)
     v.check_tensor("x_self", x_self)

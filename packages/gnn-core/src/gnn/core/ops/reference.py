@@ -106,6 +106,11 @@ class _CSRMatmul(torch.autograd.Function):
         return None, grad_x, None, None, grad_self, None
 
 
+#: below this many gathered elements (``nnz * features``) a gather and scatter is faster than
+#: building and multiplying a torch.sparse matrix (its fixed cost is about 80 us per call)
+_SPARSE_MM_MIN_WORK = 1 << 15
+
+
 def _torch_sparse_ok(x: Tensor, value: Tensor | None) -> bool:
     if torch.compiler.is_compiling():
         return False
@@ -138,7 +143,11 @@ def spmm_self(
     feats = math.prod(x.shape[1:])
     flat = x.reshape(x.size(0), feats)
     flat_self = None if x_self is None else x_self.reshape(csr.num_rows, feats)
-    if reduce in ("sum", "add", "mean") and _torch_sparse_ok(flat, value):
+    if (
+        reduce in ("sum", "add", "mean")
+        and _torch_sparse_ok(flat, value)
+        and csr.nnz * feats >= _SPARSE_MM_MIN_WORK
+    ):
         if value is not None and value.dtype != flat.dtype:
             value = value.to(flat.dtype)
         if flat_self is not None and flat_self.dtype != flat.dtype:
@@ -149,8 +158,8 @@ def spmm_self(
     if value is not None:
         messages = messages * value.view((-1,) + (1,) * (x.dim() - 1)).to(messages.dtype)
     out = scatter(messages, csr.row(), 0, csr.num_rows, "sum" if reduce == "add" else reduce)
-    if x_self is not None:
-        out = out + self_weight * x_self
+    if x_self is not None:  # in place on the fresh result (its backward does not need it)
+        out = out.add_(x_self, alpha=self_weight) if reduce in ("sum", "add") else out + self_weight * x_self
     return out
 
 

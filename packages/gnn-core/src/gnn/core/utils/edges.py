@@ -12,7 +12,8 @@ from .. import validation as v
 def maybe_num_nodes(edge_index: Tensor, num_nodes: int | None = None) -> int:
     """``num_nodes`` if given, else ``edge_index.max() + 1`` (0 for no edges)."""
     if num_nodes is not None:
-        return int(num_nodes)
+        # a symbolic size (torch.compile / torch.export) stays symbolic: int() would specialize it
+        return num_nodes if isinstance(num_nodes, (int, torch.SymInt)) else int(num_nodes)
     if edge_index.numel() == 0:
         return 0
     return int(edge_index.max()) + 1

@@ -138,8 +138,7 @@ def gcn_norm(
     v.check_edge_index(edge_index)
     n = maybe_num_nodes(edge_index, num_nodes)
     if num_nodes is not None:
-        v.check_edge_index_side(edge_index, 0, n)
-        v.check_edge_index_side(edge_index, 1, n)
+        v.check_edge_index_nodes(edge_index, n)
 
     def compute() -> tuple[Tensor, Tensor]:
         index, weight = edge_index, _check_weight(edge_weight, edge_index.size(1), dtype, edge_index.device)
