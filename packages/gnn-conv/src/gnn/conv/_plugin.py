@@ -57,6 +57,8 @@ CONVS: dict[str, str] = {
     "SignedConv": "signed",
     "AntiSymmetricConv": "antisymmetric",
     "DirGNNConv": "dir_gnn",
+    # graph transformers
+    "GPSConv": "gps",
 }
 
 
