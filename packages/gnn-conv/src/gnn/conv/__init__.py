@@ -7,7 +7,9 @@ gnn.conv`` is cheap::
     >>> conv = GCNConv(16, 32)
 
 The layers are also reachable by name through the registry
-(``gnn.core.registry.convs.resolve("gcn", 16, 32)``).
+(``gnn.core.registry.convs.resolve("gcn", 16, 32)``), and so are the
+normalization layers of :mod:`gnn.conv.norm`
+(``gnn.core.registry.norms.resolve("batch_norm", 64)``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._plugin import CONVS
+from ._plugin import CONVS, NORMS
 
 __version__ = "0.1.0"
 
 # public name -> module (relative to gnn.conv) that defines it
 _EXPORTS: dict[str, str] = {name: "." + module for name, module in CONVS.items()}
+_EXPORTS.update({name: "." + module for name, module in NORMS.items()})
 _EXPORTS["MessagePassing"] = "gnn.core.message_passing"
 # dense layers and attention modules: public at gnn.conv, not registered as convs
 _EXPORTS.update(
@@ -56,6 +59,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .le import LEConv  # noqa: F401
     from .lg import LGConv  # noqa: F401
     from .mixhop import MixHopConv  # noqa: F401
+    from .norm import (  # noqa: F401
+        BatchNorm,
+        DiffGroupNorm,
+        GraphNorm,
+        GraphSizeNorm,
+        InstanceNorm,
+        LayerNorm,
+        MeanSubtractionNorm,
+        MessageNorm,
+        PairNorm,
+    )
     from .sage import SAGEConv  # noqa: F401
     from .sg import SGConv  # noqa: F401
     from .simple import SimpleConv  # noqa: F401
