@@ -94,7 +94,11 @@ class PolynormerAttention(torch.nn.Module):
         v = split(zero_padded(self.v(x), mask))
         numerator = q @ (k.transpose(-1, -2) @ v)  # [B, H, N, D]
         denominator = q @ k.sum(dim=-2).unsqueeze(-1) + DENOMINATOR_EPS  # [B, H, N, 1]
-        att = (numerator / denominator).permute(0, 2, 3, 1).reshape(batch, num_nodes, -1)
+        att = (
+            (numerator / denominator)
+            .permute(0, 2, 3, 1)
+            .reshape(batch, num_nodes, self.heads * self.head_channels)
+        )
         out = self.lns(att) * (gate + self.beta)
         return self.dropout(F.relu(self.lin_out(out)))
 

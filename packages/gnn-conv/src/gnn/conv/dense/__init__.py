@@ -1,7 +1,9 @@
 """Dense convolution layers (``gnn.conv.dense``): layers on padded ``[B, N, N]`` adjacency matrices.
 
 Each layer takes node features ``x`` ``[B, N, F]``, an adjacency ``adj``
-``[B, N, N]`` (``adj[b, i, j]``: weight of the edge ``j -> i``) and an
+``[B, N, N]`` (``adj[b, i, j]``: how much node ``j`` contributes to node ``i``;
+:func:`~gnn.core.utils.to_dense_adj` puts an edge ``i -> j`` at ``[i, j]``, so
+for a directed graph pass its transpose to aggregate along edge direction) and an
 optional node ``mask`` ``[B, N]``, as produced by
 :func:`gnn.core.utils.to_dense_batch` and :func:`gnn.core.utils.to_dense_adj`
 (the 2-D forms ``[N, F]`` / ``[N, N]`` stand for one graph)::

@@ -2,7 +2,7 @@
 
 The dense layers take node features ``x`` as ``[B, N, F]`` (or ``[N, F]``, one
 graph), an adjacency ``adj`` as ``[B, N, N]`` (or ``[N, N]``) with
-``adj[b, i, j]`` the weight of the edge ``j -> i``, and an optional node mask
+``adj[b, i, j]`` how much node ``j`` contributes to node ``i``, and an optional node mask
 ``[B, N]`` (``True`` = real node). :func:`dense_inputs` validates them and
 returns the batched forms.
 """

@@ -24,8 +24,8 @@ class DenseGATConv(torch.nn.Module):
         \qquad \alpha_{ij} = \frac{\exp(e_{ij})}{\sum_{k : A_{ik} \neq 0} \exp(e_{ik})},
         \qquad x'_i = \sum_{j : A_{ij} \neq 0} \alpha_{ij} z_j
 
-    over the non-zero entries of ``adj`` (``adj[b, i, j]`` for the edge
-    ``j -> i``; its weights are not used), with the diagonal made non-zero
+    over the non-zero entries of ``adj`` (node ``i`` attends to the ``j`` with
+    ``adj[b, i, j] != 0``; the weights themselves are not used), with the diagonal made non-zero
     when ``add_loop=True``. Heads are concatenated (``concat=True``) or
     averaged, then the bias is added. ``dropout`` drops attention
     coefficients while training. A node without any incoming edge

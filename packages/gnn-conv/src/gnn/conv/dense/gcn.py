@@ -22,7 +22,7 @@ class DenseGCNConv(torch.nn.Module):
     is *set* to 1 (2 when ``improved``) when ``add_loop=True`` (an existing
     self loop's weight is replaced, not added to), and
     :math:`\hat{D}_{ii} = \max(1, \sum_j \hat{A}_{ij})`. ``adj[b, i, j]`` is
-    the weight of the edge ``j -> i``.
+    how much node ``j`` contributes to node ``i``.
 
     The normalized matrix is never formed: the layer computes
     :math:`d \odot (\hat{A} (d \odot Y))` with :math:`d = \hat{D}^{-1/2}` and

@@ -17,7 +17,7 @@ class DenseGINConv(torch.nn.Module):
         X' = h_\Theta\big(A X + (1 + \epsilon) X\big)
 
     per graph of the batch (the root term only when ``add_loop=True``);
-    ``adj[b, i, j]`` is the weight of the edge ``j -> i``.
+    ``adj[b, i, j]`` is how much node ``j`` contributes to node ``i``.
 
     Args:
         nn: the network :math:`h_\Theta` applied to the ``[B, N, F]`` result.

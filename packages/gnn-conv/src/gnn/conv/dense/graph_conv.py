@@ -18,7 +18,7 @@ class DenseGraphConv(torch.nn.Module):
     .. math::
         X' = \mathrm{aggr}(A, X)\, W_1^\top + b + X W_2^\top
 
-    with, per graph of the batch (``adj[b, i, j]`` the weight of ``j -> i``):
+    with, per graph of the batch (``adj[b, i, j]``: how much node ``j`` contributes to node ``i``):
 
     * ``"add"``: :math:`A X`;
     * ``"mean"``: :math:`A X` divided row-wise by :math:`\max(1, \sum_j A_{ij})`;
@@ -64,7 +64,9 @@ class DenseGraphConv(torch.nn.Module):
     def forward(self, x: Tensor, adj: Tensor, mask: Tensor | None = None) -> Tensor:
         """Apply the layer (see the class docstring for shapes)."""
         x, adj, mask = dense_inputs(x, adj, mask, self.in_channels)
-        if self.aggr == "max":
+        if self.aggr == "max" and x.size(1) == 0:
+            out = x.new_zeros(adj.shape[:2] + x.shape[-1:])
+        elif self.aggr == "max":
             # [B, N_dst, N_src, F]: x_j where adj[j, dst] != 0, else -inf
             edges = (adj != 0).transpose(-1, -2).unsqueeze(-1)
             candidates = x.unsqueeze(-3).masked_fill(~edges, float("-inf"))

@@ -17,7 +17,7 @@ class DenseSAGEConv(torch.nn.Module):
     .. math::
         X' = \frac{A X}{\max(1, A \mathbf{1})} W_1^\top + X W_2^\top + b
 
-    per graph of the batch (``adj[b, i, j]`` the weight of ``j -> i``; the
+    per graph of the batch (``adj[b, i, j]``: the weight of node ``j`` for node ``i``; the
     division is row-wise by the weighted degree), followed by
     :math:`x'_i \leftarrow x'_i / \lVert x'_i \rVert_2` when ``normalize``.
 
