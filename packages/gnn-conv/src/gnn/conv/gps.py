@@ -71,6 +71,12 @@ class GPSConv(torch.nn.Module):
     ``batch`` may be in any order (nodes of a graph need not be contiguous);
     PyG 2.8 requires it sorted.
 
+    Under ``torch.compile`` the attention runs on one padded ``[B, N_max]``
+    layout built without host-side branches; ``B`` and ``N_max`` are read
+    from ``batch``, so a compile without graph breaks needs
+    ``torch._dynamo.config.capture_scalar_outputs = True`` (without ``batch``
+    nothing is read and no setting is needed).
+
     Args:
         channels: input and output size.
         conv: the local message-passing layer, called as
