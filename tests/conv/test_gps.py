@@ -113,6 +113,15 @@ def test_no_nodes_and_single_node_graphs():
     torch.testing.assert_close(layer(x, edge_index, batch), reference(layer, x, edge_index, batch))
 
 
+def test_int32_batch_and_non_contiguous_features():
+    x, edge_index, batch = graphs(SIZES, seed=12)
+    layer = GPSConv(C, gin(), heads=HEADS, norm="layer_norm").double()
+    expected = layer(x, edge_index, batch)
+    x_t = x.t().contiguous().t()
+    assert not x_t.is_contiguous()
+    torch.testing.assert_close(layer(x_t, edge_index.int(), batch.int()), expected)
+
+
 def test_attention_dropout_acts_in_training_only():
     x, edge_index, batch = graphs(SIZES, seed=4, dtype=torch.float32)
     layer = GPSConv(C, gin(), heads=HEADS, norm=None, attn_kwargs={"dropout": 0.9})

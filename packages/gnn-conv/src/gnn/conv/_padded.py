@@ -11,10 +11,10 @@ Two layouts:
 
 * **buckets** (:func:`bucketed_layout`, eager mode): graphs sorted by size
   are grouped so that each graph is padded to at most ``1 / ratio`` times
-  its size. For ``B`` graphs of ``n_g`` nodes the attention costs about
-  :math:`\sum_g n_g^2` instead of :math:`B \max_g n_g^2` for one padded
-  ``[B, N_max, N_max]`` batch, and the linear maps run on the ``N`` real
-  rows only;
+  its size. For ``B`` graphs of ``n_g`` nodes the attention costs at most
+  :math:`\sum_g (n_g / \mathrm{ratio})^2` (about :math:`1.2 \sum_g n_g^2`
+  for sizes spread uniformly) instead of :math:`B \max_g n_g^2` for one
+  padded ``[B, N_max, N_max]`` batch;
 * **single** (:func:`single_layout`): every graph padded to the largest one,
   ``[B, N_max]``, as :func:`gnn.core.utils.to_dense_batch` would (needed
   where the padding itself changes the result, as in Performer attention,
@@ -37,8 +37,9 @@ from torch import Tensor
 
 from gnn.core.utils import group_counts
 
-#: default bucket ratio: each graph is padded to at most 1 / 0.9 = 1.11 times its node count
-BUCKET_RATIO = 0.9
+#: default bucket ratio: each graph is padded to at most 1 / 0.8 = 1.25 times its node count (fewer,
+#: larger buckets than a finer grid: every bucket costs a few kernel launches / parallel regions)
+BUCKET_RATIO = 0.8
 
 
 @dataclass(eq=False)

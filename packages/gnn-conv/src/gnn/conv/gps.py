@@ -54,7 +54,7 @@ class GPSConv(torch.nn.Module):
     :class:`torch.nn.MultiheadAttention` (``attn``, so PyG checkpoints load),
     :math:`\mathrm{softmax}(q k^\top / \sqrt{d}) v` per head and graph. It is
     computed without a padded ``[B, N_max, N_max]`` batch: graphs are
-    grouped by size into buckets, each graph padded to at most 1.11 times
+    grouped by size into buckets, each graph padded to at most 1.25 times
     its node count (not to the largest graph of the batch), and each bucket
     runs its input projection and
     :func:`torch.nn.functional.scaled_dot_product_attention` (whose fused
