@@ -223,7 +223,8 @@ class GPSConv(torch.nn.Module):
         if self.attn_type == "performer":
             return self._performer(x, batch)
         attn = self.attn
-        fused = attn._qkv_same_embed_dim and attn.bias_k is None and not attn.add_zero_attn
+        same_dims = attn.kdim == attn.vdim == attn.embed_dim
+        fused = same_dims and attn.bias_k is None and not attn.add_zero_attn
         if not fused:
             return self._padded_module(x, batch)
         dropout = attn.dropout if self.training else 0.0
