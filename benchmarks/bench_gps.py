@@ -11,8 +11,9 @@ process (one call of each in turn, per repeat). Each call gets a fresh copy of
 
 ``--norm`` picks the normalization (default ``batch_norm``, PyG's default;
 ``none`` when gnn's norms are not installed). Peak memory is the extra peak
-RSS of one forward+backward, measured in a fresh subprocess per library
-(``--no-memory`` skips it).
+RSS of one forward+backward after a warm-up call, measured in a fresh
+subprocess per library with glibc's mmap threshold fixed at 64 KiB, so that
+freed tensors leave the resident set at once (``--no-memory`` skips it).
 
 Usage: python benchmarks/bench_gps.py [--graphs 256] [--channels 64] [--heads 4]
        [--repeat 7] [--norm batch_norm] [--attn multihead] [--no-memory] [--markdown]
@@ -21,6 +22,7 @@ Usage: python benchmarks/bench_gps.py [--graphs 256] [--channels 64] [--heads 4]
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -100,7 +102,11 @@ before = status('VmRSS:')
 run()
 print((status('VmHWM:') - before) / 1024)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # a fixed mmap threshold: glibc then returns every large block to the OS when it is freed (by
+    # default the threshold grows after the warm-up, freed blocks stay resident and the measured run
+    # reuses them without raising RSS), so the high-water mark follows the live tensors
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return float(res.stdout.strip().splitlines()[-1])
 
 
