@@ -8,8 +8,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gnn.conv.norm import GraphNorm, GraphSizeNorm, InstanceNorm, LayerNorm, MeanSubtractionNorm, PairNorm
-from gnn.conv.norm import _segment
+from gnn.conv.norm import (
+    GraphNorm,
+    GraphSizeNorm,
+    InstanceNorm,
+    LayerNorm,
+    MeanSubtractionNorm,
+    PairNorm,
+    _segment,
+)
+from gnn.conv.norm.graph_norm import _graph_norm_stats
+from gnn.conv.norm.layer_norm import _graph_layer_norm_stats as _layer_stats
+from gnn.conv.norm.pair_norm import _pair_norm_stats as _pair_stats
 from gnn.core import testing
 
 F = 6
@@ -172,10 +182,6 @@ STATS = {
     "pair_norm": lambda s, m, n, w, b, a: _pair_stats(s, m, n, 1.5, 1e-5),
 }
 
-from gnn.conv.norm.graph_norm import _graph_norm_stats  # noqa: E402
-from gnn.conv.norm.layer_norm import _graph_layer_norm_stats as _layer_stats  # noqa: E402
-from gnn.conv.norm.pair_norm import _pair_norm_stats as _pair_stats  # noqa: E402
-
 
 @pytest.mark.parametrize("stats", list(STATS))
 @pytest.mark.parametrize("layout", ["sorted", "unsorted", "one-graph"])
@@ -309,7 +315,9 @@ def test_instance_norm_momentum_none_is_cumulative():
 def test_instance_norm_untracked_uses_batch_statistics_in_eval():
     norm = InstanceNorm(F).double().eval()
     x = features()
-    testing.assert_close(norm(x, BATCH, SIZE), per_graph(x, BATCH, SIZE, lambda xg: ref_instance_norm(xg, norm)))
+    testing.assert_close(
+        norm(x, BATCH, SIZE), per_graph(x, BATCH, SIZE, lambda xg: ref_instance_norm(xg, norm))
+    )
 
 
 # -- torch.compile ----------------------------------------------------------------------------------
