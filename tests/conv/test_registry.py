@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import gnn.conv
-from gnn.conv._plugin import CONVS
+from gnn.conv._plugin import CONVS, NORMS
 from gnn.core import registry
 
 #: (query, args, kwargs, class name) for the GCN-family layers
@@ -63,7 +63,7 @@ def test_all_41_layers_registered_by_gnn_conv():
     assert len(CONVS) == 41
     names = {e.name for e in entries}
     assert {"gcn", "appnp", "gatv2", "gine", "wlconvcontinuous", "mixhop", "dirgnn"} <= names
-    assert set(CONVS) | {"MessagePassing"} == set(gnn.conv.__all__)
+    assert set(CONVS) | set(NORMS) | {"MessagePassing"} == set(gnn.conv.__all__)
 
 
 def test_message_passing_is_reexported():

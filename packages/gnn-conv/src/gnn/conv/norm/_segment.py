@@ -55,8 +55,9 @@ from gnn.core.utils.groups import ptr_from_sorted_index
 
 __all__ = ["Graphs", "graph_affine", "graph_affine_reference", "graphs_of"]
 
-#: elements (rows x channels) of one block of the CPU passes: 2 MiB of float32
-BLOCK_ELEMENTS = 1 << 19
+#: elements (rows x channels) of one block of the CPU passes: 8 MiB of float32, few enough blocks
+#: that a busy machine (threads waiting at each parallel op) does not slow it down much
+BLOCK_ELEMENTS = 1 << 21
 
 # batch vector -> its ptr (when sorted) or False; keyed by identity and in-place version
 _layout_cache = TensorCache(16)
@@ -233,12 +234,12 @@ def _affine(
     for s, e, _, _, _ in graphs.blocks(c, x.device):
         rows = graphs.take(table, s, e)
         res = torch.sub(x[s:e], rows[:, :c], out=out[s:e]) if direct else x[s:e] - rows[:, :c]
-        k = c
-        if scale is not None:
-            res.mul_(rows[:, k : k + c])
-            k += c
-        if shift is not None:
-            res.add_(rows[:, k : k + c])
+        if scale is not None and shift is not None:
+            torch.addcmul(rows[:, 2 * c :], res, rows[:, c : 2 * c], out=res)
+        elif scale is not None:
+            res.mul_(rows[:, c:])
+        elif shift is not None:
+            res.add_(rows[:, c:])
         if not direct:
             out[s:e].copy_(res)
     return out
@@ -271,7 +272,7 @@ def _grad_x(
     for s, e, _, _, _ in graphs.blocks(c, x.device):
         rows = graphs.take(table, s, e)
         res = torch.sub(x[s:e], rows[:, :c], out=out[s:e]) if direct else x[s:e] - rows[:, :c]
-        res.mul_(rows[:, c : 2 * c]).add_(rows[:, 2 * c : 3 * c])
+        torch.addcmul(rows[:, 2 * c : 3 * c], res, rows[:, c : 2 * c], out=res)
         if scale is None:
             res.add_(grad[s:e])
         else:
