@@ -113,7 +113,9 @@ print((status('VmHWM:') - before) / 1024)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--graphs", type=int, default=1000)
@@ -167,7 +169,9 @@ def main() -> None:
     else:
         widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
         for line in [header, *lines]:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+            print(
+                "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+            )
     if rows and rows[0][2] is None:
         print("(PyG is not installed: its columns are skipped)")
 

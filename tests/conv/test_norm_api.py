@@ -10,7 +10,6 @@ import sys
 import pytest
 import torch
 
-import gnn.conv
 import gnn.conv.norm as norm
 from gnn.conv._plugin import NORMS
 from gnn.core import registry
@@ -107,7 +106,17 @@ def test_registry_resolves_by_name(query, name, args):
 def test_registry_lists_all_nine_lazily():
     entries = [e for e in registry.norms.entries() if e.dist == "gnn-conv"]
     assert sorted(e.name for e in entries) == sorted(
-        ["batch", "instance", "layer", "graph", "graphsize", "pair", "meansubtraction", "message", "diffgroup"]
+        [
+            "batch",
+            "instance",
+            "layer",
+            "graph",
+            "graphsize",
+            "pair",
+            "meansubtraction",
+            "message",
+            "diffgroup",
+        ]
     )
     assert all(e.is_lazy for e in entries)
     with pytest.raises(ValueError, match="did you mean"):

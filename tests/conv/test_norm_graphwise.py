@@ -225,11 +225,35 @@ def test_engine_blocks_cover_rows_and_graphs():
         assert nxt is None or nxt[0] == e
         assert g0 == int(BATCH[s]) and g1 == int(BATCH[e - 1])
         assert int(ptr[0]) == 0 and int(ptr[-1]) == e - s
-    # an unsorted batch is reduced by scatter over all rows at once
+    # an unsorted batch is reduced by scatter over all rows at once (B x C is large next to a block)
     perm = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(1))
     unsorted = _segment.graphs_of(x, BATCH[perm], SIZE)
     assert unsorted.ptr is None and unsorted.blocks(F, x.device) == [(0, x.size(0), 0, SIZE - 1, None)]
     testing.assert_close(unsorted.counts, graphs.counts)
+
+
+@pytest.mark.parametrize("name", ["graph_norm", "layer_norm", "instance_norm_affine", "pair_norm"])
+def test_unsorted_blocks_scatter_into_all_graphs(name, monkeypatch):
+    """Few graphs and many rows: the unsorted batch is walked in blocks too, each scattering
+    into all graphs; same numbers and gradients as the sorted layout."""
+    monkeypatch.setattr(_segment, "BLOCK_ELEMENTS", 4 * SIZE * F)
+    g = torch.Generator().manual_seed(4)
+    batch = torch.randint(0, SIZE, (200,), generator=g)
+    x = features(200).requires_grad_()
+    blocks = _segment.graphs_of(x, batch, SIZE).blocks(F, x.device)
+    assert len(blocks) > 4 and all(ptr is None and (g0, g1) == (0, SIZE - 1) for _, _, g0, g1, ptr in blocks)
+    module = LAYERS[name][0]().double()
+    order = batch.argsort(stable=True)
+    out = module(x, batch, SIZE)
+    x_sorted = x.detach()[order].requires_grad_()
+    out_sorted = module(x_sorted, batch[order], SIZE)
+    testing.assert_close(out[order], out_sorted, atol=1e-12, rtol=1e-10)
+    grad = torch.randn(out.shape, generator=g, dtype=out.dtype)
+    (gx,) = torch.autograd.grad(out, x, grad)
+    (gx_sorted,) = torch.autograd.grad(out_sorted, x_sorted, grad[order])
+    testing.assert_close(gx[order], gx_sorted, atol=1e-12, rtol=1e-10)
+    expected = per_graph(x.detach(), batch, SIZE, lambda xg: LAYERS[name][1](xg, module))
+    testing.assert_close(out, expected, atol=1e-10, rtol=1e-9)
 
 
 # -- PyG parity --------------------------------------------------------------------------------------

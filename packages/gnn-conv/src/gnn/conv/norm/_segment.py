@@ -102,30 +102,37 @@ class Graphs:
         """The row blocks of a pass: ``(start, end, g0, g1, ptr)`` with the block's graphs
         ``g0..g1`` and its segment offsets ``ptr`` (``None``: scatter by ``batch``).
 
-        One block over all rows, unless the rows are grouped (sorted ``batch``) and live on
-        the CPU, where blocks of :data:`BLOCK_ELEMENTS` elements keep temporaries in cache.
+        On the CPU, rows are walked in blocks of :data:`BLOCK_ELEMENTS` elements, which keeps
+        the temporaries in cache: with a sorted ``batch`` each block reduces its own range
+        of graphs by segments; with an unsorted one each block scatters into all ``B``
+        graphs, as long as ``B x C`` is small next to a block. Otherwise (another device,
+        few rows, many graphs of an unsorted batch) one block covers all rows.
         """
         n, b = self.num_nodes, self.size
-        if self.ptr is None:
-            return [(0, n, 0, b - 1, None)]
         rows = max(1, BLOCK_ELEMENTS // max(channels, 1))
+        single = [(0, n, 0, b - 1, self.ptr)]
         if device.type != "cpu" or n <= rows:
-            return [(0, n, 0, b - 1, self.ptr)]
+            return single
+        if self.ptr is None and b * channels > BLOCK_ELEMENTS // 4:
+            return single
         key = (rows, device)
         hit = self._blocks.get(key)
         if hit is not None:
             return hit
         starts = list(range(0, n, rows))
         ends = starts[1:] + [n]
-        if self.batch is None:
-            firsts = lasts = [0] * len(starts)
+        if self.ptr is None:  # unsorted: every block scatters into all graphs
+            out = [(s, e, 0, b - 1, None) for s, e in zip(starts, ends)]
         else:
-            firsts = self.batch[starts].tolist()
-            lasts = self.batch[[e - 1 for e in ends]].tolist()
-        out = []
-        for s, e, g0, g1 in zip(starts, ends, firsts, lasts):
-            local = (self.ptr[g0 : g1 + 2].clamp(s, e) - s).long()
-            out.append((s, e, g0, g1, local))
+            if self.batch is None:
+                firsts = lasts = [0] * len(starts)
+            else:
+                firsts = self.batch[starts].tolist()
+                lasts = self.batch[[e - 1 for e in ends]].tolist()
+            out = []
+            for s, e, g0, g1 in zip(starts, ends, firsts, lasts):
+                local = (self.ptr[g0 : g1 + 2].clamp(s, e) - s).long()
+                out.append((s, e, g0, g1, local))
         self._blocks[key] = out
         return out
 
@@ -217,14 +224,20 @@ def _centred_squares(graphs: Graphs, x: Tensor, mean: Tensor) -> Tensor:
     """``[B, C]`` per-graph sums of ``(x - mean[b])^2``."""
     out = mean.new_zeros((graphs.size, x.size(1)))
     for s, e, g0, g1, ptr in graphs.blocks(x.size(1), x.device):
-        dev = x[s:e].to(mean.dtype) - graphs.take(mean, s, e)
-        out[g0 : g1 + 1] += graphs.reduce(dev.mul_(dev), ptr, g0, g1, s, e)
+        dev = _deviation(graphs, x, mean, s, e)
+        out[g0 : g1 + 1] += graphs.reduce(dev.square_(), ptr, g0, g1, s, e)
     return out
 
 
-def _affine(
-    graphs: Graphs, x: Tensor, mean: Tensor, scale: Tensor | None, shift: Tensor | None
-) -> Tensor:
+def _deviation(graphs: Graphs, x: Tensor, mean: Tensor, start: int, end: int) -> Tensor:
+    """A fresh ``x[start:end] - mean[b]`` (statistics dtype), with one temporary."""
+    dev = graphs.take(mean, start, end)
+    if graphs.batch is not None and x.dtype == mean.dtype:  # a fresh gather: subtract in place
+        return torch.sub(x[start:end], dev, out=dev)
+    return x[start:end].to(mean.dtype) - dev
+
+
+def _affine(graphs: Graphs, x: Tensor, mean: Tensor, scale: Tensor | None, shift: Tensor | None) -> Tensor:
     """``(x - mean[b]) * scale[b] + shift[b]`` written block by block into one fresh output
     (``None``: factor 1, offset 0)."""
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -256,7 +269,7 @@ def _grad_sums(
         gb = grad[s:e].to(dtype)
         d_shift[g0 : g1 + 1] += graphs.reduce(gb, ptr, g0, g1, s, e)
         if d_scale is not None:
-            dev = x[s:e].to(dtype) - graphs.take(mean, s, e)
+            dev = _deviation(graphs, x, mean, s, e)
             d_scale[g0 : g1 + 1] += graphs.reduce(dev.mul_(gb), ptr, g0, g1, s, e)
     return d_scale, d_shift
 
