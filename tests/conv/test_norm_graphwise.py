@@ -33,6 +33,7 @@ SIZE = 7  # graphs 2, 4 and 6 are empty
 def small_blocks(monkeypatch):
     """Blocks of a few rows, so that every test walks the multi-block CPU path too."""
     monkeypatch.setattr(_segment, "BLOCK_ELEMENTS", 3 * F)
+    monkeypatch.setattr(_segment, "SERIAL_BLOCK_ELEMENTS", 3 * F)
 
 
 def features(n: int = BATCH.numel(), seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -237,6 +238,7 @@ def test_unsorted_blocks_scatter_into_all_graphs(name, monkeypatch):
     """Few graphs and many rows: the unsorted batch is walked in blocks too, each scattering
     into all graphs; same numbers and gradients as the sorted layout."""
     monkeypatch.setattr(_segment, "BLOCK_ELEMENTS", 4 * SIZE * F)
+    monkeypatch.setattr(_segment, "SERIAL_BLOCK_ELEMENTS", 4 * SIZE * F)
     g = torch.Generator().manual_seed(4)
     batch = torch.randint(0, SIZE, (200,), generator=g)
     x = features(200).requires_grad_()

@@ -32,10 +32,10 @@ parameters' gradients come from back-propagating :math:`\partial L / \partial R 
 
 The statistics are segment sums (:func:`gnn.core.ops.segment` over ``ptr``) when ``batch``
 is sorted, as in every PyG mini-batch, and scatter sums (:func:`gnn.core.ops.scatter`)
-otherwise. On the CPU, with a sorted ``batch``, every pass walks the rows in blocks of
-:data:`BLOCK_ELEMENTS`: the per-graph rows gathered for a block (one ``index_select`` of
-the concatenated ``[B, kC]`` tables) and the deviations stay in cache, and no ``[N, C]``
-temporary is allocated, only the output. Under ``torch.compile`` the same formulas run as
+otherwise. On the CPU every pass walks the rows in blocks of a few MiB (:data:`BLOCK_ELEMENTS`;
+an unsorted ``batch`` only when it has few graphs): the per-graph rows gathered for a block
+(one ``index_select`` of the concatenated ``[B, kC]`` tables) and the deviations stay in
+cache, and no ``[N, C]`` temporary is allocated, only the output. Under ``torch.compile`` the same formulas run as
 plain differentiable tensor code (:func:`graph_affine_reference`), which the compiler fuses
 itself.
 """
@@ -55,9 +55,18 @@ from gnn.core.utils.groups import ptr_from_sorted_index
 
 __all__ = ["Graphs", "graph_affine", "graph_affine_reference", "graphs_of"]
 
-#: elements (rows x channels) of one block of the CPU passes: 8 MiB of float32, few enough blocks
-#: that a busy machine (threads waiting at each parallel op) does not slow it down much
+#: elements (rows x channels) of one block of the CPU passes with several threads: 8 MiB of
+#: float32. Every elementwise op of a block is one parallel region whose threads meet at a
+#: barrier; few, large blocks keep a busy machine (threads descheduled at the barrier) from
+#: slowing the passes down much, at the same speed as 2 MiB blocks on an idle one.
 BLOCK_ELEMENTS = 1 << 21
+#: the same with one thread (no barriers): blocks of the size of a core's L2 cache are fastest
+SERIAL_BLOCK_ELEMENTS = 1 << 19
+
+
+def _block_elements() -> int:
+    return BLOCK_ELEMENTS if torch.get_num_threads() > 1 else SERIAL_BLOCK_ELEMENTS
+
 
 # batch vector -> its ptr (when sorted) or False; keyed by identity and in-place version
 _layout_cache = TensorCache(16)
@@ -102,18 +111,20 @@ class Graphs:
         """The row blocks of a pass: ``(start, end, g0, g1, ptr)`` with the block's graphs
         ``g0..g1`` and its segment offsets ``ptr`` (``None``: scatter by ``batch``).
 
-        On the CPU, rows are walked in blocks of :data:`BLOCK_ELEMENTS` elements, which keeps
+        On the CPU, rows are walked in blocks of :data:`BLOCK_ELEMENTS` elements
+        (:data:`SERIAL_BLOCK_ELEMENTS` with one thread), which keeps
         the temporaries in cache: with a sorted ``batch`` each block reduces its own range
         of graphs by segments; with an unsorted one each block scatters into all ``B``
         graphs, as long as ``B x C`` is small next to a block. Otherwise (another device,
         few rows, many graphs of an unsorted batch) one block covers all rows.
         """
         n, b = self.num_nodes, self.size
-        rows = max(1, BLOCK_ELEMENTS // max(channels, 1))
+        elements = _block_elements()
+        rows = max(1, elements // max(channels, 1))
         single = [(0, n, 0, b - 1, self.ptr)]
         if device.type != "cpu" or n <= rows:
             return single
-        if self.ptr is None and b * channels > BLOCK_ELEMENTS // 4:
+        if self.ptr is None and b * channels > elements // 4:
             return single
         key = (rows, device)
         hit = self._blocks.get(key)
