@@ -4,19 +4,20 @@ Every graph-wise norm of :mod:`gnn.conv.norm` (``GraphNorm``, ``InstanceNorm``,
 ``LayerNorm(mode="graph")``, ``PairNorm``, ``MeanSubtractionNorm``) is
 
 .. math::
-    y_n = x_n \odot R_{b_n} + Q_{b_n}, \qquad (R, Q) = f(S, M, |G|, \theta)
+    y_n = (x_n - \mu_{b_n}) \odot R_{b_n} + Q_{b_n}, \qquad (R, Q) = f(S, M, |G|, \theta)
 
 with, per graph :math:`g` and channel :math:`c`, the sum
-:math:`S_{gc} = \sum_{n \in g} x_{nc}`, the centred sum of squares
-:math:`M_{gc} = \sum_{n \in g} (x_{nc} - \mu_{gc})^2` (:math:`\mu = S / |g|`), the node
-counts :math:`|G|` and the layer's parameters :math:`\theta`. A layer supplies only
-``f``, a few ``[B, C]`` operations.
+:math:`S_{gc} = \sum_{n \in g} x_{nc}`, the mean :math:`\mu = S / |g|`, the centred sum of
+squares :math:`M_{gc} = \sum_{n \in g} (x_{nc} - \mu_{gc})^2`, the node counts :math:`|G|`
+and the layer's parameters :math:`\theta`. A layer supplies only ``f``, a few ``[B, C]``
+operations. Centring before scaling keeps the precision of ``(x - mean) * R`` (a one-node
+graph gives exactly ``Q``, whatever its mean).
 
 :func:`graph_affine` evaluates this with :class:`_GraphAffine`, an autograd function
 whose passes over the ``[N, C]`` data are few and fused:
 
 * forward: :math:`S` (one read of ``x``), :math:`M` (one read), ``y`` (one read, one write);
-* backward: :math:`\sum_g g \odot x` and :math:`\sum_g g` (one read of each), then
+* backward: :math:`\sum_g g \odot (x - \mu)` and :math:`\sum_g g` (one read of each), then
   ``dx`` (one read of each, one write):
 
 .. math::
@@ -25,16 +26,18 @@ whose passes over the ``[N, C]`` data are few and fused:
 
 (:math:`\partial M / \partial x_n = 2 (x_n - \mu)` because the centred deviations of a graph
 sum to zero), where :math:`\partial L / \partial S`, :math:`\partial L / \partial M` and the
-parameters' gradients come from back-propagating :math:`\sum_g g \odot x` and
-:math:`\sum_g g` (the gradients of ``R`` and ``Q``) through ``f``'s small graph.
+parameters' gradients come from back-propagating :math:`\partial L / \partial R = \sum_g g
+\odot (x - \mu)`, :math:`\partial L / \partial Q = \sum_g g` and
+:math:`\partial L / \partial \mu = -R \odot \sum_g g` through ``f``'s small graph.
 
 The statistics are segment sums (:func:`gnn.core.ops.segment` over ``ptr``) when ``batch``
 is sorted, as in every PyG mini-batch, and scatter sums (:func:`gnn.core.ops.scatter`)
-otherwise. On the CPU, with a sorted ``batch``, every pass walks the rows in blocks of a
-few hundred KiB: the per-graph rows gathered for a block (``R[b]``, ``Q[b]``) and the
-squared deviations stay in cache, and no ``[N, C]`` temporary is allocated, only the
-output. Under ``torch.compile`` the same formulas run as plain differentiable tensor code
-(:func:`graph_affine_reference`), which the compiler fuses itself.
+otherwise. On the CPU every pass walks the rows in blocks of a few MiB (:data:`BLOCK_ELEMENTS`;
+an unsorted ``batch`` only when it has few graphs): the per-graph rows gathered for a block
+(one ``index_select`` of the concatenated ``[B, kC]`` tables) and the deviations stay in
+cache, and no ``[N, C]`` temporary is allocated, only the output. Under ``torch.compile`` the same formulas run as
+plain differentiable tensor code (:func:`graph_affine_reference`), which the compiler fuses
+itself.
 """
 
 from __future__ import annotations
@@ -52,13 +55,23 @@ from gnn.core.utils.groups import ptr_from_sorted_index
 
 __all__ = ["Graphs", "graph_affine", "graph_affine_reference", "graphs_of"]
 
-#: elements (rows x channels) of one block of the CPU passes: 2 MiB of float32
-BLOCK_ELEMENTS = 1 << 19
+#: elements (rows x channels) of one block of the CPU passes with several threads: 8 MiB of
+#: float32. Every elementwise op of a block is one parallel region whose threads meet at a
+#: barrier; few, large blocks keep a busy machine (threads descheduled at the barrier) from
+#: slowing the passes down much, at the same speed as 2 MiB blocks on an idle one.
+BLOCK_ELEMENTS = 1 << 21
+#: the same with one thread (no barriers): blocks of the size of a core's L2 cache are fastest
+SERIAL_BLOCK_ELEMENTS = 1 << 19
+
+
+def _block_elements() -> int:
+    return BLOCK_ELEMENTS if torch.get_num_threads() > 1 else SERIAL_BLOCK_ELEMENTS
+
 
 # batch vector -> its ptr (when sorted) or False; keyed by identity and in-place version
 _layout_cache = TensorCache(16)
 
-StatsFn = Callable[..., tuple[Tensor | None, Tensor]]
+StatsFn = Callable[..., tuple[Tensor | None, Tensor | None]]
 
 
 def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -98,30 +111,39 @@ class Graphs:
         """The row blocks of a pass: ``(start, end, g0, g1, ptr)`` with the block's graphs
         ``g0..g1`` and its segment offsets ``ptr`` (``None``: scatter by ``batch``).
 
-        One block over all rows, unless the rows are grouped (sorted ``batch``) and live on
-        the CPU, where blocks of :data:`BLOCK_ELEMENTS` elements keep temporaries in cache.
+        On the CPU, rows are walked in blocks of :data:`BLOCK_ELEMENTS` elements
+        (:data:`SERIAL_BLOCK_ELEMENTS` with one thread), which keeps
+        the temporaries in cache: with a sorted ``batch`` each block reduces its own range
+        of graphs by segments; with an unsorted one each block scatters into all ``B``
+        graphs, as long as ``B x C`` is small next to a block. Otherwise (another device,
+        few rows, many graphs of an unsorted batch) one block covers all rows.
         """
         n, b = self.num_nodes, self.size
-        if self.ptr is None:
-            return [(0, n, 0, b - 1, None)]
-        rows = max(1, BLOCK_ELEMENTS // max(channels, 1))
+        elements = _block_elements()
+        rows = max(1, elements // max(channels, 1))
+        single = [(0, n, 0, b - 1, self.ptr)]
         if device.type != "cpu" or n <= rows:
-            return [(0, n, 0, b - 1, self.ptr)]
+            return single
+        if self.ptr is None and b * channels > elements // 4:
+            return single
         key = (rows, device)
         hit = self._blocks.get(key)
         if hit is not None:
             return hit
         starts = list(range(0, n, rows))
         ends = starts[1:] + [n]
-        if self.batch is None:
-            firsts = lasts = [0] * len(starts)
+        if self.ptr is None:  # unsorted: every block scatters into all graphs
+            out = [(s, e, 0, b - 1, None) for s, e in zip(starts, ends)]
         else:
-            firsts = self.batch[starts].tolist()
-            lasts = self.batch[[e - 1 for e in ends]].tolist()
-        out = []
-        for s, e, g0, g1 in zip(starts, ends, firsts, lasts):
-            local = (self.ptr[g0 : g1 + 2].clamp(s, e) - s).long()
-            out.append((s, e, g0, g1, local))
+            if self.batch is None:
+                firsts = lasts = [0] * len(starts)
+            else:
+                firsts = self.batch[starts].tolist()
+                lasts = self.batch[[e - 1 for e in ends]].tolist()
+            out = []
+            for s, e, g0, g1 in zip(starts, ends, firsts, lasts):
+                local = (self.ptr[g0 : g1 + 2].clamp(s, e) - s).long()
+                out.append((s, e, g0, g1, local))
         self._blocks[key] = out
         return out
 
@@ -213,134 +235,145 @@ def _centred_squares(graphs: Graphs, x: Tensor, mean: Tensor) -> Tensor:
     """``[B, C]`` per-graph sums of ``(x - mean[b])^2``."""
     out = mean.new_zeros((graphs.size, x.size(1)))
     for s, e, g0, g1, ptr in graphs.blocks(x.size(1), x.device):
-        dev = x[s:e].to(mean.dtype) - graphs.take(mean, s, e)
-        out[g0 : g1 + 1] += graphs.reduce(dev.mul_(dev), ptr, g0, g1, s, e)
+        dev = _deviation(graphs, x, mean, s, e)
+        out[g0 : g1 + 1] += graphs.reduce(dev.square_(), ptr, g0, g1, s, e)
     return out
 
 
-def _affine(graphs: Graphs, x: Tensor, scale: Tensor | None, shift: Tensor) -> Tensor:
-    """``x * scale[b] + shift[b]`` written block by block into one fresh output."""
+def _deviation(graphs: Graphs, x: Tensor, mean: Tensor, start: int, end: int) -> Tensor:
+    """A fresh ``x[start:end] - mean[b]`` (statistics dtype), with one temporary."""
+    dev = graphs.take(mean, start, end)
+    if graphs.batch is not None and x.dtype == mean.dtype:  # a fresh gather: subtract in place
+        return torch.sub(x[start:end], dev, out=dev)
+    return x[start:end].to(mean.dtype) - dev
+
+
+def _affine(graphs: Graphs, x: Tensor, mean: Tensor, scale: Tensor | None, shift: Tensor | None) -> Tensor:
+    """``(x - mean[b]) * scale[b] + shift[b]`` written block by block into one fresh output
+    (``None``: factor 1, offset 0)."""
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    direct = shift.dtype == x.dtype
-    for s, e, _, _, _ in graphs.blocks(x.size(1), x.device):
-        q = graphs.take(shift, s, e)
-        if scale is None:
-            res = torch.add(x[s:e], q, out=out[s:e]) if direct else x[s:e] + q
-        else:
-            r = graphs.take(scale, s, e)
-            res = torch.addcmul(q, x[s:e], r, out=out[s:e]) if direct else torch.addcmul(q, x[s:e], r)
+    direct = mean.dtype == x.dtype
+    c = x.size(1)
+    table = torch.cat([t for t in (mean, scale, shift) if t is not None], dim=1)
+    for s, e, _, _, _ in graphs.blocks(c, x.device):
+        rows = graphs.take(table, s, e)
+        res = torch.sub(x[s:e], rows[:, :c], out=out[s:e]) if direct else x[s:e] - rows[:, :c]
+        if scale is not None and shift is not None:
+            torch.addcmul(rows[:, 2 * c :], res, rows[:, c : 2 * c], out=res)
+        elif scale is not None:
+            res.mul_(rows[:, c:])
+        elif shift is not None:
+            res.add_(rows[:, c:])
         if not direct:
             out[s:e].copy_(res)
     return out
 
 
-def _grad_sums(graphs: Graphs, grad: Tensor, x: Tensor, with_xy: bool) -> tuple[Tensor | None, Tensor]:
-    """``(sum_g grad * x, sum_g grad)`` per graph, in one pass over the rows."""
-    dtype = _stats_dtype(x.dtype)
-    gx = x.new_zeros((graphs.size, x.size(1)), dtype=dtype) if with_xy else None
-    g1_ = x.new_zeros((graphs.size, x.size(1)), dtype=dtype)
+def _grad_sums(
+    graphs: Graphs, grad: Tensor, x: Tensor, mean: Tensor, with_scale: bool
+) -> tuple[Tensor | None, Tensor]:
+    """``(sum_g grad * (x - mean), sum_g grad)`` per graph, in one pass over the rows."""
+    dtype = mean.dtype
+    d_scale = x.new_zeros((graphs.size, x.size(1)), dtype=dtype) if with_scale else None
+    d_shift = x.new_zeros((graphs.size, x.size(1)), dtype=dtype)
     for s, e, g0, g1, ptr in graphs.blocks(x.size(1), x.device):
         gb = grad[s:e].to(dtype)
-        g1_[g0 : g1 + 1] += graphs.reduce(gb, ptr, g0, g1, s, e)
-        if gx is not None:
-            gx[g0 : g1 + 1] += graphs.reduce(gb * x[s:e], ptr, g0, g1, s, e)
-    return gx, g1_
+        d_shift[g0 : g1 + 1] += graphs.reduce(gb, ptr, g0, g1, s, e)
+        if d_scale is not None:
+            dev = _deviation(graphs, x, mean, s, e)
+            d_scale[g0 : g1 + 1] += graphs.reduce(dev.mul_(gb), ptr, g0, g1, s, e)
+    return d_scale, d_shift
 
 
-def _grad_x(graphs: Graphs, grad: Tensor, x: Tensor, scale: Tensor | None, u: Tensor, w: Tensor) -> Tensor:
-    """``grad * scale[b] + x * u[b] + w[b]`` block by block (``scale=None``: 1)."""
+def _grad_x(
+    graphs: Graphs, grad: Tensor, x: Tensor, mean: Tensor, scale: Tensor | None, u: Tensor, w: Tensor
+) -> Tensor:
+    """``grad * scale[b] + (x - mean[b]) * u[b] + w[b]`` block by block (``scale=None``: 1)."""
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    direct = u.dtype == x.dtype
-    table = torch.cat([u, w] if scale is None else [u, w, scale], dim=1)
+    direct = mean.dtype == x.dtype
     c = x.size(1)
+    table = torch.cat([mean, u, w] if scale is None else [mean, u, w, scale], dim=1)
     for s, e, _, _, _ in graphs.blocks(c, x.device):
         rows = graphs.take(table, s, e)
-        gb = grad[s:e]
+        res = torch.sub(x[s:e], rows[:, :c], out=out[s:e]) if direct else x[s:e] - rows[:, :c]
+        torch.addcmul(rows[:, 2 * c : 3 * c], res, rows[:, c : 2 * c], out=res)
         if scale is None:
-            res = torch.add(gb, rows[:, c : 2 * c], out=out[s:e]) if direct else gb + rows[:, c : 2 * c]
+            res.add_(grad[s:e])
         else:
-            res = (torch.mul(gb, rows[:, 2 * c :], out=out[s:e]) if direct else gb * rows[:, 2 * c :]).add_(
-                rows[:, c : 2 * c]
-            )
-        res.addcmul_(x[s:e], rows[:, :c])
+            res.addcmul_(grad[s:e], rows[:, 3 * c :])
         if not direct:
             out[s:e].copy_(res)
     return out
 
 
 class _GraphAffine(torch.autograd.Function):
-    """``y = x * R[b] + Q[b]`` with ``(R, Q) = f(S, M, counts, *params)``; see the module text."""
+    """``y = (x - mean[b]) * R[b] + Q[b]`` with ``(R, Q) = f(S, M, counts, *params)``; see the
+    module text."""
 
     @staticmethod
     def forward(ctx, x: Tensor, graphs: Graphs, fn: StatsFn, *params: Tensor) -> Tensor:
         with torch.no_grad():
             sums = _sums(graphs, x)
-            mean = sums / graphs.counts.clamp(min=1)
-            squares = _centred_squares(graphs, x, mean)
+            squares = _centred_squares(graphs, x, sums / graphs.counts.clamp(min=1))
+        full = (graphs.size, x.size(1))
         with torch.enable_grad():
             sums.requires_grad_()
             squares.requires_grad_()
+            mean = sums / graphs.counts.clamp(min=1)
             scale, shift = fn(sums, squares, graphs.counts, *params)
-            shift = shift.expand(graphs.size, x.size(1))
-            if scale is not None:
-                scale = scale.expand(graphs.size, x.size(1))
+            scale = None if scale is None else scale.expand(full)
+            shift = None if shift is None else shift.expand(full)
         out = _affine(
-            graphs, x, None if scale is None else scale.detach().to(x.dtype), shift.detach().to(x.dtype)
+            graphs,
+            x,
+            mean.detach(),
+            None if scale is None else scale.detach(),
+            None if shift is None else shift.detach(),
         )
         ctx.save_for_backward(x)
-        ctx.graphs, ctx.mean = graphs, mean
-        ctx.stats = (sums, squares, scale, shift, params)
+        ctx.graphs = graphs
+        ctx.stats = (sums, squares, mean, scale, shift, params)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
-        graphs, mean = ctx.graphs, ctx.mean
-        sums, squares, scale, shift, params = ctx.stats
-        scale_grad = scale is not None and scale.requires_grad
-        grad_xs, grad_shift = _grad_sums(graphs, grad, x, scale_grad)
-        outputs, grads = [shift], [grad_shift]
-        if scale_grad:
-            outputs.append(scale)
-            grads.append(grad_xs)
+        graphs = ctx.graphs
+        sums, squares, mean, scale, shift, params = ctx.stats
+        mean_d = mean.detach()
+        scale_d = None if scale is None else scale.detach()
+        d_scale, d_shift = _grad_sums(graphs, grad, x, mean_d, scale is not None and scale.requires_grad)
+        # dL/dmean = -R * sum_g grad (the centring), dL/dR, dL/dQ: back through f
+        pairs = [(mean, -d_shift if scale_d is None else -(scale_d * d_shift))]
+        if scale is not None and scale.requires_grad:
+            pairs.append((scale, d_scale))
+        if shift is not None and shift.requires_grad:
+            pairs.append((shift, d_shift))
         wanted = [sums, squares] + [p for p in params if isinstance(p, Tensor) and p.requires_grad]
-        live = [o for o in outputs if o.requires_grad]
-        found = (
-            torch.autograd.grad(
-                live,
-                wanted,
-                [g for o, g in zip(outputs, grads) if o.requires_grad],
-                retain_graph=True,
-                allow_unused=True,
-            )
-            if live
-            else [None] * len(wanted)
+        found = torch.autograd.grad(
+            [o for o, _ in pairs], wanted, [g for _, g in pairs], retain_graph=True, allow_unused=True
         )
         d_sums = found[0] if found[0] is not None else torch.zeros_like(sums)
         d_squares = found[1] if found[1] is not None else torch.zeros_like(squares)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            u = 2 * d_squares
-            w = d_sums - u * mean
-            r = None if scale is None else scale.detach()
-            dt = x.dtype if r is None or r.dtype == x.dtype else r.dtype
-            grad_x = _grad_x(graphs, grad, x, None if r is None else r.to(dt), u.to(dt), w.to(dt))
+            grad_x = _grad_x(graphs, grad, x, mean_d, scale_d, 2 * d_squares, d_sums)
         param_grads = iter(found[2:])
         rest = [next(param_grads) if isinstance(p, Tensor) and p.requires_grad else None for p in params]
         return (grad_x, None, None, *rest)
 
 
 def graph_affine(x: Tensor, graphs: Graphs, fn: StatsFn, *params: Tensor | None) -> Tensor:
-    """``x * R[b] + Q[b]`` with ``(R, Q) = fn(S, M, counts, *params)``.
+    """``(x - mean[b]) * R[b] + Q[b]`` with ``(R, Q) = fn(S, M, counts, *params)``.
 
     Args:
         x: ``[N, C]`` node features.
         graphs: from :func:`graphs_of`.
         fn: maps the ``[B, C]`` sums ``S``, the ``[B, C]`` centred sums of squares ``M``,
-            the ``[B, 1]`` node counts and ``params`` to ``R`` (``[B, C]``, broadcastable
-            to it, or ``None`` for 1) and ``Q`` (broadcastable to ``[B, C]``); it must be
-            differentiable tensor code.
+            the ``[B, 1]`` node counts and ``params`` to ``R`` and ``Q`` (``[B, C]`` or
+            broadcastable to it; ``None``: factor 1, offset 0); ``mean = S / max(counts, 1)``.
+            It must be differentiable tensor code.
         params: tensors ``fn`` receives (their gradients flow back through it).
 
     Returns:
@@ -357,14 +390,17 @@ def graph_affine_reference(x: Tensor, graphs: Graphs, fn: StatsFn, *params: Tens
     xs = x.to(dtype)
     if graphs.batch is None:
         sums = xs.sum(0, keepdim=True)
-        dev = xs - sums / graphs.counts.clamp(min=1)
+        mean = sums / graphs.counts.clamp(min=1)
+        dev = xs - mean
         squares = (dev * dev).sum(0, keepdim=True)
     else:
         sums = ops.scatter(xs, graphs.batch, 0, graphs.size, "sum")
-        dev = xs - (sums / graphs.counts.clamp(min=1)).index_select(0, graphs.batch)
+        mean = sums / graphs.counts.clamp(min=1)
+        dev = xs - mean.index_select(0, graphs.batch)
         squares = ops.scatter(dev * dev, graphs.batch, 0, graphs.size, "sum")
     scale, shift = fn(sums, squares, graphs.counts, *params)
-    shift = graphs.take(shift.expand(graphs.size, x.size(1)))
-    if scale is None:
-        return (xs + shift).to(x.dtype)
-    return torch.addcmul(shift, xs, graphs.take(scale.expand(graphs.size, x.size(1)))).to(x.dtype)
+    full = (graphs.size, x.size(1))
+    out = dev if scale is None else dev * graphs.take(scale.expand(full))
+    if shift is not None:
+        out = out + graphs.take(shift.expand(full))
+    return out.to(x.dtype)

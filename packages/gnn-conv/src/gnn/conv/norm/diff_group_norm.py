@@ -10,6 +10,44 @@ from gnn.core import validation as v
 from ._common import check_features
 
 
+def _column_moments(x: Tensor, assign: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Mean and biased variance over the rows of the ``[G, F]`` columns
+    :math:`z_{ngf} = s_{ng} x_{nf}`, without forming ``z``.
+
+    With reference points :math:`m \approx \mathrm{E}[x]` and :math:`a \approx \mathrm{E}[s]`
+    (means of a sample of rows; constants: the results do not depend on them),
+    :math:`x' = x - m`, :math:`s' = s - a` and :math:`D = s'x' + m s' + a x' = z - am`:
+
+    .. math::
+        \mathrm{E}[z] = \mathrm{E}[D] + am, \qquad
+        \mathrm{Var}[z] = \mathrm{E}[D^2] - \mathrm{E}[D]^2,
+
+        \mathrm{E}[D^2] = \mathrm{E}[s'^2 x'^2] + m^2 \mathrm{E}[s'^2] + a^2 \mathrm{E}[x'^2]
+        + 2m \mathrm{E}[s'^2 x'] + 2a \mathrm{E}[s' x'^2] + 2am \mathrm{E}[s' x']
+
+    The moments are two products :math:`P^\top x'` and :math:`P^\top x'^2` with
+    :math:`P = [1, s', s'^2]` (``[N, 2G + 1]``). Every term is a moment of near-centred
+    values, so nothing large cancels in float32 (unlike :math:`\mathrm{E}[z^2] - \mathrm{E}[z]^2`).
+    """
+    n, groups = x.size(0), assign.size(1)
+    step = max(1, n // 1024)
+    with torch.no_grad():
+        m = x[::step].mean(dim=0, keepdim=True)  # [1, F]
+        a = assign[::step].mean(dim=0).unsqueeze(1)  # [G, 1]
+    xc = x - m
+    sc = assign - a.t()
+    basis = torch.cat([sc.new_ones(n, 1), sc, sc * sc], dim=1)  # [N, 2G + 1]
+    first = basis.t().mm(xc) / n  # E[x'], E[s'x'], E[s'^2 x']
+    second = basis.t().mm(xc * xc) / n  # E[x'^2], E[s'x'^2], E[s'^2 x'^2]
+    basis_mean = basis.mean(dim=0)
+    s1, s2 = basis_mean[1 : 1 + groups].unsqueeze(1), basis_mean[1 + groups :].unsqueeze(1)  # E[s'], E[s'^2]
+    x1, sx, s2x = first[:1], first[1 : 1 + groups], first[1 + groups :]
+    x2, sx2, s2x2 = second[:1], second[1 : 1 + groups], second[1 + groups :]
+    dev_mean = sx + m * s1 + a * x1
+    dev_square = s2x2 + m * m * s2 + a * a * x2 + 2 * m * s2x + 2 * a * sx2 + 2 * (a * m) * sx
+    return dev_mean + a * m, (dev_square - dev_mean * dev_mean).clamp(min=0)
+
+
 class DiffGroupNorm(torch.nn.Module):
     r"""Normalizes node features group-wise through a learned soft cluster assignment.
 
@@ -22,10 +60,9 @@ class DiffGroupNorm(torch.nn.Module):
     :class:`torch.nn.BatchNorm1d` holding the statistics and :math:`\gamma, \beta`).
 
     No ``[N, G, F]`` tensor is formed. With :math:`z_{ngf} = s_{ng} x_{nf}`, the batch
-    statistics are two small matrix products,
-    :math:`\mu = \mathbf{S}^\top \mathbf{X} / N` and
-    :math:`\mathrm{E}[z^2] = (\mathbf{S} \odot \mathbf{S})^\top (\mathbf{X} \odot \mathbf{X}) / N`,
-    and the sum over groups of the normalized columns folds into
+    mean and variance of the columns come from two ``[N, 2G + 1]^T [N, F]`` matrix products
+    of near-centred moments (see :func:`_column_moments`), and the sum over groups of the
+    normalized columns folds into
 
     .. math::
         \mathbf{X}' = \mathbf{X} \odot (1 + \lambda \mathbf{S} \mathbf{A}) + \lambda \mathbf{c},
@@ -103,9 +140,7 @@ class DiffGroupNorm(torch.nn.Module):
                 raise ValueError(
                     f"'x' must hold more than one node in training (batch statistics), got {v.describe(x)}"
                 )
-            mean = assign.t().mm(x) / n
-            square_mean = (assign * assign).t().mm(x * x) / n
-            var = (square_mean - mean * mean).clamp(min=0)
+            mean, var = _column_moments(x, assign)
             if update:
                 self._update_running_stats(mean, var, n)
         else:

@@ -21,13 +21,13 @@ def _graph_norm_stats(
     mean_scale: Tensor,
     eps: float,
 ) -> tuple[Tensor, Tensor]:
-    """``R = gamma / sqrt(var + eps)``, ``Q = beta - alpha * mean * R`` with
-    ``var = M / n + ((1 - alpha) * mean)^2``, the variance about ``alpha * mean``."""
+    """``y = (x - mean) R + Q`` with ``R = gamma / sqrt(var + eps)``,
+    ``Q = beta + (1 - alpha) mean R`` and ``var = M / n + ((1 - alpha) mean)^2``, the
+    variance about ``alpha * mean``."""
     n = counts.clamp(min=1)
-    mean = sums / n
-    shifted = mean * (1 - mean_scale)
-    scale = weight * torch.rsqrt(squares / n + shifted * shifted + eps)
-    return scale, bias - mean_scale * mean * scale
+    kept = (sums / n) * (1 - mean_scale)
+    scale = weight * torch.rsqrt(squares / n + kept * kept + eps)
+    return scale, bias + kept * scale
 
 
 class GraphNorm(torch.nn.Module):

@@ -26,6 +26,9 @@ class GraphSizeNorm(torch.nn.Module):
         tensor([0.5000, 0.5000, 0.5000, 0.5000, 1.0000])
     """
 
+    def __init__(self):
+        super().__init__()
+
     def forward(self, x: Tensor, batch: Tensor | None = None, batch_size: int | None = None) -> Tensor:
         """Scale ``x`` by ``1 / sqrt(size of the node's graph)``.
 

@@ -19,19 +19,14 @@ def _instance_stats(
     eps: float,
     keep: dict | None,
 ) -> tuple[Tensor, Tensor]:
-    """``R = gamma / sqrt(M / n + eps)``, ``Q = beta - mean R`` per graph and channel; the
-    statistics go to ``keep`` for the running averages."""
+    """``y = (x - mean) R + Q`` with ``R = gamma / sqrt(M / n + eps)`` and ``Q = beta`` per
+    graph and channel; the statistics go to ``keep`` for the running averages."""
     if keep is not None:
         keep["sums"], keep["squares"] = sums.detach(), squares.detach()
-    n = counts.clamp(min=1)
-    mean = sums / n
-    scale = torch.rsqrt(squares / n + eps)
+    scale = torch.rsqrt(squares / counts.clamp(min=1) + eps)
     if weight is not None:
         scale = scale * weight
-    shift = -mean * scale
-    if bias is not None:
-        shift = shift + bias
-    return scale, shift
+    return scale, None if bias is None else bias.unsqueeze(0)
 
 
 class InstanceNorm(_InstanceNorm):

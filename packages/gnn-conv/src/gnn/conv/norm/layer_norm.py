@@ -28,8 +28,8 @@ def _graph_layer_norm_stats(
     r"""Per graph, over all its nodes and channels: mean :math:`m` and biased variance
     :math:`\sigma^2 = (\sum_c M_c + n \sum_c (\mu_c - m)^2) / (n C)` (the per-channel centred
     sums of squares :math:`M_c` plus the spread of the channel means :math:`\mu_c`).
-    ``R = gamma / sqrt(var + eps)`` (``gamma / (std + eps)`` when ``eps_outside``),
-    ``Q = beta - m R``."""
+    ``y = (x - mu) R + Q`` with ``R = gamma / sqrt(var + eps)`` (``gamma / (std + eps)``
+    when ``eps_outside``) and ``Q = beta + (mu - m) R``."""
     n = counts.clamp(min=1)
     channel_mean = sums / n
     mean = channel_mean.mean(dim=1, keepdim=True)
@@ -40,7 +40,7 @@ def _graph_layer_norm_stats(
     scale = 1.0 / (var.sqrt() + eps) if eps_outside else torch.rsqrt(var + eps)
     if weight is not None:
         scale = scale * weight
-    shift = -mean * scale
+    shift = spread * scale
     if bias is not None:
         shift = shift + bias
     return scale, shift

@@ -9,8 +9,9 @@ from ._common import check_features
 from ._segment import graph_affine, graphs_of
 
 
-def _minus_mean(sums: Tensor, squares: Tensor, counts: Tensor) -> tuple[None, Tensor]:
-    return None, -sums / counts.clamp(min=1)
+def _centre(sums: Tensor, squares: Tensor, counts: Tensor) -> tuple[None, None]:
+    """``y = x - mean``: no factor, no offset."""
+    return None, None
 
 
 class MeanSubtractionNorm(torch.nn.Module):
@@ -40,7 +41,7 @@ class MeanSubtractionNorm(torch.nn.Module):
         """
         check_features(x, None)
         graphs = graphs_of(x, batch, dim_size, size_name="dim_size")
-        return graph_affine(x, graphs, _minus_mean)
+        return graph_affine(x, graphs, _centre)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}()"

@@ -12,15 +12,14 @@ from ._segment import graph_affine, graphs_of
 def _pair_norm_stats(
     sums: Tensor, squares: Tensor, counts: Tensor, scale: float, eps: float
 ) -> tuple[Tensor, Tensor]:
-    r"""``R = s / sqrt(eps + (1/n) sum_i ||x_i^c||^2)`` (the centred squares summed over the
-    channels), ``Q = -mean R``."""
-    n = counts.clamp(min=1)
-    factor = scale * torch.rsqrt(eps + squares.sum(dim=1, keepdim=True) / n)
-    return factor, -(sums / n) * factor
+    r"""``y = (x - mean) R`` with ``R = s / sqrt(eps + (1/n) sum_i ||x_i^c||^2)`` (the centred
+    squares summed over the channels)."""
+    factor = scale * torch.rsqrt(eps + squares.sum(dim=1, keepdim=True) / counts.clamp(min=1))
+    return factor, None
 
 
-def _minus_mean(sums: Tensor, squares: Tensor, counts: Tensor) -> tuple[None, Tensor]:
-    return None, -sums / counts.clamp(min=1)
+def _centre(sums: Tensor, squares: Tensor, counts: Tensor) -> tuple[None, None]:
+    return None, None
 
 
 class PairNorm(torch.nn.Module):
@@ -70,7 +69,7 @@ class PairNorm(torch.nn.Module):
         scale, eps = self.scale, self.eps
         if not self.scale_individually:
             return graph_affine(x, graphs, lambda s, m, n: _pair_norm_stats(s, m, n, scale, eps))
-        centred = graph_affine(x, graphs, _minus_mean)
+        centred = graph_affine(x, graphs, _centre)
         norm = torch.linalg.vector_norm(centred, dim=-1, keepdim=True)
         return centred * (scale / (eps + norm))
 
