@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import gnn.conv
-from gnn.conv._plugin import CONVS
+from gnn.conv._plugin import CONVS, NORMS
 from gnn.core import registry
 
 #: (query, args, kwargs, class name) for the GCN-family layers
@@ -56,14 +56,25 @@ def test_resolved_layer_runs():
     assert type(registry.convs.resolve(gnn.conv.SAGEConv, 4, 8)) is gnn.conv.SAGEConv
 
 
-def test_all_41_layers_registered_by_gnn_conv():
+def test_all_42_layers_registered_by_gnn_conv():
     entries = [e for e in registry.convs.entries() if e.dist == "gnn-conv"]
     targets = {e.target for e in entries}
     assert targets == {f"gnn.conv.{module}:{name}" for name, module in CONVS.items()}
-    assert len(CONVS) == 41
+    assert len(CONVS) == 42
     names = {e.name for e in entries}
-    assert {"gcn", "appnp", "gatv2", "gine", "wlconvcontinuous", "mixhop", "dirgnn"} <= names
-    assert set(CONVS) | {"MessagePassing"} == set(gnn.conv.__all__)
+    assert {"gcn", "appnp", "gatv2", "gine", "wlconvcontinuous", "mixhop", "dirgnn", "gps"} <= names
+    dense_and_attention = {
+        "DenseGCNConv",
+        "DenseGINConv",
+        "DenseGraphConv",
+        "DenseSAGEConv",
+        "DenseGATConv",
+        "PerformerAttention",
+        "QFormer",
+        "SGFormerAttention",
+        "PolynormerAttention",
+    }
+    assert set(CONVS) | set(NORMS) | dense_and_attention | {"MessagePassing"} == set(gnn.conv.__all__)
 
 
 def test_message_passing_is_reexported():

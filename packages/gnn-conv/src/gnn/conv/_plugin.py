@@ -57,10 +57,34 @@ CONVS: dict[str, str] = {
     "SignedConv": "signed",
     "AntiSymmetricConv": "antisymmetric",
     "DirGNNConv": "dir_gnn",
+    # graph transformers
+    "GPSConv": "gps",
+}
+
+
+#: normalization layer -> module (under ``gnn.conv``) that defines it; registered in the
+#: ``norms`` registry, whose names drop the suffix "norm" (``GraphNorm`` -> ``"graph"``, so
+#: ``"graph_norm"``, ``"GraphNorm"`` and ``"graphnorm"`` all resolve to it)
+NORMS: dict[str, str] = {
+    "BatchNorm": "norm.batch_norm",
+    "InstanceNorm": "norm.instance_norm",
+    "LayerNorm": "norm.layer_norm",
+    "GraphNorm": "norm.graph_norm",
+    "GraphSizeNorm": "norm.graph_size_norm",
+    "PairNorm": "norm.pair_norm",
+    "MeanSubtractionNorm": "norm.mean_subtraction_norm",
+    "MessageNorm": "norm.msg_norm",
+    "DiffGroupNorm": "norm.diff_group_norm",
 }
 
 
 @hookimpl
 def gnn_register_convs(register: Callable[..., None]) -> None:
     for name, module in CONVS.items():
+        register(f"gnn.conv.{module}:{name}")
+
+
+@hookimpl
+def gnn_register_norms(register: Callable[..., None]) -> None:
+    for name, module in NORMS.items():
         register(f"gnn.conv.{module}:{name}")
