@@ -60,31 +60,32 @@ def is_sorted(index: Tensor) -> bool:
     return index.numel() < 2 or bool((index[1:] >= index[:-1]).all())
 
 
-def cap_per_row(row: Tensor, col: Tensor, cap: int) -> tuple[Tensor, Tensor]:
-    """Keep the first ``cap`` entries of every row of an edge list grouped by ``row``."""
-    if row.numel() == 0:
-        return row, col
-    start = torch.ones_like(row, dtype=torch.bool)
-    start[1:] = row[1:] != row[:-1]
-    first = torch.arange(row.numel(), device=row.device)
-    first = torch.where(start, first, torch.zeros_like(first)).cummax(0).values
-    keep = torch.arange(row.numel(), device=row.device) - first < cap
-    return row[keep], col[keep]
+def cap_per_row(pairs: Tensor, cap: int, num_rows: int) -> Tensor:
+    """Keep the first ``cap`` entries of every row of a ``[2, E]`` list grouped by ``pairs[0]``."""
+    if pairs.size(1) == 0:
+        return pairs
+    counts = torch.bincount(pairs[0], minlength=num_rows)
+    first = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(pairs.size(1), device=pairs.device) - first[pairs[0]]
+    return pairs[:, rank < cap]
 
 
-def to_graph(edge_index: Tensor, loop: bool, flow: str, cap: int) -> Tensor:
+def to_graph(pairs: Tensor, loop: bool, flow: str, cap: int, num_queries: int) -> Tensor:
     """A ``[2, E]`` query -> point list (row 0 the queries, grouped) as a graph on the points.
 
-    Self pairs are dropped unless ``loop``; every query keeps at most ``cap``
-    pairs (searches without loops ask for one more, in case the query itself
-    is among them); ``"source_to_target"`` turns each pair into the edge
-    point -> query.
+    The search asked for at most ``cap`` points per query with ``loop``, else
+    for ``cap + 1`` (the query itself is usually among them): self pairs are
+    then dropped, and a query that lost none (duplicate points can push the
+    query itself out of its ``cap + 1`` results) keeps its first ``cap``.
+    ``"source_to_target"`` turns each pair into the edge point -> query.
     """
-    query, point = edge_index[0], edge_index[1]
-    if not loop:
-        keep = query != point
-        query, point = query[keep], point[keep]
-    query, point = cap_per_row(query, point, cap)
-    if flow == "source_to_target":
-        return torch.stack([point, query])
-    return torch.stack([query, point])
+    rows = (1, 0) if flow == "source_to_target" else (0, 1)
+    if loop:
+        return pairs[list(rows)]
+    keep = (pairs[0] != pairs[1]).nonzero().flatten()
+    if pairs.size(1) - keep.numel() != num_queries:  # some query kept cap + 1 points
+        return cap_per_row(pairs[:, keep], cap, num_queries)[list(rows)]
+    out = pairs.new_empty(2, keep.numel())
+    for i, row in enumerate(rows):  # gather straight into the result, in the flow's row order
+        torch.index_select(pairs[row], 0, keep, out=out[i])
+    return out

@@ -193,4 +193,4 @@ def approx_knn_graph(
         v.check_tensor("x", x)
         batch = _check_sorted_batch("batch", batch, x.size(0) if x.dim() else 0, x.device)
     pairs = approx_knn(x, x, k if loop else k + 1, batch, batch)
-    return to_graph(pairs, bool(loop), flow, k)
+    return to_graph(pairs, bool(loop), flow, k, x.size(0) if x.dim() else 0)

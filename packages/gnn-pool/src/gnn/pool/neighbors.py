@@ -90,7 +90,7 @@ def knn_graph(
     k = _check_count("k", k, 1)
     flow = check_flow(flow)
     pairs = ops.knn(x, x, k if loop else k + 1, batch, batch, cosine, num_workers, batch_size)
-    return to_graph(pairs, bool(loop), flow, k)
+    return to_graph(pairs, bool(loop), flow, k, x.size(0) if x.dim() else 0)
 
 
 def radius_graph(
@@ -136,7 +136,7 @@ def radius_graph(
     flow = check_flow(flow)
     wanted = max_num_neighbors if loop else max_num_neighbors + 1
     pairs = ops.radius(x, x, r, batch, batch, wanted, num_workers, batch_size)
-    return to_graph(pairs, bool(loop), flow, max_num_neighbors)
+    return to_graph(pairs, bool(loop), flow, max_num_neighbors, x.size(0) if x.dim() else 0)
 
 
 def fps(
