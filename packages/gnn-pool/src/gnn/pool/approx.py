@@ -3,7 +3,7 @@ r"""Approximate k-nearest-neighbour search on faiss (``pip install gnn-pool[fais
 For every graph of the mini-batch, the ``k`` points of ``x`` nearest (squared
 euclidean distance) to each point of ``y`` are searched in a faiss HNSW
 graph (``IndexHNSWFlat``: a navigable small-world graph of the points of
-``x``, ``M = 32`` links per point, built with ``efConstruction = 64`` and
+``x``, ``M = 24`` links per point, built with ``efConstruction = 64`` and
 searched with ``efSearch = max(64, 4 k)``). Graphs small enough that an
 exhaustive search costs at most ``2**24`` distance evaluations are searched
 exactly with :func:`gnn.core.ops.knn` instead (exact is then cheaper than
@@ -26,7 +26,7 @@ __all__ = ["approx_knn", "approx_knn_graph"]
 #: a graph is searched exhaustively when (points of x) * (points of y) is at most this
 _EXACT_PAIRS = 1 << 24
 #: HNSW parameters (links per point, candidate list sizes while building and searching)
-_HNSW_M = 32
+_HNSW_M = 24
 _HNSW_EF_CONSTRUCTION = 64
 _HNSW_EF_SEARCH = 64
 
