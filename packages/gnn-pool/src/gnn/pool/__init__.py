@@ -18,50 +18,42 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # public name -> module (relative to gnn.pool) that defines it
+_EXPORTS: dict[str, str] = {}
 
-# -- global, cluster, neighbour-search, faiss-index, unpool and dense pools (issue 13, part 1) --------
-_EXPORTS_PART1: dict[str, str] = {
-    "global_add_pool": ".glob",
-    "global_mean_pool": ".glob",
-    "global_max_pool": ".glob",
-    "max_pool": ".coarsen",
-    "avg_pool": ".coarsen",
-    "max_pool_x": ".coarsen",
-    "avg_pool_x": ".coarsen",
-    "max_pool_neighbor_x": ".coarsen",
-    "avg_pool_neighbor_x": ".coarsen",
-    "graclus": ".clustering",
-    "voxel_grid": ".clustering",
-    "knn": ".neighbors",
-    "knn_graph": ".neighbors",
-    "radius": ".neighbors",
-    "radius_graph": ".neighbors",
-    "nearest": ".neighbors",
-    "fps": ".neighbors",
-    "approx_knn": ".approx",
-    "approx_knn_graph": ".approx",
-    "KNNIndex": ".knn_index",
-    "L2KNNIndex": ".knn_index",
-    "MIPSKNNIndex": ".knn_index",
-    "ApproxL2KNNIndex": ".knn_index",
-    "ApproxMIPSKNNIndex": ".knn_index",
-    "knn_interpolate": ".unpool",
-    "dense_diff_pool": ".dense",
-    "dense_mincut_pool": ".dense",
-    "DMoNPooling": ".dense",
-}
-# -- end of part 1 ----------------------------------------------------------------------------------
-
-# -- selection pools (issue 13, part 2: TopK, SAG, Edge, Cluster, ASAP, PAN, Mem) --------------------
-_EXPORTS_PART2: dict[str, str] = {}
-# -- end of part 2 ----------------------------------------------------------------------------------
-
-_EXPORTS: dict[str, str] = {**_EXPORTS_PART1, **_EXPORTS_PART2}
-
-__all__ = sorted(_EXPORTS)
-
+# --- global, cluster, neighbour-search, faiss-index, unpool and dense pools (issue 13, branch h-pool1) --
+_EXPORTS.update(
+    {
+        "global_add_pool": ".glob",
+        "global_mean_pool": ".glob",
+        "global_max_pool": ".glob",
+        "max_pool": ".coarsen",
+        "avg_pool": ".coarsen",
+        "max_pool_x": ".coarsen",
+        "avg_pool_x": ".coarsen",
+        "max_pool_neighbor_x": ".coarsen",
+        "avg_pool_neighbor_x": ".coarsen",
+        "graclus": ".clustering",
+        "voxel_grid": ".clustering",
+        "knn": ".neighbors",
+        "knn_graph": ".neighbors",
+        "radius": ".neighbors",
+        "radius_graph": ".neighbors",
+        "nearest": ".neighbors",
+        "fps": ".neighbors",
+        "approx_knn": ".approx",
+        "approx_knn_graph": ".approx",
+        "KNNIndex": ".knn_index",
+        "L2KNNIndex": ".knn_index",
+        "MIPSKNNIndex": ".knn_index",
+        "ApproxL2KNNIndex": ".knn_index",
+        "ApproxMIPSKNNIndex": ".knn_index",
+        "knn_interpolate": ".unpool",
+        "dense_diff_pool": ".dense",
+        "dense_mincut_pool": ".dense",
+        "DMoNPooling": ".dense",
+    }
+)
 if TYPE_CHECKING:  # pragma: no cover
-    # -- part 1
     from .approx import approx_knn, approx_knn_graph  # noqa: F401
     from .clustering import graclus, voxel_grid  # noqa: F401
     from .coarsen import (  # noqa: F401
@@ -83,7 +75,9 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .neighbors import fps, knn, knn_graph, nearest, radius, radius_graph  # noqa: F401
     from .unpool import knn_interpolate  # noqa: F401
-    # -- part 2
+# --- end of global, cluster, neighbour-search, faiss-index, unpool and dense pools ------------------
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
