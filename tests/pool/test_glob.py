@@ -164,3 +164,15 @@ def test_max_gradient_with_ties_keeps_the_upstream_gradient():
             )
         else:
             assert sorted(leaf.grad[[first, second], 0].tolist()) == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_sorted_path_backward_gradcheck(reduce):
+    """The sorted add/mean path has its own backward (a gather by ``batch``): float64 gradcheck,
+    with an empty graph, trailing empty graphs and 3-D features."""
+    batch = torch.tensor([0, 0, 0, 2, 2, 3])
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: POOLS[reduce](t, batch, 6), (x,))
+    x3 = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: POOLS[reduce](t, batch), (x3,))
+    assert torch.autograd.gradgradcheck(lambda t: POOLS[reduce](t, batch), (x,))

@@ -14,6 +14,8 @@ builds it) runs :func:`gnn.core.ops.segment` on offsets; an unsorted one
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -23,6 +25,28 @@ from gnn.core import validation as v
 from ._utils import check_batch, check_size, is_sorted
 
 __all__ = ["global_add_pool", "global_mean_pool", "global_max_pool"]
+
+
+class _SortedSumOrMean(torch.autograd.Function):
+    r"""Sum/mean over the contiguous segments of a sorted ``batch``: :func:`gnn.core.ops.segment` forward;
+    the backward gathers the per-graph gradient with the ``batch`` vector itself,
+    :math:`\partial L / \partial x_i = g_{batch_i}` (divided by :math:`N_{batch_i}` for the mean),
+    so that no node-sized index is built (one ``[N, F]`` gradient is the only node-sized tensor)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, batch: Tensor, ptr: Tensor, dim: int, reduce: str) -> Tensor:
+        ctx.save_for_backward(batch, ptr)
+        ctx.dim, ctx.reduce = dim, reduce
+        return ops.segment(x, ptr, dim=dim, reduce=reduce)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        batch, ptr = ctx.saved_tensors
+        if ctx.reduce == "mean":
+            shape = [1] * grad.dim()
+            shape[ctx.dim] = -1
+            grad = grad / (ptr[1:] - ptr[:-1]).clamp(min=1).to(grad.dtype).view(shape)
+        return grad.index_select(ctx.dim, batch), None, None, None, None
 
 
 def _global_pool(x: Tensor, batch: Tensor | None, size: int | None, reduce: str) -> Tensor:
@@ -48,6 +72,8 @@ def _global_pool(x: Tensor, batch: Tensor | None, size: int | None, reduce: str)
         v.check_index_range("batch", batch[[0, -1]], size, "graphs ('size')")
     # offsets of a sorted batch: O(B log N) binary searches instead of a pass over the nodes
     ptr = torch.searchsorted(batch, torch.arange(size + 1, device=batch.device))
+    if reduce != "max" and x.requires_grad and torch.is_grad_enabled():
+        return _SortedSumOrMean.apply(x, batch, ptr, dim, reduce)
     return ops.segment(x, ptr, dim=dim, reduce=reduce)
 
 
