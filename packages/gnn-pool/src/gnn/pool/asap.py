@@ -152,19 +152,21 @@ class ASAPooling(torch.nn.Module):
         new_batch = batch[perm]
 
         # A' = S^T A S with S[j, i] = alpha of edge (j -> i), restricted to the kept clusters
+        # (entries taken in the CSR's order, grouped by cluster centre, which saves a sort there)
         k = perm.numel()
-        cluster_of = node_relabel(perm, n)[dst]
-        member = cluster_of >= 0
-        s_index = torch.stack([src[member], cluster_of[member]])
+        cluster_of = node_relabel(perm, n)[csr.row()]
+        member = (cluster_of >= 0).nonzero().view(-1)
+        s_index = torch.stack([csr.col[member], cluster_of[member]])
         new_edge_index, new_weight = coarsen_adjacency(
             s_index,
-            alpha[member],
+            csr.in_csr_order(alpha)[member],
             edge_index,
             edge_weight if weighted else None,
             n,
             k,
             node_graph=batch,
             cluster_graph=new_batch,
+            a_csr_t=csr,
         )
         if self.add_self_loops:
             new_edge_index, new_weight = add_remaining_self_loops(

@@ -17,6 +17,7 @@ from .select._checks import (
     check_node_values,
     check_real,
 )
+from .select.gate import gate
 
 
 def check_pool_inputs(
@@ -36,8 +37,7 @@ def check_pool_inputs(
 def scale_selected(x: Tensor, score: Tensor, perm: Tensor, multiplier: float) -> Tensor:
     r""":math:`m \cdot \mathbf{x}_{\mathrm{perm}} \odot \mathbf{y}_{\mathrm{perm}}` (the gate that lets
     gradients reach the scorer)."""
-    out = x[perm] * score[perm].view(-1, 1).to(x.dtype)
-    return multiplier * out if multiplier != 1 else out
+    return gate(x, score, perm, multiplier)
 
 
 class TopKPooling(torch.nn.Module):
@@ -113,11 +113,15 @@ class TopKPooling(torch.nn.Module):
             raise ValueError(
                 f"'{name}' must have {self.in_channels} features (in_channels), got {attn.size(-1)}"
             )
-        perm, score = self.select(attn, batch)
         num_nodes = x.size(0)
-        x = scale_selected(x, score, perm, self.multiplier)
+        if attn is x:  # score and gate the same features: one fused autograd step
+            x, perm, score = self.select.select_and_gate(x, batch, self.multiplier)
+        else:
+            perm, score = self.select(attn, batch)
+            x = scale_selected(x, score, perm, self.multiplier)
+            score = score[perm]
         edge_index, edge_attr = filter_edges(edge_index, edge_attr, perm, num_nodes)
-        return x, edge_index, edge_attr, batch[perm], perm, score[perm]
+        return x, edge_index, edge_attr, batch[perm], perm, score
 
     def __repr__(self) -> str:
         arg = f"ratio={self.ratio}" if self.min_score is None else f"min_score={self.min_score}"

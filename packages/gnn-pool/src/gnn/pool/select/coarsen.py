@@ -12,11 +12,12 @@ Two exact ways compute it:
 
 * ``"rows"``: when every node and cluster belongs to a graph of a batch, no edge or
   assignment crosses two graphs and each graph's clusters are contiguous, a cluster
-  :math:`l` is addressed by its position inside its graph. Then
-  :math:`\mathbf{T} = \mathbf{A}\mathbf{S}` is an ``[N, K_max]`` dense-row matrix and
-  :math:`\mathbf{S}^\top\mathbf{T}` a ``[K, K_max]`` one: two fused sparse-dense
-  products (:func:`gnn.core.ops.spmm`) and no sort. Chosen when ``N * K_max`` is small
-  (at most a few times the number of edges).
+  :math:`k` is addressed by its position inside its graph. Then
+  :math:`\mathbf{W} = \mathbf{A}^\top\mathbf{S}` is an ``[N, K_max]`` dense-row matrix,
+  :math:`\mathbf{S}^\top\mathbf{W} = \mathbf{A}'^\top` a ``[K, K_max]`` one (two fused
+  sparse-dense products, :func:`gnn.core.ops.spmm`), and each graph's block is transposed in
+  a padded ``[G, K_max, K_max]`` tensor: no sort of the entries. Chosen when those dense
+  tensors are small (a few times the number of entries).
 * ``"sparse"``: general; the two products are joins of the entry lists, merged by
   sorting their ``(row, col)`` keys.
 """
@@ -90,6 +91,29 @@ def _sparse(
     return _join(s_cluster, s_node, s_value, t_row, t_col, t_val, num_nodes, num_clusters)
 
 
+def _grouped_rows(row: Tensor, col: Tensor, num_rows: int, num_cols: int) -> tuple[ops.CSR, Tensor]:
+    """CSR of COO entries, and the entry order it uses; cheap when each row's entries are contiguous.
+
+    Contiguous rows (each row value in one run, runs in any order) are put in order by sorting
+    the runs only; otherwise the entries are sorted.
+    """
+    n = row.numel()
+    if n:
+        new_run = torch.ones(n, dtype=torch.bool, device=row.device)
+        new_run[1:] = row[1:] != row[:-1]
+        starts = new_run.nonzero().view(-1)
+        run_row = row[starts]
+        by_row = torch.sort(run_row)
+        if by_row.values.numel() < 2 or bool((by_row.values[1:] > by_row.values[:-1]).all()):
+            lengths = torch.diff(starts, append=starts.new_tensor([n]))[by_row.indices]
+            first = starts[by_row.indices]
+            offset = torch.cumsum(lengths, 0) - lengths
+            order = torch.repeat_interleave(first - offset, lengths) + torch.arange(n, device=row.device)
+            return from_coo(row[order], col[order], num_rows, num_cols, is_sorted=True), order
+    order = torch.sort(row, stable=True).indices
+    return from_coo(row[order], col[order], num_rows, num_cols, is_sorted=True), order
+
+
 def _rows_layout(
     s_node: Tensor,
     s_cluster: Tensor,
@@ -98,9 +122,9 @@ def _rows_layout(
     node_graph: Tensor,
     cluster_graph: Tensor,
     budget: int,
-) -> tuple[Tensor, Tensor, int] | None:
-    """Each cluster's first sibling and each node's first cluster, and ``K_max``; ``None`` if the
-    "rows" method does not apply (crossing entries, split graphs, or too large)."""
+) -> tuple[Tensor, Tensor, Tensor, int] | None:
+    """Each cluster's first sibling and block, each node's first cluster, and ``K_max``; ``None`` if
+    the "rows" method does not apply (crossing entries, split graphs, or too large)."""
     k = cluster_graph.numel()
     if k == 0:
         return None
@@ -115,13 +139,15 @@ def _rows_layout(
     new_run[1:] = cluster_graph[1:] != cluster_graph[:-1]
     start = torch.where(new_run, pos, 0).cummax(0).values
     k_max = int((pos - start).max()) + 1
-    if node_graph.numel() * k_max > budget:
+    blocks = int(new_run.sum())
+    if (node_graph.numel() + k) * k_max + blocks * k_max * k_max > budget:
         return None
     num_graphs = int(max(int(node_graph.max()), int(cluster_graph.max()))) + 1
     # first cluster of each graph (graphs without clusters get -1; none of their nodes is assigned)
     graph_start = torch.full((num_graphs,), -1, dtype=torch.long, device=pos.device)
     graph_start[cluster_graph[new_run]] = pos[new_run]
-    return start, graph_start[node_graph], k_max
+    block = torch.cumsum(new_run.long(), 0) - 1
+    return start, block, graph_start[node_graph], k_max
 
 
 def _rows(
@@ -134,25 +160,41 @@ def _rows(
     num_nodes: int,
     num_clusters: int,
     cluster_start: Tensor,
+    cluster_block: Tensor,
     node_start: Tensor,
     k_max: int,
+    a_csr_t: ops.CSR | None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
+    r"""``W = A^T S`` and ``C = S^T W = (A')^T`` as dense rows (a cluster by its position in its
+    graph), then each graph's ``[K_g, K_g]`` block transposed: no sort of the entries."""
     device = s_node.device
     flat = s_node * k_max + (s_cluster - node_start[s_node])
     size = num_nodes * k_max
-    a_csr = from_coo(a_row, a_col, num_nodes, num_nodes)  # T[i] = sum_j a_ij S[j]
-    st_csr = from_coo(s_cluster, s_node, num_clusters, num_nodes)  # A'[k] = sum_i s_ik T[i]
+    if a_csr_t is None:  # rows: A's columns j, gathering A's rows i
+        a_csr_t = from_coo(a_col, a_row, num_nodes, num_nodes)
+    s_csr, s_order = _grouped_rows(s_cluster, s_node, num_clusters, num_nodes)  # rows: clusters l
+
+    def transposed_blocks(c: Tensor) -> Tensor:
+        """``[G, K_max, K_max]`` with ``[g, k, l] = C[start_g + l, k]``."""
+        l_local = torch.arange(num_clusters, device=device) - cluster_start
+        padded = c.new_zeros(int(cluster_block[-1]) + 1, k_max, k_max)
+        padded[cluster_block, l_local] = c
+        return padded.transpose(1, 2)
+
     with torch.no_grad():
         ones = torch.ones(s_node.numel(), dtype=torch.float32, device=device)
         pattern_rows = ops.scatter(ones, flat, 0, size, "sum").view(num_nodes, k_max)
-        pattern = ops.spmm(st_csr, ops.spmm(a_csr, pattern_rows)) > 0
-    k, l_local = pattern.nonzero().unbind(1)
+        pattern = transposed_blocks(ops.spmm(s_csr, ops.spmm(a_csr_t, pattern_rows)) > 0)
+    block, k_local, l_local = pattern.nonzero().unbind(1)
+    first = torch.zeros(int(cluster_block[-1]) + 1, dtype=torch.long, device=device)
+    first[cluster_block] = cluster_start  # the first cluster of each block
     value = None
     if s_value is not None and a_value is not None:
         s_rows = ops.scatter(s_value, flat, 0, size, "sum").view(num_nodes, k_max)
-        coarse = ops.spmm(st_csr, ops.spmm(a_csr, s_rows, a_value.to(s_rows.dtype)), s_value)
-        value = coarse[k, l_local]
-    return k, cluster_start[k] + l_local, value
+        w = ops.spmm(a_csr_t, s_rows, a_value.to(s_rows.dtype))
+        c = ops.spmm(s_csr, w, s_value[s_order])
+        value = transposed_blocks(c)[block, k_local, l_local]
+    return first[block] + k_local, first[block] + l_local, value
 
 
 def coarsen_adjacency(
@@ -166,6 +208,7 @@ def coarsen_adjacency(
     node_graph: Tensor | None = None,
     cluster_graph: Tensor | None = None,
     method: str = "auto",
+    a_csr_t: ops.CSR | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     r""":math:`\mathbf{S}^\top\mathbf{A}\mathbf{S}` as ``(edge_index [2, E'], value [E'] or None)``.
 
@@ -179,6 +222,9 @@ def coarsen_adjacency(
         cluster_graph: ``[K]`` graph of each cluster: they enable the ``"rows"`` method.
         method: ``"auto"``, ``"rows"`` (falls back to ``"sparse"`` where it does not apply)
             or ``"sparse"``.
+        a_csr_t: optional CSR of :math:`\mathbf{A}^\top` (rows: the ``j`` of ``a_index``, in the
+            order of ``a_index``'s entries: ``ops.from_coo(a_index[1], a_index[0], N, N)``), reused
+            by the ``"rows"`` method instead of sorting the entries again.
 
     Returns:
         Entries sorted by :math:`(k, l)`; values ``None`` unless both value inputs are given.
@@ -200,13 +246,13 @@ def coarsen_adjacency(
     if method != "sparse" and node_graph is not None and cluster_graph is not None and num_nodes:
         budget = _ROWS_BUDGET_PER_ENTRY * (s_node.numel() + a_row.numel()) + _ROWS_BUDGET_FLOOR
         if method == "rows":
-            budget = max(budget, num_nodes * max(num_clusters, 1))
+            budget = max(budget, (num_nodes + num_clusters) * max(num_clusters, 1) + num_clusters**3)
         layout = _rows_layout(
             s_node, s_cluster, a_row, a_col, node_graph.long(), cluster_graph.long(), budget
         )
     if layout is not None:
         row, col, value = _rows(
-            s_node, s_cluster, s_value, a_row, a_col, a_value, num_nodes, num_clusters, *layout
+            s_node, s_cluster, s_value, a_row, a_col, a_value, num_nodes, num_clusters, *layout, a_csr_t
         )
     else:
         row, col, value = _sparse(s_node, s_cluster, s_value, a_row, a_col, a_value, num_nodes, num_clusters)

@@ -46,11 +46,16 @@ def filter_edges(
         (tensor([[1, 0],
                 [0, 1]]), None)
     """
-    new_index = node_relabel(perm, num_nodes)
-    ends = new_index[edge_index.long()]
-    keep = (ends >= 0).all(0)
-    edge_index = ends[:, keep]
-    return edge_index, None if edge_attr is None else edge_attr[keep]
+    selected = torch.zeros(num_nodes, dtype=torch.bool, device=perm.device)
+    selected[perm] = True
+    keep = selected[edge_index[0]]
+    keep &= selected[edge_index[1]]
+    kept = keep.nonzero().view(-1)
+    # renumber only the kept edges (byte-sized masks over all edges, int64 work on the kept ones)
+    new_index = torch.empty(num_nodes, dtype=torch.long, device=perm.device)
+    new_index[perm] = torch.arange(perm.numel(), device=perm.device)
+    edge_index = new_index[edge_index.index_select(1, kept).long()]
+    return edge_index, None if edge_attr is None else edge_attr.index_select(0, kept)
 
 
 def coarsen_edges(

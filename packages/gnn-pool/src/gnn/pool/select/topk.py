@@ -23,6 +23,8 @@ from gnn.core import validation as v
 from gnn.core.nn.inits import uniform
 from gnn.core.nn.mlp import resolve_activation
 
+from .gate import project_gate
+
 __all__ = ["SelectTopK", "check_ratio", "check_min_score", "resolve_nonlinearity", "topk", "topk_counts"]
 
 
@@ -206,12 +208,35 @@ class SelectTopK(torch.nn.Module):
                 f"got {v.describe(x)}"
             )
         weight = self.weight.view(-1).to(x.dtype)
-        raw = x @ weight
-        if self.min_score is None:
-            score = self.act(raw / weight.norm(p=2))
-        else:
-            score = ops.softmax(raw, torch.zeros_like(raw, dtype=torch.long) if batch is None else batch)
+        score = self._scorer(batch, raw_size=x.size(0))(x @ self._projection(weight))
         return topk(score, self.ratio, batch, self.min_score), score
+
+    def _projection(self, weight: Tensor) -> Tensor:
+        """``p / ||p||`` (``p`` itself with ``min_score``, whose softmax is scale-sensitive)."""
+        return weight / weight.norm(p=2) if self.min_score is None else weight
+
+    def _scorer(self, batch: Tensor | None, raw_size: int) -> Callable[[Tensor], Tensor]:
+        if self.min_score is None:
+            return self.act
+        index = torch.zeros(raw_size, dtype=torch.long, device=self.weight.device) if batch is None else batch
+        return lambda raw: ops.softmax(raw, index)
+
+    def select_and_gate(
+        self, x: Tensor, batch: Tensor | None = None, multiplier: float = 1.0
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Score ``x`` itself, select, and gate: ``(multiplier * x[perm] * y[perm], perm, y[perm])``.
+
+        The same numbers as :meth:`forward` followed by the gate, with ``x``'s gradient built in
+        one ``[N, F]`` buffer (:func:`gnn.pool.select.gate.project_gate`).
+        """
+        weight = self.weight.view(-1).to(x.dtype)
+        return project_gate(
+            x,
+            self._projection(weight),
+            self._scorer(batch, x.size(0)),
+            lambda score: topk(score, self.ratio, batch, self.min_score),
+            multiplier,
+        )
 
     def __repr__(self) -> str:
         arg = f"ratio={self.ratio}" if self.min_score is None else f"min_score={self.min_score}"
