@@ -124,14 +124,16 @@ class MemPooling(torch.nn.Module):
                 mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
             elif not isinstance(mask, Tensor) or mask.shape != x.shape[:2]:
                 raise ValueError(f"'mask' must have shape {list(x.shape[:2])}, got {v.describe(mask)}")
-        b, n, _ = x.shape
+        b, n, f = x.shape
         h, k = self.heads, self.num_clusters
-        keys = self.k.to(x.dtype).reshape(h * k, -1)
-        dist = torch.cdist(keys, x.reshape(b * n, -1), p=2).square()  # [H * K, B * N]
+        keys = self.k.to(x.dtype).reshape(h * k, f)
+        dist = torch.cdist(keys, x.reshape(b * n, f), p=2).square()  # [H * K, B * N]
         kernel = (1.0 + dist / self.tau).pow(-(self.tau + 1.0) / 2.0)
         kernel = kernel.view(h, k, b, n).permute(2, 0, 3, 1)  # [B, H, N, K]
         per_head = kernel / kernel.sum(dim=-1, keepdim=True)
-        S = self.conv(per_head.to(self.conv.weight.dtype)).squeeze(1).softmax(dim=-1)  # noqa: N806
+        # the 1x1 Conv2d over the heads, as a weighted sum (also for graphs without nodes)
+        mix = self.conv.weight.to(x.dtype).view(h)
+        S = torch.einsum("bhnk,h->bnk", per_head, mix).softmax(dim=-1)  # noqa: N806
         S = S * mask.view(b, n, 1).to(S.dtype)  # noqa: N806
         out = self.lin(S.transpose(1, 2) @ x)
         return out, S

@@ -95,7 +95,8 @@ class _ProjectGate(torch.autograd.Function):
         grad_score_kept = grad_score_kept.to(score.dtype) + grad_kept.to(score.dtype)
         grad_score = torch.zeros_like(score).index_copy_(0, perm, grad_score_kept)
         with torch.enable_grad():
-            (grad_raw,) = torch.autograd.grad(score, raw, grad_score, allow_unused=True)
+            # kept for another backward through the same output (retain_graph); it is [N] small
+            (grad_raw,) = torch.autograd.grad(score, raw, grad_score, allow_unused=True, retain_graph=True)
         if grad_raw is None:
             grad_raw = torch.zeros_like(raw)
         grad_raw = grad_raw.to(x.dtype)

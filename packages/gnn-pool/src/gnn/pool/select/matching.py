@@ -33,7 +33,7 @@ _MIN_PROGRESS = 1 / 32
 
 
 def _sequential_finish(src: Tensor, dst: Tensor, rank: Tensor, free: Tensor, matched: list[Tensor]) -> None:
-    """The greedy pass over the remaining edges, in rank order (one edge at a time)."""
+    """The greedy pass over the remaining edges, in rank order (one edge at a time); updates ``free``."""
     order = torch.argsort(rank)
     src_l, dst_l, rank_l = src[order].tolist(), dst[order].tolist(), rank[order].tolist()
     free_l = free.tolist()
@@ -43,6 +43,7 @@ def _sequential_finish(src: Tensor, dst: Tensor, rank: Tensor, free: Tensor, mat
             free_l[s] = free_l[d] = False
             taken.append(r)
     matched.append(torch.tensor(taken, dtype=torch.long, device=src.device))
+    free.copy_(torch.tensor(free_l, dtype=torch.bool))
 
 
 def greedy_matching(edge_index: Tensor, score: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
