@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -52,6 +53,30 @@ def test_topk_matches_loop_over_graphs(ratio, sorted_batch):
     batch = batch.sort().values if sorted_batch else batch
     score = torch.randn(60, generator=g, dtype=torch.float64)
     assert torch.equal(topk(score, ratio, batch), topk_reference(score, ratio, batch))
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.3, 2, 1000])
+def test_topk_padded_and_global_selection_agree(ratio, monkeypatch):
+    """A sorted batch takes the padded per-graph path; ties and unsorted batches take the global sort."""
+    module = sys.modules["gnn.pool.select.select_topk"]
+    g = torch.Generator().manual_seed(5)
+    batch = torch.randint(0, 8, (120,), generator=g).sort().values
+    score = torch.randn(120, generator=g)
+    used = []
+    real = module._padded_topk
+    monkeypatch.setattr(module, "_padded_topk", lambda *a: used.append(real(*a)) or used[-1])
+    fast = topk(score, ratio, batch)
+    assert used[-1] is not None  # the padded path answered
+    assert torch.equal(fast, topk_reference(score, ratio, batch))
+    monkeypatch.setattr(module, "_padded_topk", lambda *a: None)
+    assert torch.equal(topk(score, ratio, batch), fast)
+    monkeypatch.setattr(module, "_padded_topk", lambda *a: used.append(real(*a)) or used[-1])
+    tied = score.clone()
+    tied[batch == 3] = 0.25  # a whole graph of equal scores
+    topk(tied, ratio, batch)
+    assert used[-1] is None  # ties: the global sort, which orders them as PyG does
+    topk(score, ratio, batch.flip(0))
+    assert used[-1] is None
 
 
 @pytest.mark.parametrize("min_score", [-5.0, 0.2, 0.9, 2.0])

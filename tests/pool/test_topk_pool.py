@@ -209,3 +209,20 @@ def test_bad_inputs():
         pool(torch.randn(6, 3), edge_index)
     with pytest.raises(TypeError, match="'x'"):
         pool([[1.0]], edge_index)
+
+
+def test_compiles_like_eager():
+    """torch.compile (graph breaks at the data-dependent selection) gives eager's outputs and gradients."""
+    x, edge_index, batch = graph(seed=9, dtype=torch.float32)
+    pool = TopKPooling(5)
+    expected = pool(x.clone().requires_grad_(), edge_index, batch=batch)
+    compiled = torch.compile(pool, backend="aot_eager")
+    x_c = x.clone().requires_grad_()
+    out = compiled(x_c, edge_index, batch=batch)
+    testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out[0].square().sum(), [x_c, pool.select.weight])
+    x_e = x.clone().requires_grad_()
+    expected = torch.autograd.grad(
+        pool(x_e, edge_index, batch=batch)[0].square().sum(), [x_e, pool.select.weight]
+    )
+    testing.assert_close(grads, expected)

@@ -127,7 +127,8 @@ def project_gate(
     Returns:
         ``(out [K, F], perm [K], score [K])`` with ``score = y[perm]``.
     """
-    if not torch.is_grad_enabled() or not (x.requires_grad or u.requires_grad):
+    plain = not torch.is_grad_enabled() or not (x.requires_grad or u.requires_grad)
+    if plain or torch.compiler.is_compiling():  # the compiler traces the plain form (no nested graph)
         score = scorer(x @ u)
         perm = selector(score)
         return gate(x, score, perm, multiplier), perm, score[perm]

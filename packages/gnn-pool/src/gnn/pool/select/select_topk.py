@@ -94,6 +94,45 @@ def topk_counts(ratio: int | float, num_nodes: Tensor, dtype: torch.dtype = torc
     return (float(ratio) * num_nodes.to(dtype)).ceil().long()
 
 
+#: the padded per-graph selection may use up to this many slots per node (plus a floor)
+_PADDING_PER_NODE = 2
+_PADDING_FLOOR = 1 << 12
+
+
+def _padded_topk(score: Tensor, ratio: int | float, batch: Tensor | None) -> Tensor | None:
+    """The top-k of each graph from a ``[B, N_max]`` padded score matrix (``torch.topk`` per row).
+
+    Exact and fast for a sorted ``batch`` of similar-sized graphs; returns ``None`` (use the global
+    sort) when the batch is unsorted, the padding would be large, a score is not finite, or two
+    scores of a graph tie among its kept nodes or at the cut: the global sort then breaks the tie
+    exactly as PyG does.
+    """
+    n = score.numel()
+    device = score.device
+    if batch is None:
+        counts = torch.full((1,), n, dtype=torch.long, device=device)
+        batch = torch.zeros(n, dtype=torch.long, device=device)
+    else:
+        if n > 1 and not bool((batch[1:] >= batch[:-1]).all()):
+            return None
+        counts = ops.scatter(torch.ones_like(batch), batch, 0, int(batch[-1]) + 1, "sum")
+    num_graphs = counts.numel()
+    n_max = int(counts.max())
+    if num_graphs * n_max > _PADDING_PER_NODE * n + _PADDING_FLOOR or not bool(torch.isfinite(score).all()):
+        return None
+    first = torch.cumsum(counts, 0) - counts
+    k = torch.minimum(topk_counts(ratio, counts, score.dtype), counts)
+    width = min(int(k.max()) + 1, n_max)
+    dense = score.new_full((num_graphs, n_max), -math.inf)
+    dense.view(-1)[batch * n_max + torch.arange(n, device=device) - first[batch]] = score
+    values, local = torch.topk(dense, width, dim=1)
+    slot = torch.arange(width, device=device).view(1, -1)
+    checked = slot[:, 1:] < torch.minimum(k + 1, counts).view(-1, 1)
+    if bool(((values[:, 1:] == values[:, :-1]) & checked).any()):
+        return None
+    return (local + first.view(-1, 1))[slot < k.view(-1, 1)]
+
+
 def topk(
     score: Tensor,
     ratio: int | float | None,
@@ -112,8 +151,10 @@ def topk(
     sort): the order PyG uses, so ties are broken as in PyG on the same device, but that order
     is torch's choice and may differ between devices or torch versions.
 
-    Vectorized over graphs: one sort by score, one stable sort by graph, then each node's rank
-    inside its graph from the run boundaries (no Python loop, no host sync).
+    Vectorized over graphs: for a sorted ``batch`` of similar-sized graphs, ``torch.topk`` on the
+    ``[B, N_max]`` padded scores; otherwise (or when scores tie, or while compiling) one sort by
+    score, one stable sort by graph, then each node's rank inside its graph from the run
+    boundaries (no Python loop, no host sync). Both give the same result.
 
     Args:
         score: ``[N]`` node scores.
@@ -141,6 +182,10 @@ def topk(
         return (score > threshold).nonzero().view(-1)
     if ratio is None:
         raise ValueError("'ratio' and 'min_score' cannot both be None: give one of them")
+    if score.numel() and not torch.compiler.is_compiling():
+        perm = _padded_topk(score.detach(), ratio, batch)
+        if perm is not None:
+            return perm
     order = torch.sort(score.detach(), descending=True).indices  # tie order as PyG's (see above)
     if batch is None:
         sorted_batch = torch.zeros(score.numel(), dtype=torch.long, device=device)
