@@ -126,14 +126,16 @@ class MemPooling(torch.nn.Module):
                 raise ValueError(f"'mask' must have shape {list(x.shape[:2])}, got {v.describe(mask)}")
         b, n, f = x.shape
         h, k = self.heads, self.num_clusters
-        keys = self.k.to(x.dtype).reshape(h * k, f)
-        dist = torch.cdist(keys, x.reshape(b * n, f), p=2).square()  # [H * K, B * N]
+        # half precision: the kernel in float32 (torch.cdist has no CPU half kernels)
+        work = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        keys = self.k.to(work).reshape(h * k, f)
+        dist = torch.cdist(keys, x.to(work).reshape(b * n, f), p=2).square()  # [H * K, B * N]
         kernel = (1.0 + dist / self.tau).pow(-(self.tau + 1.0) / 2.0)
         kernel = kernel.view(h, k, b, n).permute(2, 0, 3, 1)  # [B, H, N, K]
         per_head = kernel / kernel.sum(dim=-1, keepdim=True)
         # the 1x1 Conv2d over the heads, as a weighted sum (also for graphs without nodes)
-        mix = self.conv.weight.to(x.dtype).view(h)
-        S = torch.einsum("bhnk,h->bnk", per_head, mix).softmax(dim=-1)  # noqa: N806
+        mix = self.conv.weight.to(work).view(h)
+        S = torch.einsum("bhnk,h->bnk", per_head, mix).softmax(dim=-1).to(x.dtype)  # noqa: N806
         S = S * mask.view(b, n, 1).to(S.dtype)  # noqa: N806
         out = self.lin(S.transpose(1, 2) @ x)
         return out, S

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from gnn.core import ops
 from gnn.core.ops import from_coo, ptr_from_sorted_index
+from gnn.core.utils import group_counts
 
 __all__ = ["coarsen_adjacency"]
 
@@ -245,6 +246,10 @@ def coarsen_adjacency(
     layout = None
     if method != "sparse" and node_graph is not None and cluster_graph is not None and num_nodes:
         budget = _ROWS_BUDGET_PER_ENTRY * (s_node.numel() + a_row.numel()) + _ROWS_BUDGET_FLOOR
+        # the sparse joins form at least one product per (A entry, S entry of its column): when
+        # that is larger, the dense rows are the cheaper way even beyond the budget
+        s_degree = group_counts(s_node, dim_size=num_nodes)
+        budget = max(budget, 2 * int(s_degree[a_col].sum()) if a_col.numel() else 0)
         if method == "rows":
             budget = max(budget, (num_nodes + num_clusters) * max(num_clusters, 1) + num_clusters**3)
         layout = _rows_layout(

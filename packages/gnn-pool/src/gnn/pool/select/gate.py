@@ -103,7 +103,9 @@ class _ProjectGate(torch.autograd.Function):
         grad_x = grad_u = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.outer(grad_raw, u.to(x.dtype))
-            grad_x.index_add_(0, perm, rows.copy_(grad_out).mul_(factor.view(-1, 1)))
+            # the kept rows get the gate's term too (distinct rows: a copy, not a reduction)
+            rows.copy_(grad_out).mul_(factor.view(-1, 1)).add_(grad_x.index_select(0, perm))
+            grad_x.index_copy_(0, perm, rows)
         if ctx.needs_input_grad[1]:
             grad_u = (x.t() @ grad_raw).to(u.dtype)
         return grad_x, grad_u, None, None, None

@@ -115,6 +115,7 @@ def _padded_topk(score: Tensor, ratio: int | float, batch: Tensor | None) -> Ten
     else:
         if n > 1 and not bool((batch[1:] >= batch[:-1]).all()):
             return None
+        batch = batch.long()
         counts = ops.scatter(torch.ones_like(batch), batch, 0, int(batch[-1]) + 1, "sum")
     num_graphs = counts.numel()
     n_max = int(counts.max())
