@@ -13,7 +13,8 @@ contraction order follows the ranking; ASAPooling's coarsened edges are compared
 as PyG's come in its sparse product's order).
 
 Peak memory: the extra resident memory of one forward+backward above the set-up state, each
-library in a fresh process (``/proc/self/clear_refs`` resets the high-water mark), Linux only.
+library in a fresh process (``/proc/self/clear_refs`` resets the high-water mark; glibc's mmap
+threshold is fixed at 64 KiB so that freed tensors leave the resident set), Linux only.
 
 Usage: python benchmarks/bench_select_pool.py [--nodes 100000] [--edges 1000000] [--graphs 1000]
        [--features 64] [--repeat 5] [--pools TopK SAG ASAP Edge] [--no-memory] [--markdown]
@@ -122,7 +123,10 @@ before = status('VmRSS:')
 run()
 print((status('VmHWM:') - before) / 1024)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # a fixed mmap threshold makes glibc return every freed large block at once, so the high-water
+    # mark follows the live tensors instead of what the allocator happened to keep from the warm-up
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return float(res.stdout.strip().splitlines()[-1])
 
 

@@ -8,6 +8,8 @@ gather, multiply and scatter (each a fresh ``[K, F]`` or ``[N, F]`` tensor).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -112,12 +114,18 @@ class _ProjectGate(torch.autograd.Function):
 
 
 def project_gate(
-    x: Tensor, u: Tensor, scorer, selector, multiplier: float = 1.0
+    x: Tensor,
+    u: Tensor,
+    scorer: Callable[[Tensor], Tensor],
+    selector: Callable[[Tensor], Tensor],
+    multiplier: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Score, select and gate in one: ``y = scorer(x @ u)``, ``perm = selector(y)``,
     ``out = multiplier * x[perm] * y[perm]``.
 
-    Differentiable in ``x`` and ``u`` (first derivatives); ``x``'s gradient is assembled in one
+    Differentiable in ``x`` and ``u`` (first derivatives only: the fused backward is not itself
+    differentiable; without grad, or while compiling, the plain autograd form runs); ``x``'s
+    gradient is assembled in one
     ``[N, F]`` buffer (the projection's outer product, plus the kept rows in place) instead of
     two added together.
 
