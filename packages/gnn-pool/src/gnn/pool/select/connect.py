@@ -48,13 +48,13 @@ def filter_edges(
     """
     selected = torch.zeros(num_nodes, dtype=torch.bool, device=perm.device)
     selected[perm] = True
-    keep = selected[edge_index[0]]
-    keep &= selected[edge_index[1]]
+    keep = selected.index_select(0, edge_index[0])
+    keep &= selected.index_select(0, edge_index[1])
     kept = keep.nonzero().view(-1)
     # renumber only the kept edges (byte-sized masks over all edges, int64 work on the kept ones)
     new_index = torch.empty(num_nodes, dtype=torch.long, device=perm.device)
     new_index[perm] = torch.arange(perm.numel(), device=perm.device)
-    edge_index = new_index[edge_index.index_select(1, kept).long()]
+    edge_index = new_index.index_select(0, edge_index.index_select(1, kept).reshape(-1)).view(2, -1)
     return edge_index, None if edge_attr is None else edge_attr.index_select(0, kept)
 
 

@@ -104,9 +104,10 @@ class _ProjectGate(torch.autograd.Function):
         grad_raw = grad_raw.to(x.dtype)
         grad_x = grad_u = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.outer(grad_raw, u.to(x.dtype))
-            # the kept rows get the gate's term too (distinct rows: a copy, not a reduction)
-            rows.copy_(grad_out).mul_(factor.view(-1, 1)).add_(grad_x.index_select(0, perm))
+            u_x = u.to(x.dtype)
+            grad_x = torch.outer(grad_raw, u_x)
+            # the kept rows hold both terms: gate + projection, written over (distinct rows)
+            rows.copy_(grad_out).mul_(factor.view(-1, 1)).addr_(grad_raw.index_select(0, perm), u_x)
             grad_x.index_copy_(0, perm, rows)
         if ctx.needs_input_grad[1]:
             grad_u = (x.t() @ grad_raw).to(u.dtype)
