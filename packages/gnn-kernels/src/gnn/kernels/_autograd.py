@@ -109,18 +109,20 @@ def _spmm_minmax_setup(ctx, inputs, output):
 
 
 def _spmm_minmax_backward(ctx, grad, _grad_arg):
+    # dense [M, F] work (no boolean selection of the winners: that forms several [M * F] int64
+    # copies); an empty row's (arg -1) gradient is zeroed and routed to entry 0, adding nothing
     col, value, x, arg = ctx.saved_tensors
     feats = x.shape[1]
-    hit = arg >= 0
-    edge = arg[hit]
-    feature = torch.arange(feats, device=x.device).expand_as(arg)[hit]
-    g = grad[hit]
+    edge = arg.clamp(min=0)
+    g = grad.masked_fill(arg < 0, 0)
+    flat = (col[edge] * feats + torch.arange(feats, device=x.device)).view(-1)
     grad_x = grad_value = None
     if ctx.needs_input_grad[3]:
         contrib = g if value is None else g * value[edge]
-        grad_x = torch.zeros_like(x).view(-1).index_add_(0, col[edge] * feats + feature, contrib).view_as(x)
+        grad_x = torch.zeros_like(x).view(-1).index_add_(0, flat, contrib.reshape(-1)).view_as(x)
     if value is not None and ctx.needs_input_grad[2]:
-        grad_value = torch.zeros_like(value).index_add_(0, edge, g * x[col[edge], feature])
+        winners = x.reshape(-1)[flat].view_as(g)
+        grad_value = torch.zeros_like(value).index_add_(0, edge.view(-1), (g * winners).view(-1))
     return None, None, grad_value, grad_x, None
 
 

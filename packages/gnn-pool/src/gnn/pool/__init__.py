@@ -8,6 +8,7 @@ gnn.pool`` is cheap and needs none of the optional extras::
 
 The faiss-based names (``KNNIndex`` and its subclasses, ``approx_knn``,
 ``approx_knn_graph``) import faiss when used: ``pip install gnn-pool[faiss]``.
+The selection pools (``TopKPooling``, ``SAGPooling``, ...) are learnable modules.
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from .neighbors import fps, knn, knn_graph, nearest, radius, radius_graph  # noqa: F401
     from .unpool import knn_interpolate  # noqa: F401
 # --- end of global, cluster, neighbour-search, faiss-index, unpool and dense pools ------------------
+
+# --- selection pools (issue 13, branch h-pool2) ---------------------------------------------------
+_EXPORTS.update(
+    {
+        "TopKPooling": ".topk_pool",
+        "SAGPooling": ".sag_pool",
+        "EdgePooling": ".edge_pool",
+        "ClusterPooling": ".cluster_pool",
+        "ASAPooling": ".asap",
+        "PANPooling": ".pan_pool",
+        "MemPooling": ".mem_pool",
+    }
+)
+# --- end of selection pools -------------------------------------------------------------------------
 
 __all__ = sorted(_EXPORTS)
 
