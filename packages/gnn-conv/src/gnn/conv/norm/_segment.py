@@ -55,11 +55,11 @@ from gnn.core.utils.groups import ptr_from_sorted_index
 
 __all__ = ["Graphs", "graph_affine", "graph_affine_reference", "graphs_of"]
 
-#: elements (rows x channels) of one block of the CPU passes with several threads: 8 MiB of
-#: float32. Every elementwise op of a block is one parallel region whose threads meet at a
-#: barrier; few, large blocks keep a busy machine (threads descheduled at the barrier) from
-#: slowing the passes down much, at the same speed as 2 MiB blocks on an idle one.
-BLOCK_ELEMENTS = 1 << 21
+#: elements (rows x channels) of one block of the CPU passes with several threads: 4 MiB of
+#: float32 (two cores' L2 caches). Every elementwise op of a block is one parallel region
+#: whose threads meet at a barrier, so on a busy machine (threads descheduled at barriers)
+#: fewer, larger blocks suffer less; on an idle one 2-4 MiB blocks are fastest.
+BLOCK_ELEMENTS = 1 << 20
 #: the same with one thread (no barriers): blocks of the size of a core's L2 cache are fastest
 SERIAL_BLOCK_ELEMENTS = 1 << 19
 
