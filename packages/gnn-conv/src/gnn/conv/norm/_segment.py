@@ -55,11 +55,11 @@ from gnn.core.utils.groups import ptr_from_sorted_index
 
 __all__ = ["Graphs", "graph_affine", "graph_affine_reference", "graphs_of"]
 
-#: elements (rows x channels) of one block of the CPU passes with several threads: 8 MiB of
-#: float32. Every elementwise op of a block is one parallel region whose threads meet at a
-#: barrier; few, large blocks keep a busy machine (threads descheduled at the barrier) from
-#: slowing the passes down much, at the same speed as 2 MiB blocks on an idle one.
-BLOCK_ELEMENTS = 1 << 21
+#: elements (rows x channels) of one block of the CPU passes with several threads: 4 MiB of
+#: float32 (two cores' L2 caches). Every elementwise op of a block is one parallel region
+#: whose threads meet at a barrier, so on a busy machine (threads descheduled at barriers)
+#: fewer, larger blocks suffer less; on an idle one 2-4 MiB blocks are fastest.
+BLOCK_ELEMENTS = 1 << 20
 #: the same with one thread (no barriers): blocks of the size of a core's L2 cache are fastest
 SERIAL_BLOCK_ELEMENTS = 1 << 19
 
@@ -221,14 +221,14 @@ def _sorted_layout(batch: Tensor, size: int) -> dict | None:
 def _sums(graphs: Graphs, x: Tensor) -> Tensor:
     """``[B, C]`` per-graph sums of ``x`` (statistics dtype)."""
     dtype = _stats_dtype(x.dtype)
-    if dtype == x.dtype:  # one reduction over all rows reads x once and needs no temporary
+    if dtype == x.dtype and x.is_contiguous():  # one reduction reads x once, no temporary
         if graphs.ptr is not None:
             return ops.segment(x, graphs.ptr, 0, "sum")
         return ops.scatter(x, graphs.batch, 0, graphs.size, "sum")
     out = x.new_zeros((graphs.size, x.size(1)), dtype=dtype)
     for s, e, g0, g1, ptr in graphs.blocks(x.size(1), x.device):
         out[g0 : g1 + 1] += graphs.reduce(x[s:e].to(dtype), ptr, g0, g1, s, e)
-    return out
+    return out  # (a strided or expanded x, e.g. the gradient of a sum, is copied block by block)
 
 
 def _centred_squares(graphs: Graphs, x: Tensor, mean: Tensor) -> Tensor:
@@ -272,16 +272,16 @@ def _affine(graphs: Graphs, x: Tensor, mean: Tensor, scale: Tensor | None, shift
 def _grad_sums(
     graphs: Graphs, grad: Tensor, x: Tensor, mean: Tensor, with_scale: bool
 ) -> tuple[Tensor | None, Tensor]:
-    """``(sum_g grad * (x - mean), sum_g grad)`` per graph, in one pass over the rows."""
+    """``(sum_g grad * (x - mean), sum_g grad)`` per graph: one reduction of ``grad`` and one
+    pass over the rows."""
     dtype = mean.dtype
-    d_scale = x.new_zeros((graphs.size, x.size(1)), dtype=dtype) if with_scale else None
-    d_shift = x.new_zeros((graphs.size, x.size(1)), dtype=dtype)
+    d_shift = _sums(graphs, grad).to(dtype)
+    if not with_scale:
+        return None, d_shift
+    d_scale = x.new_zeros((graphs.size, x.size(1)), dtype=dtype)
     for s, e, g0, g1, ptr in graphs.blocks(x.size(1), x.device):
-        gb = grad[s:e].to(dtype)
-        d_shift[g0 : g1 + 1] += graphs.reduce(gb, ptr, g0, g1, s, e)
-        if d_scale is not None:
-            dev = _deviation(graphs, x, mean, s, e)
-            d_scale[g0 : g1 + 1] += graphs.reduce(dev.mul_(gb), ptr, g0, g1, s, e)
+        dev = _deviation(graphs, x, mean, s, e)
+        d_scale[g0 : g1 + 1] += graphs.reduce(dev.mul_(grad[s:e]), ptr, g0, g1, s, e)
     return d_scale, d_shift
 
 
