@@ -1,0 +1,572 @@
+// One-pass multi-reductions over the groups (rows) of a CSR pattern:
+//
+//   multi_reduce:          out[g, r, f] = reduce_r { x[col[k], f] : rowptr[g] <= k < rowptr[g + 1] }
+//                          for every reduction r of `codes` (csrc/multi_reduce.h): sum, mean, max,
+//                          min, var, std and softmax-weighted sums (inverse temperatures
+//                          temps[s, f] for the s-th softmax). col = None reads x[k] (the elements
+//                          are sorted by group). aux [G, 2 S, F] keeps each softmax's shift m (the
+//                          group maximum of t x) and denominator sum exp(t x - m) + 1e-16.
+//   multi_reduce_backward: the gradients of x and of temps from grad_out [G, R, F].
+//
+// Every group is read once: its rows are visited while they are in cache (the softmax and
+// the backward's second pass revisit the rows of the group they just read), and the
+// results of all reductions are written together. Empty groups give 0.
+//
+// Two modes, chosen by the caller:
+//   * elements (t_rowptr = None): every row of x belongs to exactly one group (col is None
+//     or a permutation of [0, E), checked in the backward); the backward writes each
+//     element's gradient once, from its group's coefficients, with no transposed pattern.
+//   * gather (t_rowptr, t_col given: the transposed pattern, rows = the nodes of x, t_col =
+//     the group of each entry): x[j] may feed several groups (MessagePassing's x_j); the
+//     backward stores each group's coefficients, then sums them per node of x over its
+//     entries in transposed order.
+//
+// Backward formulas per group of n elements and feature (go = grad_out[g, r]):
+//   sum: go; mean: go / n; var: go (2 x - 2 mean) / n (semi_grad: -2 go mean / n);
+//   std: as var with go / (2 std) (0 where std was set to 0); max/min: go split evenly
+//   among the elements equal to the result (ties share, as torch's amax); softmax with
+//   p = exp(t x - m) / Z: go p (1 + t (x - out)) (semi_grad: go p), and
+//   d out / d t = sum_k p_k x_k (x_k - out).
+//
+// Parallelism: tiles of (group block, feature block) run on torch's thread pool. The
+// tiling depends only on the sizes (never on the thread count), and the gradient of temps
+// is summed per tile, then over tiles in order: results are deterministic.
+#include "common.h"
+#include "../multi_reduce.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace gnn_kernels {
+
+namespace {
+
+// (group block) x (feature block) tiles; features are split only when there are too few
+// groups to keep the threads busy (e.g. a handful of graphs in a batch).
+struct Tiles {
+  int64_t groups = 0, feats = 0, group_block = 1, feat_block = 1, num_gb = 0, num_fb = 0;
+  int64_t tasks() const { return num_gb * num_fb; }
+};
+
+inline Tiles make_tiles(int64_t groups, int64_t feats, int64_t entries) {
+  Tiles t;
+  t.groups = groups;
+  t.feats = feats;
+  t.feat_block = (groups < 256 && feats > 16) ? 16 : std::max<int64_t>(feats, 1);
+  t.num_fb = feats > 0 ? (feats + t.feat_block - 1) / t.feat_block : 0;
+  const int64_t per_group = std::max<int64_t>(1, entries / std::max<int64_t>(groups, 1)) * t.feat_block;
+  t.group_block = std::clamp<int64_t>((int64_t(1) << 16) / per_group, 1, 1024);
+  t.num_gb = (groups + t.group_block - 1) / t.group_block;
+  return t;
+}
+
+template <class F>
+inline void for_each_tile(const Tiles& t, const F& body) {
+  parallel_rows(t.tasks(), 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t gb = task / t.num_fb, fb = task % t.num_fb;
+      const int64_t g0 = gb * t.group_block, g1 = std::min(t.groups, g0 + t.group_block);
+      const int64_t f0 = fb * t.feat_block, f1 = std::min(t.feats, f0 + t.feat_block);
+      body(gb, g0, g1, f0, f1);
+    }
+  });
+}
+
+template <typename scalar_t>
+struct Rows {  // row k of the groups: x[col[k]] (or x[k] without col)
+  const scalar_t* x;
+  const int64_t* col;
+  int64_t feats;
+  const scalar_t* operator()(int64_t k) const { return x + (col ? col[k] : k) * feats; }
+};
+
+// Where each coefficient of a group's backward lives in its [K, F] block.
+struct Layout {
+  int64_t k = 0, a = -1, b = -1;
+  std::vector<int64_t> c;  // per reduction: its max/min tie-split coefficient, or -1
+  std::vector<int64_t> w;  // per reduction: its softmax coefficient go / Z, or -1
+};
+
+inline Layout make_layout(const MultiPlan& p) {
+  Layout l;
+  if (p.affine) l.a = l.k++;
+  if (p.linear) l.b = l.k++;
+  for (int64_t r = 0; r < p.num; ++r) {
+    const bool mm = p.kind[r] == kMultiMax || p.kind[r] == kMultiMin;
+    l.c.push_back(mm ? l.k++ : -1);
+    l.w.push_back(p.kind[r] == kMultiSoftmax ? l.k++ : -1);
+  }
+  return l;
+}
+
+template <typename scalar_t>
+void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& rows, const scalar_t* tp, int64_t g0,
+                  int64_t g1, int64_t f0, int64_t f1, scalar_t* op, scalar_t* ap, scalar_t* scratch) {
+  const int64_t F = rows.feats, R = p.num, S = p.softmaxes;
+  scalar_t* __restrict__ sum = scratch;
+  scalar_t* __restrict__ sq = sum + F;
+  scalar_t* __restrict__ mx = sq + F;
+  scalar_t* __restrict__ mn = mx + F;
+  scalar_t* __restrict__ sm = mn + F;
+  scalar_t* __restrict__ sz = sm + F;
+  scalar_t* __restrict__ sw = sz + F;
+  const scalar_t inf = std::numeric_limits<scalar_t>::infinity();
+  const scalar_t std_eps = static_cast<scalar_t>(kMultiStdEps);
+  const scalar_t std_floor = static_cast<scalar_t>(std::sqrt(kMultiStdEps));
+  const scalar_t soft_eps = static_cast<scalar_t>(kMultiSoftmaxEps);
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
+    scalar_t* o = op + g * R * F;
+    scalar_t* a = S > 0 ? ap + g * 2 * S * F : nullptr;
+    if (n == 0) {
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t f = f0; f < f1; ++f) o[r * F + f] = scalar_t(0);
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t f = f0; f < f1; ++f) {
+          a[2 * s * F + f] = scalar_t(0);
+          a[(2 * s + 1) * F + f] = soft_eps;
+        }
+      continue;
+    }
+    for (int64_t f = f0; f < f1; ++f) {
+      sum[f] = scalar_t(0);
+      sq[f] = scalar_t(0);
+      mx[f] = -inf;
+      mn[f] = inf;
+    }
+    for (int64_t k = k0; k < k1; ++k) {
+      if (rows.col != nullptr && k + kPrefetch < k1) prefetch_row(rows(k + kPrefetch) + f0, f1 - f0);
+      const scalar_t* __restrict__ v = rows(k);
+      if (p.sum_sq) {
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) {
+          sum[f] += v[f];
+          sq[f] += v[f] * v[f];
+        }
+      } else if (p.sum) {
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) sum[f] += v[f];
+      }
+      if (p.max) {
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) mx[f] = v[f] > mx[f] ? v[f] : mx[f];
+      }
+      if (p.min) {
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) mn[f] = v[f] < mn[f] ? v[f] : mn[f];
+      }
+    }
+    const scalar_t count = static_cast<scalar_t>(n);
+    for (int64_t r = 0; r < R; ++r) {
+      scalar_t* __restrict__ out = o + r * F;
+      switch (p.kind[r]) {
+        case kMultiSum:
+          for (int64_t f = f0; f < f1; ++f) out[f] = sum[f];
+          break;
+        case kMultiMean:
+          for (int64_t f = f0; f < f1; ++f) out[f] = sum[f] / count;
+          break;
+        case kMultiMax:
+          for (int64_t f = f0; f < f1; ++f) out[f] = mx[f];
+          break;
+        case kMultiMin:
+          for (int64_t f = f0; f < f1; ++f) out[f] = mn[f];
+          break;
+        case kMultiVar:
+        case kMultiStd:
+          for (int64_t f = f0; f < f1; ++f) {
+            const scalar_t mean = sum[f] / count;
+            const scalar_t var = sq[f] / count - mean * mean;
+            if (p.kind[r] == kMultiVar) {
+              out[f] = var;
+            } else {
+              const scalar_t s = std::sqrt(var > std_eps ? var : std_eps);
+              out[f] = s <= std_floor ? scalar_t(0) : s;
+            }
+          }
+          break;
+        default: {  // softmax: the maximum of t x first, then the weighted sums
+          const int64_t s = p.slot[r];
+          const scalar_t* __restrict__ t = tp + s * F;
+          for (int64_t f = f0; f < f1; ++f) sm[f] = -inf;
+          for (int64_t k = k0; k < k1; ++k) {
+            const scalar_t* __restrict__ v = rows(k);
+#pragma omp simd
+            for (int64_t f = f0; f < f1; ++f) {
+              const scalar_t score = t[f] * v[f];
+              sm[f] = score > sm[f] ? score : sm[f];
+            }
+          }
+          for (int64_t f = f0; f < f1; ++f) {
+            if (sm[f] == -inf) sm[f] = scalar_t(0);  // all scores -inf: shift 0, as the reference
+            sz[f] = scalar_t(0);
+            sw[f] = scalar_t(0);
+          }
+          for (int64_t k = k0; k < k1; ++k) {
+            const scalar_t* __restrict__ v = rows(k);
+#pragma omp simd
+            for (int64_t f = f0; f < f1; ++f) {
+              const scalar_t e = exp_nonpositive(t[f] * v[f] - sm[f]);
+              sz[f] += e;
+              sw[f] += e * v[f];
+            }
+          }
+          for (int64_t f = f0; f < f1; ++f) {
+            const scalar_t z = sz[f] + soft_eps;
+            out[f] = sw[f] / z;
+            a[2 * s * F + f] = sm[f];
+            a[(2 * s + 1) * F + f] = z;
+          }
+        }
+      }
+    }
+  }
+}
+
+// gx[f0:f1) += the gradient that one element v of group (o, a, c) receives.
+template <typename scalar_t>
+inline void add_grad(const MultiPlan& p, const Layout& l, const scalar_t* __restrict__ c,
+                     const scalar_t* __restrict__ o, const scalar_t* __restrict__ a, const scalar_t* __restrict__ tp,
+                     const scalar_t* __restrict__ v, int64_t F, int64_t f0, int64_t f1, scalar_t* __restrict__ gx) {
+  if (l.a >= 0) {
+    const scalar_t* __restrict__ ca = c + l.a * F;
+#pragma omp simd
+    for (int64_t f = f0; f < f1; ++f) gx[f] += ca[f];
+  }
+  if (l.b >= 0) {
+    const scalar_t* __restrict__ cb = c + l.b * F;
+#pragma omp simd
+    for (int64_t f = f0; f < f1; ++f) gx[f] += cb[f] * v[f];
+  }
+  for (int64_t r = 0; r < p.num; ++r) {
+    if (l.c[r] >= 0) {
+      const scalar_t* __restrict__ m = o + r * F;
+      const scalar_t* __restrict__ cc = c + l.c[r] * F;
+#pragma omp simd
+      for (int64_t f = f0; f < f1; ++f) gx[f] += v[f] == m[f] ? cc[f] : scalar_t(0);
+    } else if (l.w[r] >= 0) {
+      const int64_t s = p.slot[r];
+      const scalar_t* __restrict__ t = tp + s * F;
+      const scalar_t* __restrict__ shift = a + 2 * s * F;
+      const scalar_t* __restrict__ out = o + r * F;
+      const scalar_t* __restrict__ cw = c + l.w[r] * F;
+      if (p.semi[r]) {
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) gx[f] += cw[f] * exp_nonpositive(t[f] * v[f] - shift[f]);
+      } else {
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) {
+          const scalar_t e = exp_nonpositive(t[f] * v[f] - shift[f]);
+          gx[f] += cw[f] * e * (scalar_t(1) + t[f] * (v[f] - out[f]));
+        }
+      }
+    }
+  }
+}
+
+// dt[s, f0:f1) += d out / d t of every non-semi softmax, for one element v of group (o, a, c).
+template <typename scalar_t>
+inline void add_temp_grad(const MultiPlan& p, const Layout& l, const scalar_t* __restrict__ c,
+                          const scalar_t* __restrict__ o, const scalar_t* __restrict__ a,
+                          const scalar_t* __restrict__ tp, const scalar_t* __restrict__ v, int64_t F, int64_t f0,
+                          int64_t f1, scalar_t* __restrict__ dt) {
+  for (int64_t r = 0; r < p.num; ++r) {
+    if (l.w[r] < 0 || p.semi[r]) continue;
+    const int64_t s = p.slot[r];
+    const scalar_t* __restrict__ t = tp + s * F;
+    const scalar_t* __restrict__ shift = a + 2 * s * F;
+    const scalar_t* __restrict__ out = o + r * F;
+    const scalar_t* __restrict__ cw = c + l.w[r] * F;
+    scalar_t* __restrict__ d = dt + s * F;
+#pragma omp simd
+    for (int64_t f = f0; f < f1; ++f) {
+      const scalar_t e = exp_nonpositive(t[f] * v[f] - shift[f]);
+      d[f] += cw[f] * e * v[f] * (v[f] - out[f]);
+    }
+  }
+}
+
+// The backward of the groups [g0, g1), features [f0, f1): the coefficients of each group
+// (into `coef` when given: gather mode; else into scratch), then in elements mode each
+// element's gradient (written to gx), and the temperatures' gradient (into dt, if given).
+template <typename scalar_t>
+void backward_tile(const MultiPlan& p, const Layout& l, const int64_t* rp, const Rows<scalar_t>& rows,
+                   const scalar_t* tp, const scalar_t* op, const scalar_t* ap, const scalar_t* gop, int64_t g0,
+                   int64_t g1, int64_t f0, int64_t f1, scalar_t* coef, scalar_t* gxp, scalar_t* dt,
+                   scalar_t* scratch) {
+  const int64_t F = rows.feats, R = p.num, S = p.softmaxes;
+  scalar_t* __restrict__ sum = scratch;
+  scalar_t* __restrict__ ties = sum + F;           // [R, F]: tie counts of the max/min reductions
+  scalar_t* __restrict__ local = ties + R * F;      // [K, F]: coefficients (elements mode)
+  scalar_t* __restrict__ gx = local + l.k * F;      // [F]
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
+    const scalar_t* o = op + g * R * F;
+    const scalar_t* a = S > 0 ? ap + g * 2 * S * F : nullptr;
+    const scalar_t* go = gop + g * R * F;
+    scalar_t* c = coef != nullptr ? coef + g * l.k * F : local;
+    if (n == 0) {
+      if (coef != nullptr)
+        for (int64_t q = 0; q < l.k; ++q)
+          for (int64_t f = f0; f < f1; ++f) c[q * F + f] = scalar_t(0);
+      continue;
+    }
+    // pass 1: the group mean (var/std) and the number of elements tied with each max/min
+    if (p.var_grad || p.minmax > 0) {
+      for (int64_t f = f0; f < f1; ++f) sum[f] = scalar_t(0);
+      for (int64_t r = 0; r < R; ++r)
+        if (l.c[r] >= 0)
+          for (int64_t f = f0; f < f1; ++f) ties[r * F + f] = scalar_t(0);
+      for (int64_t k = k0; k < k1; ++k) {
+        if (rows.col != nullptr && k + kPrefetch < k1) prefetch_row(rows(k + kPrefetch) + f0, f1 - f0);
+        const scalar_t* __restrict__ v = rows(k);
+        if (p.var_grad) {
+#pragma omp simd
+          for (int64_t f = f0; f < f1; ++f) sum[f] += v[f];
+        }
+        for (int64_t r = 0; r < R; ++r) {
+          if (l.c[r] < 0) continue;
+          const scalar_t* __restrict__ m = o + r * F;
+          scalar_t* __restrict__ tie = ties + r * F;
+#pragma omp simd
+          for (int64_t f = f0; f < f1; ++f) tie[f] += v[f] == m[f] ? scalar_t(1) : scalar_t(0);
+        }
+      }
+    }
+    const scalar_t count = static_cast<scalar_t>(n);
+    if (l.a >= 0)
+      for (int64_t f = f0; f < f1; ++f) c[l.a * F + f] = scalar_t(0);
+    if (l.b >= 0)
+      for (int64_t f = f0; f < f1; ++f) c[l.b * F + f] = scalar_t(0);
+    for (int64_t r = 0; r < R; ++r) {
+      const scalar_t* __restrict__ g_r = go + r * F;
+      const scalar_t* __restrict__ o_r = o + r * F;
+      switch (p.kind[r]) {
+        case kMultiSum:
+          for (int64_t f = f0; f < f1; ++f) c[l.a * F + f] += g_r[f];
+          break;
+        case kMultiMean:
+          for (int64_t f = f0; f < f1; ++f) c[l.a * F + f] += g_r[f] / count;
+          break;
+        case kMultiVar:
+        case kMultiStd:
+          for (int64_t f = f0; f < f1; ++f) {
+            scalar_t gv = g_r[f];
+            if (p.kind[r] == kMultiStd) gv = o_r[f] > scalar_t(0) ? g_r[f] / (scalar_t(2) * o_r[f]) : scalar_t(0);
+            const scalar_t mean = sum[f] / count;
+            c[l.a * F + f] -= scalar_t(2) * gv * mean / count;
+            if (!p.semi[r]) c[l.b * F + f] += scalar_t(2) * gv / count;
+          }
+          break;
+        case kMultiMax:
+        case kMultiMin:
+          for (int64_t f = f0; f < f1; ++f) {
+            const scalar_t tie = ties[r * F + f];
+            c[l.c[r] * F + f] = tie > scalar_t(0) ? g_r[f] / tie : scalar_t(0);
+          }
+          break;
+        default: {
+          const scalar_t* __restrict__ z = a + (2 * p.slot[r] + 1) * F;
+          for (int64_t f = f0; f < f1; ++f) c[l.w[r] * F + f] = g_r[f] / z[f];
+        }
+      }
+    }
+    // pass 2: each element's gradient (elements mode) and the temperatures' gradient
+    if (gxp == nullptr && dt == nullptr) continue;
+    for (int64_t k = k0; k < k1; ++k) {
+      const scalar_t* __restrict__ v = rows(k);
+      if (gxp != nullptr) {
+        for (int64_t f = f0; f < f1; ++f) gx[f] = scalar_t(0);
+        add_grad(p, l, c, o, a, tp, v, F, f0, f1, gx);
+        scalar_t* __restrict__ dst = gxp + (rows.col ? rows.col[k] : k) * F;
+        for (int64_t f = f0; f < f1; ++f) dst[f] = gx[f];
+      }
+      if (dt != nullptr) add_temp_grad(p, l, c, o, a, tp, v, F, f0, f1, dt);
+    }
+  }
+}
+
+void check_plan(const MultiPlan& p, const char* op) {
+  STD_TORCH_CHECK(p.num > 0, "gnn_kernels::", op, ": 'codes' must hold at least one reduction");
+  STD_TORCH_CHECK(p.ok, "gnn_kernels::", op, ": 'codes' holds an unknown reduction code");
+}
+
+// rowptr [G + 1] from 0 to `entries`, non-decreasing (checked in parallel, raised outside).
+void check_rowptr(const Tensor& rowptr, int64_t entries) {
+  check_long(rowptr, "rowptr");
+  const int64_t m = rowptr.numel() - 1;
+  STD_TORCH_CHECK(m >= 0, "gnn_kernels: 'rowptr' must not be empty");
+  const int64_t* rp = rowptr.const_data_ptr<int64_t>();
+  STD_TORCH_CHECK(rp[0] == 0 && rp[m] == entries, "gnn_kernels: 'rowptr' must start at 0 and end at ", entries,
+                  " (the number of entries), got ", rp[0], " and ", rp[m]);
+  std::atomic<bool> bad{false};
+  parallel_rows(m, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      if (rp[i + 1] < rp[i]) bad.store(true, std::memory_order_relaxed);
+  });
+  STD_TORCH_CHECK(!bad.load(), "gnn_kernels: 'rowptr' must be monotonically non-decreasing");
+}
+
+// The common checks of both ops; returns the plan.
+MultiPlan check_inputs(const Tensor& rowptr, const std::optional<Tensor>& col, const Tensor& x,
+                       const std::vector<int64_t>& codes, const std::optional<Tensor>& temps, const char* op) {
+  check_cpu_contiguous(x, "x");
+  STD_TORCH_CHECK(x.dim() == 2, "gnn_kernels::", op, ": 'x' must be [N, F]");
+  STD_TORCH_CHECK(is_float_type(x.scalar_type()), "gnn_kernels::", op, ": only float32/float64 are supported");
+  MultiPlan p = make_multi_plan(codes);
+  check_plan(p, op);
+  if (col.has_value()) {
+    check_csr(rowptr, *col, x.size(0));
+  } else {
+    check_rowptr(rowptr, x.size(0));
+  }
+  if (p.softmaxes > 0) {
+    STD_TORCH_CHECK(temps.has_value(), "gnn_kernels::", op, ": a softmax needs 'temps'");
+    check_cpu_contiguous(*temps, "temps");
+    STD_TORCH_CHECK(temps->scalar_type() == x.scalar_type(), "gnn_kernels::", op,
+                    ": 'temps' must have the dtype of 'x'");
+    STD_TORCH_CHECK(temps->dim() == 2 && temps->size(0) == p.softmaxes && temps->size(1) == x.size(1),
+                    "gnn_kernels::", op, ": 'temps' must be [", p.softmaxes, ", ", x.size(1), "]");
+  }
+  return p;
+}
+
+void check_group_tensor(const Tensor& t, const char* name, int64_t g, int64_t rows, int64_t f, ScalarType type) {
+  check_cpu_contiguous(t, name);
+  STD_TORCH_CHECK(t.scalar_type() == type, "gnn_kernels::multi_reduce_backward: '", name, "' must have the dtype of 'x'");
+  STD_TORCH_CHECK(t.dim() == 3 && t.size(0) == g && t.size(1) == rows && t.size(2) == f,
+                  "gnn_kernels::multi_reduce_backward: '", name, "' must be [", g, ", ", rows, ", ", f, "]");
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor> multi_reduce(Tensor rowptr, std::optional<Tensor> col, Tensor x, std::vector<int64_t> codes,
+                                        std::optional<Tensor> temps, std::optional<Tensor> t_rowptr,
+                                        std::optional<Tensor> t_col) {
+  (void)t_rowptr;  // the transposed pattern is for the backward (saved by the autograd formula)
+  (void)t_col;
+  const MultiPlan p = check_inputs(rowptr, col, x, codes, temps, "multi_reduce");
+  const int64_t g = rowptr.numel() - 1, feats = x.size(1), entries = col.has_value() ? col->numel() : x.size(0);
+  Tensor out = torch::stable::new_empty(x, {g, p.num, feats});
+  Tensor aux = torch::stable::new_empty(x, {g, 2 * p.softmaxes, feats});
+  const int64_t* rp = rowptr.const_data_ptr<int64_t>();
+  const int64_t* cp = col.has_value() ? col->const_data_ptr<int64_t>() : nullptr;
+  const Tiles tiles = make_tiles(g, feats, entries);
+  dispatch_float(x.scalar_type(), "multi_reduce", [&](auto tag) {
+    using scalar_t = decltype(tag);
+    const Rows<scalar_t> rows{x.const_data_ptr<scalar_t>(), cp, feats};
+    const scalar_t* tp = p.softmaxes > 0 ? temps->const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    scalar_t* ap = p.softmaxes > 0 ? aux.mutable_data_ptr<scalar_t>() : nullptr;
+    for_each_tile(tiles, [&](int64_t, int64_t g0, int64_t g1, int64_t f0, int64_t f1) {
+      std::vector<scalar_t> scratch(7 * feats);
+      forward_tile(p, rp, rows, tp, g0, g1, f0, f1, op, ap, scratch.data());
+    });
+  });
+  return std::make_tuple(out, aux);
+}
+
+std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Tensor> col, Tensor x,
+                                                 std::vector<int64_t> codes, std::optional<Tensor> temps, Tensor out,
+                                                 Tensor aux, Tensor grad_out, std::optional<Tensor> t_rowptr,
+                                                 std::optional<Tensor> t_col, bool need_x, bool need_temps) {
+  const MultiPlan p = check_inputs(rowptr, col, x, codes, temps, "multi_reduce_backward");
+  const int64_t g = rowptr.numel() - 1, feats = x.size(1), n = x.size(0);
+  const int64_t entries = col.has_value() ? col->numel() : n;
+  check_group_tensor(out, "out", g, p.num, feats, x.scalar_type());
+  check_group_tensor(aux, "aux", g, 2 * p.softmaxes, feats, x.scalar_type());
+  check_group_tensor(grad_out, "grad_out", g, p.num, feats, x.scalar_type());
+  const bool gather = t_rowptr.has_value();
+  if (gather) {
+    STD_TORCH_CHECK(t_col.has_value(), "gnn_kernels::multi_reduce_backward: 't_col' must come with 't_rowptr'");
+    check_csr(*t_rowptr, *t_col, g);
+    STD_TORCH_CHECK(t_rowptr->numel() == n + 1 && t_col->numel() == entries,
+                    "gnn_kernels::multi_reduce_backward: the transposed pattern must have ", n, " rows and ",
+                    entries, " entries");
+  } else if (need_x) {
+    STD_TORCH_CHECK(entries == n, "gnn_kernels::multi_reduce_backward: without the transposed pattern every row of "
+                    "'x' must belong to one group ('col' a permutation of [0, ", n, "))");
+    if (col.has_value()) {  // a permutation: bounds were checked, so no repeats means every row once
+      const int64_t* cp = col->const_data_ptr<int64_t>();
+      std::vector<uint8_t> seen(n, 0);
+      bool repeated = false;
+      for (int64_t k = 0; k < n; ++k) {
+        repeated |= seen[cp[k]] != 0;
+        seen[cp[k]] = 1;
+      }
+      STD_TORCH_CHECK(!repeated, "gnn_kernels::multi_reduce_backward: 'col' must be a permutation without the "
+                      "transposed pattern (it repeats a row)");
+    }
+  }
+  bool temps_grad = false;
+  for (int64_t r = 0; r < p.num; ++r) temps_grad |= p.kind[r] == kMultiSoftmax && !p.semi[r];
+  temps_grad = temps_grad && need_temps;
+  Tensor grad_x = torch::stable::new_empty(x, {need_x ? n : 0, feats});
+  Tensor grad_temps = torch::stable::new_zeros(x, {temps_grad ? p.softmaxes : 0, feats});
+  if (!need_x && !temps_grad) return std::make_tuple(grad_x, grad_temps);
+  const Layout l = make_layout(p);
+  const Tiles tiles = make_tiles(g, feats, entries);
+  const int64_t* rp = rowptr.const_data_ptr<int64_t>();
+  const int64_t* cp = col.has_value() ? col->const_data_ptr<int64_t>() : nullptr;
+  dispatch_float(x.scalar_type(), "multi_reduce_backward", [&](auto tag) {
+    using scalar_t = decltype(tag);
+    const Rows<scalar_t> rows{x.const_data_ptr<scalar_t>(), cp, feats};
+    const scalar_t* tp = p.softmaxes > 0 ? temps->const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* op = out.const_data_ptr<scalar_t>();
+    const scalar_t* ap = p.softmaxes > 0 ? aux.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* gop = grad_out.const_data_ptr<scalar_t>();
+    scalar_t* gxp = need_x ? grad_x.mutable_data_ptr<scalar_t>() : nullptr;
+    std::vector<scalar_t> partial(temps_grad ? tiles.num_gb * p.softmaxes * feats : 0, scalar_t(0));
+    // the coefficients of every group (gather mode): written for every group before they are read
+    Tensor coef_t = torch::stable::new_empty(x, {gather && need_x ? g * l.k * feats : 0});
+    scalar_t* coef = gather && need_x ? coef_t.mutable_data_ptr<scalar_t>() : nullptr;
+    for_each_tile(tiles, [&](int64_t gb, int64_t g0, int64_t g1, int64_t f0, int64_t f1) {
+      std::vector<scalar_t> scratch((2 + p.num + l.k) * feats);
+      scalar_t* dt = temps_grad ? partial.data() + gb * p.softmaxes * feats : nullptr;
+      backward_tile(p, l, rp, rows, tp, op, ap, gop, g0, g1, f0, f1, coef,
+                    gather ? nullptr : gxp, dt, scratch.data());
+    });
+    if (temps_grad) {  // the tiles' partial sums, in tile order
+      scalar_t* gt = grad_temps.mutable_data_ptr<scalar_t>();
+      for (int64_t b = 0; b < tiles.num_gb; ++b)
+        for (int64_t q = 0; q < p.softmaxes * feats; ++q) gt[q] += partial[b * p.softmaxes * feats + q];
+    }
+    if (gather && need_x) {  // each node of x: the coefficients of the groups it feeds, in transposed order
+      const int64_t* trp = t_rowptr->const_data_ptr<int64_t>();
+      const int64_t* tcp = t_col->const_data_ptr<int64_t>();
+      const scalar_t* xp = x.const_data_ptr<scalar_t>();
+      const scalar_t* cf = coef;
+      parallel_rows(n, 64, [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j) {
+          scalar_t* __restrict__ gx = gxp + j * feats;
+          const scalar_t* __restrict__ v = xp + j * feats;
+          for (int64_t f = 0; f < feats; ++f) gx[f] = scalar_t(0);
+          for (int64_t q = trp[j]; q < trp[j + 1]; ++q) {
+            if (q + kPrefetch < trp[j + 1]) prefetch_row(cf + tcp[q + kPrefetch] * l.k * feats, l.k * feats);
+            const int64_t grp = tcp[q];
+            add_grad(p, l, cf + grp * l.k * feats, op + grp * p.num * feats,
+                     ap != nullptr ? ap + grp * 2 * p.softmaxes * feats : nullptr, tp, v, feats, 0, feats, gx);
+          }
+        }
+      });
+    }
+  });
+  return std::make_tuple(grad_x, grad_temps);
+}
+
+}  // namespace gnn_kernels
+
+STABLE_TORCH_LIBRARY_FRAGMENT(gnn_kernels, m) {
+  m.def(
+      "multi_reduce(Tensor rowptr, Tensor? col, Tensor x, int[] codes, Tensor? temps, Tensor? t_rowptr, "
+      "Tensor? t_col) -> (Tensor, Tensor)");
+  m.def(
+      "multi_reduce_backward(Tensor rowptr, Tensor? col, Tensor x, int[] codes, Tensor? temps, Tensor out, "
+      "Tensor aux, Tensor grad_out, Tensor? t_rowptr, Tensor? t_col, bool need_x, bool need_temps) "
+      "-> (Tensor, Tensor)");
+}
+
+STABLE_TORCH_LIBRARY_IMPL(gnn_kernels, CPU, m) {
+  m.impl("multi_reduce", TORCH_BOX(&gnn_kernels::multi_reduce));
+  m.impl("multi_reduce_backward", TORCH_BOX(&gnn_kernels::multi_reduce_backward));
+}
