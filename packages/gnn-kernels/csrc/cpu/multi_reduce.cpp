@@ -41,6 +41,10 @@ namespace gnn_kernels {
 
 namespace {
 
+// How many rows ahead a gather (x[col[k]]) prefetches: far enough to cover a random access
+// (rows of 64 floats take a few ns each to reduce).
+constexpr int64_t kGatherAhead = 16;
+
 // (group block) x (feature block) tiles; features are split only when there are too few
 // groups to keep the threads busy (e.g. a handful of graphs in a batch).
 struct Tiles {
@@ -114,6 +118,7 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
   const scalar_t std_eps = static_cast<scalar_t>(kMultiStdEps);
   const scalar_t std_floor = static_cast<scalar_t>(std::sqrt(kMultiStdEps));
   const scalar_t soft_eps = static_cast<scalar_t>(kMultiSoftmaxEps);
+  const int64_t k_end = rp[g1];  // prefetching runs ahead into the tile's next groups
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
     scalar_t* o = op + g * R * F;
@@ -135,7 +140,7 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
       mn[f] = inf;
     }
     for (int64_t k = k0; k < k1; ++k) {
-      if (rows.col != nullptr && k + kPrefetch < k1) prefetch_row(rows(k + kPrefetch) + f0, f1 - f0);
+      if (rows.col != nullptr && k + kGatherAhead < k_end) prefetch_row(rows(k + kGatherAhead) + f0, f1 - f0);
       const scalar_t* __restrict__ v = rows(k);
       if (p.sum_sq) {
 #pragma omp simd
@@ -223,23 +228,25 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
   }
 }
 
-// gx[f0:f1) += the gradient that one element v of group (o, a, c) receives.
+// gx[f0:f1) += the gradient that one element v of group (o, a, c) receives; with dt, also
+// dt[s, f0:f1) += the element's part of d out / d t of every non-semi softmax (same exp).
 template <typename scalar_t>
 inline void add_grad(const MultiPlan& p, const Layout& l, const scalar_t* __restrict__ c,
                      const scalar_t* __restrict__ o, const scalar_t* __restrict__ a, const scalar_t* __restrict__ tp,
-                     const scalar_t* __restrict__ v, int64_t F, int64_t f0, int64_t f1, scalar_t* __restrict__ gx) {
-  if (l.a >= 0) {
+                     const scalar_t* __restrict__ v, int64_t F, int64_t f0, int64_t f1, scalar_t* __restrict__ gx,
+                     scalar_t* __restrict__ dt) {
+  if (gx != nullptr && l.a >= 0) {
     const scalar_t* __restrict__ ca = c + l.a * F;
 #pragma omp simd
     for (int64_t f = f0; f < f1; ++f) gx[f] += ca[f];
   }
-  if (l.b >= 0) {
+  if (gx != nullptr && l.b >= 0) {
     const scalar_t* __restrict__ cb = c + l.b * F;
 #pragma omp simd
     for (int64_t f = f0; f < f1; ++f) gx[f] += cb[f] * v[f];
   }
   for (int64_t r = 0; r < p.num; ++r) {
-    if (l.c[r] >= 0) {
+    if (gx != nullptr && l.c[r] >= 0) {
       const scalar_t* __restrict__ m = o + r * F;
       const scalar_t* __restrict__ cc = c + l.c[r] * F;
 #pragma omp simd
@@ -250,38 +257,30 @@ inline void add_grad(const MultiPlan& p, const Layout& l, const scalar_t* __rest
       const scalar_t* __restrict__ shift = a + 2 * s * F;
       const scalar_t* __restrict__ out = o + r * F;
       const scalar_t* __restrict__ cw = c + l.w[r] * F;
-      if (p.semi[r]) {
+      scalar_t* __restrict__ d = dt != nullptr && !p.semi[r] ? dt + s * F : nullptr;
+      if (gx == nullptr) {
+        if (d == nullptr) continue;
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f)
+          d[f] += cw[f] * exp_nonpositive(t[f] * v[f] - shift[f]) * v[f] * (v[f] - out[f]);
+      } else if (p.semi[r]) {
 #pragma omp simd
         for (int64_t f = f0; f < f1; ++f) gx[f] += cw[f] * exp_nonpositive(t[f] * v[f] - shift[f]);
-      } else {
+      } else if (d == nullptr) {
 #pragma omp simd
         for (int64_t f = f0; f < f1; ++f) {
           const scalar_t e = exp_nonpositive(t[f] * v[f] - shift[f]);
           gx[f] += cw[f] * e * (scalar_t(1) + t[f] * (v[f] - out[f]));
         }
-      }
-    }
-  }
-}
-
-// dt[s, f0:f1) += d out / d t of every non-semi softmax, for one element v of group (o, a, c).
-template <typename scalar_t>
-inline void add_temp_grad(const MultiPlan& p, const Layout& l, const scalar_t* __restrict__ c,
-                          const scalar_t* __restrict__ o, const scalar_t* __restrict__ a,
-                          const scalar_t* __restrict__ tp, const scalar_t* __restrict__ v, int64_t F, int64_t f0,
-                          int64_t f1, scalar_t* __restrict__ dt) {
-  for (int64_t r = 0; r < p.num; ++r) {
-    if (l.w[r] < 0 || p.semi[r]) continue;
-    const int64_t s = p.slot[r];
-    const scalar_t* __restrict__ t = tp + s * F;
-    const scalar_t* __restrict__ shift = a + 2 * s * F;
-    const scalar_t* __restrict__ out = o + r * F;
-    const scalar_t* __restrict__ cw = c + l.w[r] * F;
-    scalar_t* __restrict__ d = dt + s * F;
+      } else {
 #pragma omp simd
-    for (int64_t f = f0; f < f1; ++f) {
-      const scalar_t e = exp_nonpositive(t[f] * v[f] - shift[f]);
-      d[f] += cw[f] * e * v[f] * (v[f] - out[f]);
+        for (int64_t f = f0; f < f1; ++f) {
+          const scalar_t we = cw[f] * exp_nonpositive(t[f] * v[f] - shift[f]);
+          const scalar_t dev = v[f] - out[f];
+          gx[f] += we * (scalar_t(1) + t[f] * dev);
+          d[f] += we * v[f] * dev;
+        }
+      }
     }
   }
 }
@@ -299,6 +298,7 @@ void backward_tile(const MultiPlan& p, const Layout& l, const int64_t* rp, const
   scalar_t* __restrict__ ties = sum + F;           // [R, F]: tie counts of the max/min reductions
   scalar_t* __restrict__ local = ties + R * F;      // [K, F]: coefficients (elements mode)
   scalar_t* __restrict__ gx = local + l.k * F;      // [F]
+  const int64_t k_end = rp[g1];
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
     const scalar_t* o = op + g * R * F;
@@ -318,7 +318,7 @@ void backward_tile(const MultiPlan& p, const Layout& l, const int64_t* rp, const
         if (l.c[r] >= 0)
           for (int64_t f = f0; f < f1; ++f) ties[r * F + f] = scalar_t(0);
       for (int64_t k = k0; k < k1; ++k) {
-        if (rows.col != nullptr && k + kPrefetch < k1) prefetch_row(rows(k + kPrefetch) + f0, f1 - f0);
+        if (rows.col != nullptr && k + kGatherAhead < k_end) prefetch_row(rows(k + kGatherAhead) + f0, f1 - f0);
         const scalar_t* __restrict__ v = rows(k);
         if (p.var_grad) {
 #pragma omp simd
@@ -377,11 +377,12 @@ void backward_tile(const MultiPlan& p, const Layout& l, const int64_t* rp, const
       const scalar_t* __restrict__ v = rows(k);
       if (gxp != nullptr) {
         for (int64_t f = f0; f < f1; ++f) gx[f] = scalar_t(0);
-        add_grad(p, l, c, o, a, tp, v, F, f0, f1, gx);
+        add_grad(p, l, c, o, a, tp, v, F, f0, f1, gx, dt);
         scalar_t* __restrict__ dst = gxp + (rows.col ? rows.col[k] : k) * F;
         for (int64_t f = f0; f < f1; ++f) dst[f] = gx[f];
+      } else {
+        add_grad(p, l, c, o, a, tp, v, F, f0, f1, static_cast<scalar_t*>(nullptr), dt);
       }
-      if (dt != nullptr) add_temp_grad(p, l, c, o, a, tp, v, F, f0, f1, dt);
     }
   }
 }
@@ -545,7 +546,8 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
             if (q + kPrefetch < trp[j + 1]) prefetch_row(cf + tcp[q + kPrefetch] * l.k * feats, l.k * feats);
             const int64_t grp = tcp[q];
             add_grad(p, l, cf + grp * l.k * feats, op + grp * p.num * feats,
-                     ap != nullptr ? ap + grp * 2 * p.softmaxes * feats : nullptr, tp, v, feats, 0, feats, gx);
+                     ap != nullptr ? ap + grp * 2 * p.softmaxes * feats : nullptr, tp, v, feats, 0, feats, gx,
+                     static_cast<scalar_t*>(nullptr));
           }
         }
       });
