@@ -31,6 +31,10 @@
 // Parallelism: tiles of (group block, feature block) run on torch's thread pool. The
 // tiling depends only on the sizes (never on the thread count), and the gradient of temps
 // is summed per tile, then over tiles in order: results are deterministic.
+//
+// No floating-point contraction in this file: var = mean(x^2) - mean^2 must round like the
+// reference (an fma would give a single element a variance of the rounding error of x^2).
+#pragma GCC optimize("fp-contract=off")
 #include "common.h"
 #include "../multi_reduce.h"
 
@@ -392,20 +396,20 @@ void check_plan(const MultiPlan& p, const char* op) {
   STD_TORCH_CHECK(p.ok, "gnn_kernels::", op, ": 'codes' holds an unknown reduction code");
 }
 
-// rowptr [G + 1] from 0 to `entries`, non-decreasing (checked in parallel, raised outside).
-void check_rowptr(const Tensor& rowptr, int64_t entries) {
-  check_long(rowptr, "rowptr");
+// `name` [G + 1] from 0 to `entries`, non-decreasing (checked in parallel, raised outside).
+void check_rowptr(const Tensor& rowptr, int64_t entries, const char* name = "rowptr") {
+  check_long(rowptr, name);
   const int64_t m = rowptr.numel() - 1;
-  STD_TORCH_CHECK(m >= 0, "gnn_kernels: 'rowptr' must not be empty");
+  STD_TORCH_CHECK(m >= 0, "gnn_kernels: '", name, "' must not be empty");
   const int64_t* rp = rowptr.const_data_ptr<int64_t>();
-  STD_TORCH_CHECK(rp[0] == 0 && rp[m] == entries, "gnn_kernels: 'rowptr' must start at 0 and end at ", entries,
+  STD_TORCH_CHECK(rp[0] == 0 && rp[m] == entries, "gnn_kernels: '", name, "' must start at 0 and end at ", entries,
                   " (the number of entries), got ", rp[0], " and ", rp[m]);
   std::atomic<bool> bad{false};
   parallel_rows(m, 4096, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       if (rp[i + 1] < rp[i]) bad.store(true, std::memory_order_relaxed);
   });
-  STD_TORCH_CHECK(!bad.load(), "gnn_kernels: 'rowptr' must be monotonically non-decreasing");
+  STD_TORCH_CHECK(!bad.load(), "gnn_kernels: '", name, "' must be monotonically non-decreasing");
 }
 
 // The common checks of both ops; returns the plan.
@@ -480,10 +484,11 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
   const bool gather = t_rowptr.has_value();
   if (gather) {
     STD_TORCH_CHECK(t_col.has_value(), "gnn_kernels::multi_reduce_backward: 't_col' must come with 't_rowptr'");
-    check_csr(*t_rowptr, *t_col, g);
     STD_TORCH_CHECK(t_rowptr->numel() == n + 1 && t_col->numel() == entries,
-                    "gnn_kernels::multi_reduce_backward: the transposed pattern must have ", n, " rows and ",
-                    entries, " entries");
+                    "gnn_kernels::multi_reduce_backward: the transposed pattern (t_rowptr, t_col) must have ", n,
+                    " rows and ", entries, " entries");
+    check_rowptr(*t_rowptr, entries, "t_rowptr");
+    check_index(*t_col, g, "t_col");
   } else if (need_x) {
     STD_TORCH_CHECK(entries == n, "gnn_kernels::multi_reduce_backward: without the transposed pattern every row of "
                     "'x' must belong to one group ('col' a permutation of [0, ", n, "))");
