@@ -95,7 +95,16 @@ def test_gather_mode_matches_reference_with_gradients(any_size):
     edge_index[1] = edge_index[1] % 40  # receivers 40.. get nothing
     csr = utils.to_csr(edge_index, (50, 50), cache=False)
     t = torch.full((6,), 0.8, dtype=torch.float64, requires_grad=True)
-    reds = ["sum", "mean", "min", "max", "var", "std", Reduction("softmax", t=t), Reduction("std", semi_grad=True)]
+    reds = [
+        "sum",
+        "mean",
+        "min",
+        "max",
+        "var",
+        "std",
+        Reduction("softmax", t=t),
+        Reduction("std", semi_grad=True),
+    ]
     results = []
     for backend in ("native", "torch"):
         xg = x.clone().requires_grad_()

@@ -77,8 +77,12 @@ def test_gradients_both_modes_match_loop():
     def reference(xr, tr):
         outs = [loop(xr, rows, 12, n, t=tr[0]) for n in NAMES]
         v = xr.detach()  # semi_grad std: the mean of squares without gradient
-        mean_sq = torch.stack([(v[rows == g] ** 2).mean(0) if (rows == g).any() else v.new_zeros(4) for g in range(12)])
-        mean = torch.stack([xr[rows == g].mean(0) if (rows == g).any() else xr.new_zeros(4) for g in range(12)])
+        mean_sq = torch.stack(
+            [(v[rows == g] ** 2).mean(0) if (rows == g).any() else v.new_zeros(4) for g in range(12)]
+        )
+        mean = torch.stack(
+            [xr[rows == g].mean(0) if (rows == g).any() else xr.new_zeros(4) for g in range(12)]
+        )
         std = (mean_sq - mean * mean).clamp(min=1e-5).sqrt()
         outs.append(std.masked_fill(std <= 1e-5**0.5, 0.0))
         return torch.stack(outs, 1)
@@ -140,7 +144,9 @@ def test_empty_and_single_groups():
     torch.testing.assert_close(out[1, :4], x.expand(4, 3))  # sum, mean, max, min of one element
     assert not out[1, 4:6].any()  # its var and std are 0
     torch.testing.assert_close(out[1, 6], x[0])
-    out, _ = K.multi_reduce(torch.zeros(1, dtype=torch.long), None, torch.zeros(0, 3), [0, 2], None, None, None)
+    out, _ = K.multi_reduce(
+        torch.zeros(1, dtype=torch.long), None, torch.zeros(0, 3), [0, 2], None, None, None
+    )
     assert out.shape == (0, 2, 3)
 
 
