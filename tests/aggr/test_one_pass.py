@@ -193,3 +193,20 @@ def test_torch_compile_without_graph_breaks():
     torch.testing.assert_close(
         torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(fn(x, index).sum(), x)[0]
     )
+
+
+def test_a_subclass_that_overrides_forward_is_not_fused():
+    class Doubled(A.MeanAggregation):
+        def forward(self, x, index=None, ptr=None, dim_size=None, dim=-2):
+            return 2 * super().forward(x, index, ptr, dim_size, dim)
+
+    x, index = data()
+    assert Doubled().one_pass_reductions() is None
+    assert A.MeanAggregation().one_pass_reductions() is not None
+    out = A.MultiAggregation([Doubled(), "max"])(x, index, dim_size=N)
+    mean = A.MeanAggregation()(x, index, dim_size=N)
+    torch.testing.assert_close(out[:, :F], 2 * mean)
+    x_src, edge_index = testing.random_graph(N, E, F, seed=2, dtype=torch.float64)
+    conv = Plain(aggr=A.MultiAggregation([Doubled(), "std"]))
+    expected = conv.aggr_module(x_src[edge_index[0]], edge_index[1], dim_size=N)
+    torch.testing.assert_close(conv(x_src, edge_index), expected)

@@ -158,6 +158,8 @@ class MultiAggregation(Aggregation):
 
     def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
         """Every aggregation's reductions, in order (``None`` unless all are one-pass)."""
+        if self.forward_overridden(MultiAggregation):
+            return None
         parts = [aggr.one_pass_reductions() for aggr in self.aggrs]
         if any(part is None for part in parts):
             return None
@@ -190,7 +192,8 @@ class MultiAggregation(Aggregation):
     ) -> Tensor:
         fused = [aggr for aggr in self.aggrs if aggr.one_pass_reductions() is not None]
         if len(fused) == len(self.aggrs):
-            return run_one_pass(self, x, index, ptr, dim_size, dim)
+            reductions = tuple(red for aggr in fused for red in aggr.one_pass_reductions())
+            return run_one_pass(self, x, index, ptr, dim_size, dim, reductions)
         if len(fused) < 2:
             return self.combine([aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim) for aggr in self.aggrs])
         # the one-pass aggregations together, the others one by one, combined in the given order

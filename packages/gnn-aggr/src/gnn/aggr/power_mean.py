@@ -75,7 +75,9 @@ class PowerMeanAggregation(Aggregation):
     def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
         """The plain mean when ``p = 1`` is fixed; other powers transform the input first."""
         p = self.p
-        return (ops.Reduction("mean"),) if not isinstance(p, Tensor) and p == 1 else None
+        if self.forward_overridden(PowerMeanAggregation) or isinstance(p, Tensor) or p != 1:
+            return None
+        return (ops.Reduction("mean"),)
 
     def forward(
         self,

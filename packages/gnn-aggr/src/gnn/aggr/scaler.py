@@ -115,6 +115,8 @@ class DegreeScalerAggregation(Aggregation):
             reset()
 
     def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        if self.forward_overridden(DegreeScalerAggregation):
+            return None
         return self.aggr.one_pass_reductions()
 
     def one_pass_finish(self, out: Tensor, counts: Callable[[], Tensor], dim: int) -> Tensor:
@@ -157,8 +159,9 @@ class DegreeScalerAggregation(Aggregation):
         dim: int = -2,
     ) -> Tensor:
         assert dim_size is not None
-        if self.one_pass_reductions() is not None:
-            return run_one_pass(self, x, index, ptr, dim_size, dim)
+        reductions = self.aggr.one_pass_reductions()
+        if reductions is not None:
+            return run_one_pass(self, x, index, ptr, dim_size, dim, reductions)
         out = self.aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim)
         return self._scale_each(out, group_counts(index, ptr, dim_size, dtype=out.dtype).clamp(min=1), dim)
 

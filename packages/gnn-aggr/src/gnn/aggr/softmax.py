@@ -63,7 +63,10 @@ class SoftmaxAggregation(Aggregation):
             with torch.no_grad():
                 self.t.fill_(self._init_t)
 
-    def one_pass_reductions(self) -> tuple[ops.Reduction, ...]:
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(SoftmaxAggregation) else self._reductions()
+
+    def _reductions(self) -> tuple[ops.Reduction, ...]:
         return (ops.Reduction("softmax", t=self.t, semi_grad=self.semi_grad),)
 
     def forward(
@@ -78,7 +81,7 @@ class SoftmaxAggregation(Aggregation):
             raise ValueError(
                 f"'x' has {x.size(-1)} channels but SoftmaxAggregation has {self.channels} temperatures"
             )
-        return run_one_pass(self, x, index, ptr, dim_size, dim)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, self._reductions())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learn={self.learn})"

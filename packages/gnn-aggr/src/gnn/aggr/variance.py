@@ -37,7 +37,10 @@ class VarAggregation(Aggregation):
         super().__init__()
         self.semi_grad = semi_grad
 
-    def one_pass_reductions(self) -> tuple[ops.Reduction, ...]:
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(VarAggregation) else self._reductions()
+
+    def _reductions(self) -> tuple[ops.Reduction, ...]:
         return (ops.Reduction("var", semi_grad=self.semi_grad),)
 
     def forward(
@@ -48,7 +51,7 @@ class VarAggregation(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        return run_one_pass(self, x, index, ptr, dim_size, dim)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, self._reductions())
 
 
 class StdAggregation(Aggregation):
@@ -78,7 +81,10 @@ class StdAggregation(Aggregation):
         super().__init__()
         self.var_aggr = VarAggregation(semi_grad)
 
-    def one_pass_reductions(self) -> tuple[ops.Reduction, ...]:
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(StdAggregation) else self._reductions()
+
+    def _reductions(self) -> tuple[ops.Reduction, ...]:
         return (ops.Reduction("std", semi_grad=self.var_aggr.semi_grad),)
 
     def forward(
@@ -89,4 +95,4 @@ class StdAggregation(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        return run_one_pass(self, x, index, ptr, dim_size, dim)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, self._reductions())

@@ -105,8 +105,15 @@ class Aggregation(torch.nn.Module):
     # -- one-pass protocol ----------------------------------------------------------------
     def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
         """The reductions of :func:`gnn.core.ops.multi_reduce` this aggregation is computed
-        from, or ``None`` when it is not (the default)."""
+        from, or ``None`` when it is not (the default).
+
+        Implementations return ``None`` for a subclass that overrides ``forward``
+        (:meth:`forward_overridden`): its result is no longer theirs."""
         return None
+
+    def forward_overridden(self, owner: type) -> bool:
+        """Whether this object's class overrides ``forward`` of ``owner`` (one of its bases)."""
+        return type(self).forward is not owner.forward
 
     def one_pass_finish(self, out: Tensor, counts: Callable[[], Tensor], dim: int) -> Tensor:
         """This aggregation's result from the outputs of its :meth:`one_pass_reductions`.

@@ -15,8 +15,8 @@ class _BasicReduction(Aggregation):
 
     _reduce = "sum"
 
-    def one_pass_reductions(self) -> tuple[ops.Reduction, ...]:
-        return (ops.Reduction(self._reduce),)
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(_BasicReduction) else (ops.Reduction(self._reduce),)
 
     def forward(
         self,
@@ -26,7 +26,7 @@ class _BasicReduction(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        return run_one_pass(self, x, index, ptr, dim_size, dim)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, (ops.Reduction(self._reduce),))
 
 
 class SumAggregation(_BasicReduction):
