@@ -210,3 +210,10 @@ def test_a_subclass_that_overrides_forward_is_not_fused():
     conv = Plain(aggr=A.MultiAggregation([Doubled(), "std"]))
     expected = conv.aggr_module(x_src[edge_index[0]], edge_index[1], dim_size=N)
     torch.testing.assert_close(conv(x_src, edge_index), expected)
+
+
+def test_message_passing_with_a_list_compiles_without_graph_breaks():
+    x, edge_index = testing.random_graph(N, E, F, seed=4)
+    conv = Plain(aggr=["mean", "max", "std"])
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, edge_index), conv(x, edge_index))

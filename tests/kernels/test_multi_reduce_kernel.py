@@ -71,7 +71,7 @@ def test_gradients_both_modes_match_loop():
     codes = [CODES[n] for n in NAMES] + [CODES["std"] + SEMI]
     w = torch.randn(12, len(codes), 4, dtype=torch.float64)
     xs = x.clone().requires_grad_()
-    out, _ = K.multi_reduce(rowptr, perm, xs, codes, t, None, None)
+    out, _ = K.multi_reduce(rowptr, perm, xs, codes, t, None, None, True)
     got = torch.autograd.grad((out * w).sum(), [xs, t])
 
     def reference(xr, tr):
@@ -100,7 +100,7 @@ def test_gradients_both_modes_match_loop():
     t_rowptr[1:] = torch.bincount(col, minlength=20).cumsum(0)
     sorted_rows = rows[perm]  # the group of each CSR entry
     t_col = sorted_rows[t_perm].contiguous()
-    out, _ = K.multi_reduce(rowptr, col, xn, codes[:-1], t, t_rowptr, t_col)
+    out, _ = K.multi_reduce(rowptr, col, xn, codes[:-1], t, t_rowptr, t_col, True)
     got = torch.autograd.grad((out * w[:, :-1]).sum(), [xn, t])
     xr = xn.detach().clone().requires_grad_()
     tr = t.detach().clone().requires_grad_()
@@ -117,10 +117,10 @@ def test_gradcheck_and_opcheck():
     codes = [CODES[n] for n in NAMES]
 
     def fn(x, t):
-        return K.multi_reduce(rowptr, perm, x, codes, t, None, None)[0]
+        return K.multi_reduce(rowptr, perm, x, codes, t, None, None, True)[0]
 
     assert torch.autograd.gradcheck(fn, (x, t))
-    torch.library.opcheck(K.multi_reduce.default, (rowptr, perm, x, codes, t, None, None))
+    torch.library.opcheck(K.multi_reduce.default, (rowptr, perm, x, codes, t, None, None, True))
 
 
 def test_torch_compile_without_graph_breaks():
@@ -129,7 +129,7 @@ def test_torch_compile_without_graph_breaks():
     codes = [CODES["mean"], CODES["max"], CODES["std"]]
 
     def fn(x):
-        return K.multi_reduce(rowptr, perm, x, codes, None, None, None)[0].square().sum()
+        return K.multi_reduce(rowptr, perm, x, codes, None, None, None, True)[0].square().sum()
 
     compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(x), fn(x))

@@ -52,6 +52,12 @@ struct MultiPlan {
   std::vector<int64_t> kind, slot;  // per reduction: its kind; its softmax row (or -1)
   std::vector<bool> semi;
   bool ok = true;
+  // aux [G, rows, F]: rows 2 s and 2 s + 1 hold softmax s's shift m and denominator Z; with the
+  // statistics the backward reads (stats), then the group mean (var/std) and, per max/min, the
+  // number of elements equal to its result
+  int64_t mean_row = -1;
+  std::vector<int64_t> tie_row;  // per reduction: its tie-count row, or -1
+  int64_t aux_rows(bool stats) const { return 2 * softmaxes + (stats ? (var_grad ? 1 : 0) + minmax : 0); }
 };
 
 inline MultiPlan make_multi_plan(const std::vector<int64_t>& codes) {
@@ -77,6 +83,9 @@ inline MultiPlan make_multi_plan(const std::vector<int64_t>& codes) {
     if (kind == kMultiMin) p.min = true;
     if (kind == kMultiMax || kind == kMultiMin) ++p.minmax;
   }
+  int64_t row = 2 * p.softmaxes;
+  if (p.var_grad) p.mean_row = row++;
+  for (int64_t kind : p.kind) p.tie_row.push_back(kind == kMultiMax || kind == kMultiMin ? row++ : -1);
   return p;
 }
 

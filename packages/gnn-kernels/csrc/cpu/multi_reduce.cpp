@@ -4,18 +4,24 @@
 //                          for every reduction r of `codes` (csrc/multi_reduce.h): sum, mean, max,
 //                          min, var, std and softmax-weighted sums (inverse temperatures
 //                          temps[s, f] for the s-th softmax). col = None reads x[k] (the elements
-//                          are sorted by group). aux [G, 2 S, F] keeps each softmax's shift m (the
-//                          group maximum of t x) and denominator sum exp(t x - m) + 1e-16.
-//   multi_reduce_backward: the gradients of x and of temps from grad_out [G, R, F].
+//                          are sorted by group). aux [G, rows, F] keeps each softmax's shift m (the
+//                          group maximum of t x) and denominator sum exp(t x - m) + 1e-16, and with
+//                          `stats` what the backward needs besides: the group mean (var/std) and
+//                          the number of elements tied with each max/min (MultiPlan::aux_rows).
+//   multi_reduce_backward: the gradients of x and of temps from grad_out [G, R, F]; it never
+//                          reads x by group: each group's coefficients come from out, aux and
+//                          grad_out alone.
 //
-// Every group is read once: its rows are visited while they are in cache (the softmax and
-// the backward's second pass revisit the rows of the group they just read), and the
-// results of all reductions are written together. Empty groups give 0.
+// The forward reads every group once: its rows are visited while they are in cache (the
+// softmax and the tie count revisit the rows of the group they just read), and the results
+// of all reductions are written together. Empty groups give 0.
 //
 // Two modes, chosen by the caller:
 //   * elements (t_rowptr = None): every row of x belongs to exactly one group (col is None
 //     or a permutation of [0, E), checked in the backward); the backward writes each
-//     element's gradient once, from its group's coefficients, with no transposed pattern.
+//     element's gradient once, from its group's coefficients (sorted elements: group by
+//     group; permuted ones: in their own order, from the stored coefficients of their group,
+//     since writing them in group order would scatter writes over all of grad_x).
 //   * gather (t_rowptr, t_col given: the transposed pattern, rows = the nodes of x, t_col =
 //     the group of each entry): x[j] may feed several groups (MessagePassing's x_j); the
 //     backward stores each group's coefficients, then sums them per node of x over its
@@ -26,11 +32,12 @@
 //   std: as var with go / (2 std) (0 where std was set to 0); max/min: go split evenly
 //   among the elements equal to the result (ties share, as torch's amax); softmax with
 //   p = exp(t x - m) / Z: go p (1 + t (x - out)) (semi_grad: go p), and
-//   d out / d t = sum_k p_k x_k (x_k - out).
+//   d out / d t = sum_k p_k x_k (x_k - out), accumulated while the gradients are written.
 //
-// Parallelism: tiles of (group block, feature block) run on torch's thread pool. The
-// tiling depends only on the sizes (never on the thread count), and the gradient of temps
-// is summed per tile, then over tiles in order: results are deterministic.
+// Parallelism: tiles of (group block, feature block), and blocks of rows of x, run on
+// torch's thread pool. Both depend only on the sizes (never on the thread count), and the
+// gradient of temps is summed per tile or block, then over them in order: results are
+// deterministic.
 //
 // No floating-point contraction in this file: var = mean(x^2) - mean^2 must round like the
 // reference (an fma would give a single element a variance of the rounding error of x^2).
@@ -48,6 +55,13 @@ namespace {
 // How many rows ahead a gather (x[col[k]]) prefetches: far enough to cover a random access
 // (rows of 64 floats take a few ns each to reduce).
 constexpr int64_t kGatherAhead = 16;
+
+template <typename T>
+inline void prefetch_for_write(T* row, int64_t count) {
+  char* p = reinterpret_cast<char*>(row);
+  const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 1, 1);
+}
 
 // (group block) x (feature block) tiles; features are split only when there are too few
 // groups to keep the threads busy (e.g. a handful of graphs in a batch).
@@ -91,6 +105,7 @@ struct Rows {  // row k of the groups: x[col[k]] (or x[k] without col)
 // Where each coefficient of a group's backward lives in its [K, F] block.
 struct Layout {
   int64_t k = 0, a = -1, b = -1;
+  bool c_any = false, w_any = false;  // some max/min, some softmax
   std::vector<int64_t> c;  // per reduction: its max/min tie-split coefficient, or -1
   std::vector<int64_t> w;  // per reduction: its softmax coefficient go / Z, or -1
 };
@@ -103,14 +118,16 @@ inline Layout make_layout(const MultiPlan& p) {
     const bool mm = p.kind[r] == kMultiMax || p.kind[r] == kMultiMin;
     l.c.push_back(mm ? l.k++ : -1);
     l.w.push_back(p.kind[r] == kMultiSoftmax ? l.k++ : -1);
+    l.c_any |= mm;
+    l.w_any |= p.kind[r] == kMultiSoftmax;
   }
   return l;
 }
 
 template <typename scalar_t>
 void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& rows, const scalar_t* tp, int64_t g0,
-                  int64_t g1, int64_t f0, int64_t f1, scalar_t* op, scalar_t* ap, scalar_t* scratch) {
-  const int64_t F = rows.feats, R = p.num, S = p.softmaxes;
+                  int64_t g1, int64_t f0, int64_t f1, scalar_t* op, scalar_t* ap, bool stats, scalar_t* scratch) {
+  const int64_t F = rows.feats, R = p.num, S = p.softmaxes, A = p.aux_rows(stats);
   scalar_t* __restrict__ sum = scratch;
   scalar_t* __restrict__ sq = sum + F;
   scalar_t* __restrict__ mx = sq + F;
@@ -126,15 +143,12 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
     scalar_t* o = op + g * R * F;
-    scalar_t* a = S > 0 ? ap + g * 2 * S * F : nullptr;
+    scalar_t* a = A > 0 ? ap + g * A * F : nullptr;
     if (n == 0) {
       for (int64_t r = 0; r < R; ++r)
         for (int64_t f = f0; f < f1; ++f) o[r * F + f] = scalar_t(0);
-      for (int64_t s = 0; s < S; ++s)
-        for (int64_t f = f0; f < f1; ++f) {
-          a[2 * s * F + f] = scalar_t(0);
-          a[(2 * s + 1) * F + f] = soft_eps;
-        }
+      for (int64_t q = 0; q < A; ++q)  // shifts, statistics 0; denominators eps
+        for (int64_t f = f0; f < f1; ++f) a[q * F + f] = q < 2 * S && q % 2 == 1 ? soft_eps : scalar_t(0);
       continue;
     }
     for (int64_t f = f0; f < f1; ++f) {
@@ -229,6 +243,20 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
         }
       }
     }
+    if (!stats) continue;
+    if (p.mean_row >= 0)
+      for (int64_t f = f0; f < f1; ++f) a[p.mean_row * F + f] = sum[f] / count;
+    for (int64_t r = 0; r < R; ++r) {  // the elements tied with each max/min (the group's rows are in cache)
+      if (p.tie_row[r] < 0) continue;
+      const scalar_t* __restrict__ m = o + r * F;
+      scalar_t* __restrict__ tie = a + p.tie_row[r] * F;
+      for (int64_t f = f0; f < f1; ++f) tie[f] = scalar_t(0);
+      for (int64_t k = k0; k < k1; ++k) {
+        const scalar_t* __restrict__ v = rows(k);
+#pragma omp simd
+        for (int64_t f = f0; f < f1; ++f) tie[f] += v[f] == m[f] ? scalar_t(1) : scalar_t(0);
+      }
+    }
   }
 }
 
@@ -289,59 +317,28 @@ inline void add_grad(const MultiPlan& p, const Layout& l, const scalar_t* __rest
   }
 }
 
-// The backward of the groups [g0, g1), features [f0, f1): the coefficients of each group
-// (into `coef` when given: gather mode; else into scratch), then in elements mode each
-// element's gradient (written to gx), and the temperatures' gradient (into dt, if given).
+// The backward of the groups [g0, g1), features [f0, f1): each group's coefficients (from
+// out, aux and grad_out), into `coef` when given (a second pass writes the gradients), else
+// into scratch, and then, for sorted elements, each element's gradient (written to gxp) and
+// the temperatures' gradient (into dt, if given).
 template <typename scalar_t>
 void backward_tile(const MultiPlan& p, const Layout& l, const int64_t* rp, const Rows<scalar_t>& rows,
                    const scalar_t* tp, const scalar_t* op, const scalar_t* ap, const scalar_t* gop, int64_t g0,
                    int64_t g1, int64_t f0, int64_t f1, scalar_t* coef, scalar_t* gxp, scalar_t* dt,
                    scalar_t* scratch) {
-  const int64_t F = rows.feats, R = p.num, S = p.softmaxes;
-  scalar_t* __restrict__ sum = scratch;
-  scalar_t* __restrict__ ties = sum + F;           // [R, F]: tie counts of the max/min reductions
-  scalar_t* __restrict__ local = ties + R * F;      // [K, F]: coefficients (elements mode)
-  scalar_t* __restrict__ gx = local + l.k * F;      // [F]
-  const int64_t k_end = rp[g1];
+  const int64_t F = rows.feats, R = p.num, A = p.aux_rows(true);
+  scalar_t* __restrict__ local = scratch;       // [K, F]: coefficients (not stored)
+  scalar_t* __restrict__ gx = local + l.k * F;  // [F]
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
     const scalar_t* o = op + g * R * F;
-    const scalar_t* a = S > 0 ? ap + g * 2 * S * F : nullptr;
+    const scalar_t* a = ap + g * A * F;
     const scalar_t* go = gop + g * R * F;
     scalar_t* c = coef != nullptr ? coef + g * l.k * F : local;
-    if (n == 0) {
-      if (coef != nullptr)
-        for (int64_t q = 0; q < l.k; ++q)
-          for (int64_t f = f0; f < f1; ++f) c[q * F + f] = scalar_t(0);
-      continue;
-    }
-    // pass 1: the group mean (var/std) and the number of elements tied with each max/min
-    if (p.var_grad || p.minmax > 0) {
-      for (int64_t f = f0; f < f1; ++f) sum[f] = scalar_t(0);
-      for (int64_t r = 0; r < R; ++r)
-        if (l.c[r] >= 0)
-          for (int64_t f = f0; f < f1; ++f) ties[r * F + f] = scalar_t(0);
-      for (int64_t k = k0; k < k1; ++k) {
-        if (rows.col != nullptr && k + kGatherAhead < k_end) prefetch_row(rows(k + kGatherAhead) + f0, f1 - f0);
-        const scalar_t* __restrict__ v = rows(k);
-        if (p.var_grad) {
-#pragma omp simd
-          for (int64_t f = f0; f < f1; ++f) sum[f] += v[f];
-        }
-        for (int64_t r = 0; r < R; ++r) {
-          if (l.c[r] < 0) continue;
-          const scalar_t* __restrict__ m = o + r * F;
-          scalar_t* __restrict__ tie = ties + r * F;
-#pragma omp simd
-          for (int64_t f = f0; f < f1; ++f) tie[f] += v[f] == m[f] ? scalar_t(1) : scalar_t(0);
-        }
-      }
-    }
+    for (int64_t q = 0; q < l.k; ++q)
+      for (int64_t f = f0; f < f1; ++f) c[q * F + f] = scalar_t(0);
+    if (n == 0) continue;
     const scalar_t count = static_cast<scalar_t>(n);
-    if (l.a >= 0)
-      for (int64_t f = f0; f < f1; ++f) c[l.a * F + f] = scalar_t(0);
-    if (l.b >= 0)
-      for (int64_t f = f0; f < f1; ++f) c[l.b * F + f] = scalar_t(0);
     for (int64_t r = 0; r < R; ++r) {
       const scalar_t* __restrict__ g_r = go + r * F;
       const scalar_t* __restrict__ o_r = o + r * F;
@@ -353,36 +350,35 @@ void backward_tile(const MultiPlan& p, const Layout& l, const int64_t* rp, const
           for (int64_t f = f0; f < f1; ++f) c[l.a * F + f] += g_r[f] / count;
           break;
         case kMultiVar:
-        case kMultiStd:
+        case kMultiStd: {
+          const scalar_t* __restrict__ mean = a + p.mean_row * F;
           for (int64_t f = f0; f < f1; ++f) {
             scalar_t gv = g_r[f];
             if (p.kind[r] == kMultiStd) gv = o_r[f] > scalar_t(0) ? g_r[f] / (scalar_t(2) * o_r[f]) : scalar_t(0);
-            const scalar_t mean = sum[f] / count;
-            c[l.a * F + f] -= scalar_t(2) * gv * mean / count;
+            c[l.a * F + f] -= scalar_t(2) * gv * mean[f] / count;
             if (!p.semi[r]) c[l.b * F + f] += scalar_t(2) * gv / count;
           }
           break;
+        }
         case kMultiMax:
-        case kMultiMin:
-          for (int64_t f = f0; f < f1; ++f) {
-            const scalar_t tie = ties[r * F + f];
-            c[l.c[r] * F + f] = tie > scalar_t(0) ? g_r[f] / tie : scalar_t(0);
-          }
+        case kMultiMin: {
+          const scalar_t* __restrict__ ties = a + p.tie_row[r] * F;
+          for (int64_t f = f0; f < f1; ++f) c[l.c[r] * F + f] = ties[f] > scalar_t(0) ? g_r[f] / ties[f] : scalar_t(0);
           break;
+        }
         default: {
           const scalar_t* __restrict__ z = a + (2 * p.slot[r] + 1) * F;
           for (int64_t f = f0; f < f1; ++f) c[l.w[r] * F + f] = g_r[f] / z[f];
         }
       }
     }
-    // pass 2: each element's gradient (elements mode) and the temperatures' gradient
-    if (gxp == nullptr && dt == nullptr) continue;
-    for (int64_t k = k0; k < k1; ++k) {
+    if (coef != nullptr) continue;  // a second pass writes the gradients
+    for (int64_t k = k0; k < k1; ++k) {  // sorted elements: each element's gradient, in order
       const scalar_t* __restrict__ v = rows(k);
       if (gxp != nullptr) {
         for (int64_t f = f0; f < f1; ++f) gx[f] = scalar_t(0);
         add_grad(p, l, c, o, a, tp, v, F, f0, f1, gx, dt);
-        scalar_t* __restrict__ dst = gxp + (rows.col ? rows.col[k] : k) * F;
+        scalar_t* __restrict__ dst = gxp + k * F;
         for (int64_t f = f0; f < f1; ++f) dst[f] = gx[f];
       } else {
         add_grad(p, l, c, o, a, tp, v, F, f0, f1, static_cast<scalar_t*>(nullptr), dt);
@@ -447,13 +443,14 @@ void check_group_tensor(const Tensor& t, const char* name, int64_t g, int64_t ro
 
 std::tuple<Tensor, Tensor> multi_reduce(Tensor rowptr, std::optional<Tensor> col, Tensor x, std::vector<int64_t> codes,
                                         std::optional<Tensor> temps, std::optional<Tensor> t_rowptr,
-                                        std::optional<Tensor> t_col) {
+                                        std::optional<Tensor> t_col, bool stats) {
   (void)t_rowptr;  // the transposed pattern is for the backward (saved by the autograd formula)
   (void)t_col;
   const MultiPlan p = check_inputs(rowptr, col, x, codes, temps, "multi_reduce");
   const int64_t g = rowptr.numel() - 1, feats = x.size(1), entries = col.has_value() ? col->numel() : x.size(0);
+  const int64_t aux_rows = p.aux_rows(stats);
   Tensor out = torch::stable::new_empty(x, {g, p.num, feats});
-  Tensor aux = torch::stable::new_empty(x, {g, 2 * p.softmaxes, feats});
+  Tensor aux = torch::stable::new_empty(x, {g, aux_rows, feats});
   const int64_t* rp = rowptr.const_data_ptr<int64_t>();
   const int64_t* cp = col.has_value() ? col->const_data_ptr<int64_t>() : nullptr;
   const Tiles tiles = make_tiles(g, feats, entries);
@@ -462,14 +459,18 @@ std::tuple<Tensor, Tensor> multi_reduce(Tensor rowptr, std::optional<Tensor> col
     const Rows<scalar_t> rows{x.const_data_ptr<scalar_t>(), cp, feats};
     const scalar_t* tp = p.softmaxes > 0 ? temps->const_data_ptr<scalar_t>() : nullptr;
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    scalar_t* ap = p.softmaxes > 0 ? aux.mutable_data_ptr<scalar_t>() : nullptr;
+    scalar_t* ap = aux_rows > 0 ? aux.mutable_data_ptr<scalar_t>() : nullptr;
     for_each_tile(tiles, [&](int64_t, int64_t g0, int64_t g1, int64_t f0, int64_t f1) {
       std::vector<scalar_t> scratch(7 * feats);
-      forward_tile(p, rp, rows, tp, g0, g1, f0, f1, op, ap, scratch.data());
+      forward_tile(p, rp, rows, tp, g0, g1, f0, f1, op, ap, stats, scratch.data());
     });
   });
   return std::make_tuple(out, aux);
 }
+
+// Rows of x per block of the second backward pass: fixed, so that the temperatures' partial
+// gradients (one per block, summed in block order) do not depend on the thread count.
+constexpr int64_t kRowBlock = 2048;
 
 std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Tensor> col, Tensor x,
                                                  std::vector<int64_t> codes, std::optional<Tensor> temps, Tensor out,
@@ -478,8 +479,9 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
   const MultiPlan p = check_inputs(rowptr, col, x, codes, temps, "multi_reduce_backward");
   const int64_t g = rowptr.numel() - 1, feats = x.size(1), n = x.size(0);
   const int64_t entries = col.has_value() ? col->numel() : n;
+  const int64_t aux_rows = p.aux_rows(true);
   check_group_tensor(out, "out", g, p.num, feats, x.scalar_type());
-  check_group_tensor(aux, "aux", g, 2 * p.softmaxes, feats, x.scalar_type());
+  check_group_tensor(aux, "aux (of a forward with stats=True)", g, aux_rows, feats, x.scalar_type());
   check_group_tensor(grad_out, "grad_out", g, p.num, feats, x.scalar_type());
   const bool gather = t_rowptr.has_value();
   if (gather) {
@@ -489,20 +491,9 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
                     " rows and ", entries, " entries");
     check_rowptr(*t_rowptr, entries, "t_rowptr");
     check_index(*t_col, g, "t_col");
-  } else if (need_x) {
+  } else {
     STD_TORCH_CHECK(entries == n, "gnn_kernels::multi_reduce_backward: without the transposed pattern every row of "
                     "'x' must belong to one group ('col' a permutation of [0, ", n, "))");
-    if (col.has_value()) {  // a permutation: bounds were checked, so no repeats means every row once
-      const int64_t* cp = col->const_data_ptr<int64_t>();
-      std::vector<uint8_t> seen(n, 0);
-      bool repeated = false;
-      for (int64_t k = 0; k < n; ++k) {
-        repeated |= seen[cp[k]] != 0;
-        seen[cp[k]] = 1;
-      }
-      STD_TORCH_CHECK(!repeated, "gnn_kernels::multi_reduce_backward: 'col' must be a permutation without the "
-                      "transposed pattern (it repeats a row)");
-    }
   }
   bool temps_grad = false;
   for (int64_t r = 0; r < p.num; ++r) temps_grad |= p.kind[r] == kMultiSoftmax && !p.semi[r];
@@ -514,48 +505,84 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
   const Tiles tiles = make_tiles(g, feats, entries);
   const int64_t* rp = rowptr.const_data_ptr<int64_t>();
   const int64_t* cp = col.has_value() ? col->const_data_ptr<int64_t>() : nullptr;
+  // Sorted elements get their gradients group by group. Otherwise the coefficients of every
+  // group are stored and a second pass runs over the rows of x in their own order (written
+  // sequentially): permuted elements read their group's, gathered nodes sum those of the
+  // groups they feed, over the transposed pattern.
+  const bool stored = gather || cp != nullptr;
+  std::vector<int64_t> group_of;
+  if (stored && !gather) {  // the group of each row; a permutation (bounds were checked) leaves none unset
+    group_of.assign(n, -1);
+    int64_t* go = group_of.data();
+    parallel_rows(g, 256, [&](int64_t g0, int64_t g1) {
+      for (int64_t grp = g0; grp < g1; ++grp)
+        for (int64_t k = rp[grp]; k < rp[grp + 1]; ++k) go[cp[k]] = grp;
+    });
+    std::atomic<bool> unset{false};
+    parallel_rows(n, 1 << 16, [&](int64_t b, int64_t e) {
+      bool local = false;
+      for (int64_t j = b; j < e; ++j) local |= go[j] < 0;
+      if (local) unset.store(true, std::memory_order_relaxed);
+    });
+    STD_TORCH_CHECK(!unset.load(), "gnn_kernels::multi_reduce_backward: 'col' must be a permutation without the "
+                    "transposed pattern (it repeats a row)");
+  }
   dispatch_float(x.scalar_type(), "multi_reduce_backward", [&](auto tag) {
     using scalar_t = decltype(tag);
     const Rows<scalar_t> rows{x.const_data_ptr<scalar_t>(), cp, feats};
     const scalar_t* tp = p.softmaxes > 0 ? temps->const_data_ptr<scalar_t>() : nullptr;
     const scalar_t* op = out.const_data_ptr<scalar_t>();
-    const scalar_t* ap = p.softmaxes > 0 ? aux.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* ap = aux_rows > 0 ? aux.const_data_ptr<scalar_t>() : nullptr;
     const scalar_t* gop = grad_out.const_data_ptr<scalar_t>();
     scalar_t* gxp = need_x ? grad_x.mutable_data_ptr<scalar_t>() : nullptr;
-    std::vector<scalar_t> partial(temps_grad ? tiles.num_gb * p.softmaxes * feats : 0, scalar_t(0));
-    // the coefficients of every group (gather mode): written for every group before they are read
-    Tensor coef_t = torch::stable::new_empty(x, {gather && need_x ? g * l.k * feats : 0});
-    scalar_t* coef = gather && need_x ? coef_t.mutable_data_ptr<scalar_t>() : nullptr;
+    const int64_t sf = p.softmaxes * feats;
+    const int64_t row_blocks = (n + kRowBlock - 1) / kRowBlock;
+    std::vector<scalar_t> partial(temps_grad ? (stored ? row_blocks : tiles.num_gb) * sf : 0, scalar_t(0));
+    // the coefficients of every group (second pass): written for every group before they are read
+    Tensor coef_t = torch::stable::new_empty(x, {stored ? g * l.k * feats : 0});
+    scalar_t* coef = stored ? coef_t.mutable_data_ptr<scalar_t>() : nullptr;
     for_each_tile(tiles, [&](int64_t gb, int64_t g0, int64_t g1, int64_t f0, int64_t f1) {
-      std::vector<scalar_t> scratch((2 + p.num + l.k) * feats);
-      scalar_t* dt = temps_grad ? partial.data() + gb * p.softmaxes * feats : nullptr;
-      backward_tile(p, l, rp, rows, tp, op, ap, gop, g0, g1, f0, f1, coef,
-                    gather ? nullptr : gxp, dt, scratch.data());
+      std::vector<scalar_t> scratch((l.k + 1) * feats);
+      scalar_t* dt = temps_grad && !stored ? partial.data() + gb * sf : nullptr;
+      backward_tile(p, l, rp, rows, tp, op, ap, gop, g0, g1, f0, f1, coef, gxp, dt, scratch.data());
     });
-    if (temps_grad) {  // the tiles' partial sums, in tile order
-      scalar_t* gt = grad_temps.mutable_data_ptr<scalar_t>();
-      for (int64_t b = 0; b < tiles.num_gb; ++b)
-        for (int64_t q = 0; q < p.softmaxes * feats; ++q) gt[q] += partial[b * p.softmaxes * feats + q];
-    }
-    if (gather && need_x) {  // each node of x: the coefficients of the groups it feeds, in transposed order
-      const int64_t* trp = t_rowptr->const_data_ptr<int64_t>();
-      const int64_t* tcp = t_col->const_data_ptr<int64_t>();
+    if (stored) {  // each row of x: the coefficients of its group, or of the groups it feeds (transposed order)
+      const int64_t* trp = gather ? t_rowptr->const_data_ptr<int64_t>() : nullptr;
+      const int64_t* tcp = gather ? t_col->const_data_ptr<int64_t>() : group_of.data();
       const scalar_t* xp = x.const_data_ptr<scalar_t>();
       const scalar_t* cf = coef;
-      parallel_rows(n, 64, [&](int64_t j0, int64_t j1) {
-        for (int64_t j = j0; j < j1; ++j) {
-          scalar_t* __restrict__ gx = gxp + j * feats;
-          const scalar_t* __restrict__ v = xp + j * feats;
-          for (int64_t f = 0; f < feats; ++f) gx[f] = scalar_t(0);
-          for (int64_t q = trp[j]; q < trp[j + 1]; ++q) {
-            if (q + kPrefetch < trp[j + 1]) prefetch_row(cf + tcp[q + kPrefetch] * l.k * feats, l.k * feats);
-            const int64_t grp = tcp[q];
-            add_grad(p, l, cf + grp * l.k * feats, op + grp * p.num * feats,
-                     ap != nullptr ? ap + grp * 2 * p.softmaxes * feats : nullptr, tp, v, feats, 0, feats, gx,
-                     static_cast<scalar_t*>(nullptr));
+      const int64_t cstride = l.k * feats, ostride = p.num * feats, astride = aux_rows * feats;
+      parallel_rows(row_blocks, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t j0 = b * kRowBlock, j1 = std::min(n, j0 + kRowBlock);
+          const int64_t q_end = trp ? trp[j1] : j1;  // prefetching runs ahead into the next rows' entries
+          scalar_t* dt = temps_grad ? partial.data() + b * sf : nullptr;
+          for (int64_t j = j0; j < j1; ++j) {
+            scalar_t* acc = need_x ? gxp + j * feats : nullptr;  // the row's gradient (or only dt)
+            const scalar_t* __restrict__ v = xp + j * feats;
+            if (acc != nullptr)
+              for (int64_t f = 0; f < feats; ++f) acc[f] = scalar_t(0);
+            const int64_t q0 = trp ? trp[j] : j, q1 = trp ? trp[j + 1] : j + 1;
+            for (int64_t q = q0; q < q1; ++q) {
+              if (q + kGatherAhead < q_end) {
+                const int64_t ahead = tcp[q + kGatherAhead];
+                prefetch_row(cf + ahead * cstride, cstride);
+                if (l.c_any || l.w_any) prefetch_row(op + ahead * ostride, ostride);
+                if (l.w_any) prefetch_row(ap + ahead * astride, 2 * sf);
+              }
+              const int64_t grp = tcp[q];
+              add_grad(p, l, cf + grp * cstride, op + grp * ostride, ap != nullptr ? ap + grp * astride : nullptr,
+                       tp, v, feats, 0, feats, acc, dt);
+            }
           }
         }
       });
+    }
+    if (temps_grad) {  // the tiles' or blocks' partial sums, in order
+      scalar_t* gt = grad_temps.mutable_data_ptr<scalar_t>();
+      const int64_t parts = stored ? row_blocks : tiles.num_gb;
+      for (int64_t b = 0; b < parts; ++b)
+        for (int64_t q = 0; q < sf; ++q) gt[q] += partial[b * sf + q];
     }
   });
   return std::make_tuple(grad_x, grad_temps);
@@ -566,7 +593,7 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
 STABLE_TORCH_LIBRARY_FRAGMENT(gnn_kernels, m) {
   m.def(
       "multi_reduce(Tensor rowptr, Tensor? col, Tensor x, int[] codes, Tensor? temps, Tensor? t_rowptr, "
-      "Tensor? t_col) -> (Tensor, Tensor)");
+      "Tensor? t_col, bool stats=False) -> (Tensor, Tensor)");
   m.def(
       "multi_reduce_backward(Tensor rowptr, Tensor? col, Tensor x, int[] codes, Tensor? temps, Tensor out, "
       "Tensor aux, Tensor grad_out, Tensor? t_rowptr, Tensor? t_col, bool need_x, bool need_temps) "

@@ -219,16 +219,20 @@ class PNAConv(MessagePassing):
             b = both[:, :f_in] if lin.bias is None else both[:, :f_in] + lin.bias
             src.append(b)
             dst.append(both[:, f_in:])
-        b = torch.stack(src, dim=1)  # [N, towers, F_in]: the sender's part, with the bias
-        a = torch.stack(dst, dim=1)  # [N, towers, F_in]: the receiver's part
+        # [N, towers, F_in] (one tower: [N, F_in], so that the aggregations concatenate as a view)
+        one = self.towers == 1
+        b = src[0] if one else torch.stack(src, dim=1)  # the sender's part, with the bias
+        a = dst[0] if one else torch.stack(dst, dim=1)  # the receiver's part
         reductions = self.aggr_module.one_pass_reductions()
-        out = ops.multi_spmm(csr, b, reductions)  # [N, R, towers, F_in]
+        out = ops.multi_spmm(csr, b, reductions)  # [N, R, (towers,) F_in]
         if any(_SHIFTS[r.name] != "none" for r in reductions):
             deg = csr.degree().to(x.dtype)
             by = {"degree": deg, "node": (deg > 0).to(x.dtype), "none": torch.zeros_like(deg)}
             coef = torch.stack([by[_SHIFTS[r.name]] for r in reductions], dim=1)  # [N, R]
-            out = out + coef.view(x.size(0), len(reductions), 1, 1) * a.unsqueeze(1)
-        return self.aggr_module.one_pass_finish(out, csr.degree, 0)
+            coef = coef.view((x.size(0), len(reductions)) + (1,) * (a.dim() - 1))
+            out = out + coef * a.unsqueeze(1)
+        out = self.aggr_module.one_pass_finish(out, csr.degree, 0)
+        return out.unsqueeze(1) if one else out
 
     @staticmethod
     def get_degree_histogram(loader: Iterable[Any]) -> Tensor:

@@ -1,10 +1,12 @@
 """Fake (meta) implementation and autograd formula of ``gnn_kernels::multi_reduce``, the
 one-pass multi-reduction (csrc/cpu/multi_reduce.cpp).
 
-The backward is one call of ``gnn_kernels::multi_reduce_backward``: in elements mode (no
-transposed pattern) it writes each element's gradient from its group's coefficients; in
-gather mode it sums the coefficients per node of ``x`` over the transposed pattern, so no
-``[E, F]`` tensor exists in either direction.
+The backward is one call of ``gnn_kernels::multi_reduce_backward``. It reads the statistics
+the forward kept when called with ``stats=True`` (the group means of var/std, the tie counts
+of max/min), so it never reads ``x`` group by group: sorted elements get their gradients
+group by group, permuted elements and gathered nodes in their own order from their groups'
+coefficients (over the transposed pattern in gather mode). No ``[E, F]`` tensor exists in
+either direction.
 """
 
 from __future__ import annotations
@@ -22,12 +24,23 @@ def num_softmax(codes) -> int:
     return sum(1 for c in codes if c & 7 == MULTI_CODES["softmax"])
 
 
+def aux_rows(codes, stats: bool) -> int:
+    """Rows of the op's ``aux`` output (csrc/multi_reduce.h, ``MultiPlan::aux_rows``): a shift and a
+    denominator per softmax, and with ``stats`` the group mean (var/std) and a tie count per max/min."""
+    kinds = [c & 7 for c in codes]
+    rows = 2 * num_softmax(codes)
+    if stats:
+        rows += int(any(k in (MULTI_CODES["var"], MULTI_CODES["std"]) for k in kinds))
+        rows += sum(1 for k in kinds if k in (MULTI_CODES["max"], MULTI_CODES["min"]))
+    return rows
+
+
 @torch.library.register_fake("gnn_kernels::multi_reduce")
-def _(rowptr, col, x, codes, temps, t_rowptr, t_col):
+def _(rowptr, col, x, codes, temps, t_rowptr, t_col, stats=False):
     groups = rowptr.shape[0] - 1
     return (
         x.new_empty(groups, len(codes), x.shape[1]),
-        x.new_empty(groups, 2 * num_softmax(codes), x.shape[1]),
+        x.new_empty(groups, aux_rows(codes, stats), x.shape[1]),
     )
 
 
@@ -39,10 +52,11 @@ def _(rowptr, col, x, codes, temps, out, aux, grad_out, t_rowptr, t_col, need_x,
 
 
 def _setup(ctx, inputs, output):
-    rowptr, col, x, codes, temps, t_rowptr, t_col = inputs
+    rowptr, col, x, codes, temps, t_rowptr, t_col = inputs[:7]
     out, aux = output
     ctx.save_for_backward(rowptr, col, x, temps, out, aux, t_rowptr, t_col)
     ctx.codes = codes
+    ctx.stats = bool(inputs[7]) if len(inputs) > 7 else False
     ctx.set_materialize_grads(False)
 
 
@@ -50,17 +64,17 @@ def _backward(ctx, grad_out, _grad_aux):
     rowptr, col, x, temps, out, aux, t_rowptr, t_col = ctx.saved_tensors
     need_x, need_temps = ctx.needs_input_grad[2], temps is not None and ctx.needs_input_grad[4]
     if grad_out is None or not (need_x or need_temps):
-        return None, None, None, None, None, None, None
+        return (None,) * 8
+    if not ctx.stats and aux_rows(ctx.codes, True) != aux_rows(ctx.codes, False):
+        raise RuntimeError("gnn_kernels::multi_reduce: a gradient needs the forward called with stats=True")
     if need_x and t_rowptr is None and col is not None and col.numel() != x.shape[0]:
-        raise RuntimeError(
-            "gnn_kernels::multi_reduce backward needs the transposed pattern (t_rowptr, t_col)"
-        )
+        raise RuntimeError("gnn_kernels::multi_reduce: a gradient of gathered rows needs t_rowptr and t_col")
     grad_x, grad_temps = ops.multi_reduce_backward(
         rowptr, col, x, ctx.codes, temps, out, aux, grad_out.contiguous(), t_rowptr, t_col, need_x, need_temps
     )
     if need_temps and grad_temps.shape[0] == 0:  # every softmax is semi-gradient: no gradient
         grad_temps = torch.zeros_like(temps)
-    return None, None, grad_x if need_x else None, None, grad_temps if need_temps else None, None, None
+    return None, None, grad_x if need_x else None, None, grad_temps if need_temps else None, None, None, None
 
 
 torch.library.register_autograd("gnn_kernels::multi_reduce", _backward, setup_context=_setup)

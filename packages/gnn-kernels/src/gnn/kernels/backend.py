@@ -69,6 +69,12 @@ def multi_codes(reductions: Any, dtype: torch.dtype) -> tuple[list[int], Tensor 
     return codes, (torch.stack(temps).contiguous() if temps else None)
 
 
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd will ask for a gradient of one of ``tensors`` (then the kernels keep the
+    statistics their backward reads)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def in_graph_order(graph: Any, edge_tensor: Tensor | None) -> Tensor | None:
     """A per-edge tensor given in edge order, moved into the graph's CSR order."""
     if edge_tensor is None or graph.perm is None:
@@ -201,8 +207,9 @@ class NativeBackend(GeometryOps):
         ``perm`` when ``src`` is not sorted): ``[G, R, P]``."""
         codes, temps = multi_codes(reductions, src.dtype)
         perm = None if perm is None else perm.long().contiguous()
+        stats = _needs_grad(src, temps)
         out, _ = self.ops.multi_reduce(
-            ptr.long().contiguous(), perm, src.contiguous(), codes, temps, None, None
+            ptr.long().contiguous(), perm, src.contiguous(), codes, temps, None, None, stats
         )
         return out
 
@@ -212,7 +219,10 @@ class NativeBackend(GeometryOps):
         t_rowptr = t_col = None
         if x.requires_grad:
             t_rowptr, t_col = graph.t_rowptr, graph.t_col
-        out, _ = self.ops.multi_reduce(graph.rowptr, graph.col, x.contiguous(), codes, temps, t_rowptr, t_col)
+        stats = _needs_grad(x, temps)
+        out, _ = self.ops.multi_reduce(
+            graph.rowptr, graph.col, x.contiguous(), codes, temps, t_rowptr, t_col, stats
+        )
         return out
 
     def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:

@@ -152,6 +152,8 @@ def _cache_owner(index: Tensor) -> tuple[Tensor, tuple[Any, ...]]:
     """The tensor whose per-graph cache keeps facts about ``index``, and what tells ``index``
     apart there: a row view like ``edge_index[1]`` is a new object on every call, so its facts
     are kept with the tensor it views (which shares its in-place version counter)."""
+    if torch.compiler.is_compiling():  # nothing is cached while tracing
+        return index, ()
     base = index._base
     if base is None:
         return index, ()
