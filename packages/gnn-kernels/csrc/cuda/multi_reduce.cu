@@ -3,11 +3,11 @@
 //
 // multi_reduce: one thread per (group, feature) runs the CPU loop over the group's rows in
 // order (consecutive threads read consecutive features of a row: coalesced), so the result
-// is deterministic.
+// is deterministic; with `stats` it also keeps the group means and tie counts in aux.
 // multi_reduce_backward, in kernels that each own what they write (no atomics, deterministic):
 //   1. coefficients: one thread per (group, feature) computes the group's backward
 //      coefficients (the constant and linear terms, the tie-split of each max/min, each
-//      softmax's grad / Z) into a [G, K, F] buffer;
+//      softmax's grad / Z) from out, aux and grad_out into a [G, K, F] buffer;
 //   2. elements mode: one thread per (group, feature) writes each element's gradient;
 //      gather mode: one thread per (node of x, feature) sums the coefficients of the groups
 //      it feeds over the transposed pattern, in its order;
@@ -29,14 +29,17 @@ constexpr int kMaxReductions = 32;
 
 // MultiPlan and the coefficient layout in a form a kernel takes by value.
 struct DevPlan {
-  int num, softmaxes, k, a, b;
-  bool sum, sum_sq, max, min, var_grad;
-  int kind[kMaxReductions], slot[kMaxReductions], c[kMaxReductions], w[kMaxReductions];
+  int num, softmaxes, k, a, b, aux_rows, mean_row;
+  bool sum, sum_sq, max, min, var_grad, stats;
+  int kind[kMaxReductions], slot[kMaxReductions], c[kMaxReductions], w[kMaxReductions], tie[kMaxReductions];
   bool semi[kMaxReductions];
 };
 
-DevPlan make_dev_plan(const MultiPlan& p) {
+DevPlan make_dev_plan(const MultiPlan& p, bool stats) {
   DevPlan d{};
+  d.stats = stats;
+  d.aux_rows = static_cast<int>(p.aux_rows(stats));
+  d.mean_row = static_cast<int>(p.mean_row);
   d.num = static_cast<int>(p.num);
   d.softmaxes = static_cast<int>(p.softmaxes);
   d.sum = p.sum;
@@ -51,6 +54,7 @@ DevPlan make_dev_plan(const MultiPlan& p) {
     d.kind[r] = static_cast<int>(p.kind[r]);
     d.slot[r] = static_cast<int>(p.slot[r]);
     d.semi[r] = p.semi[r];
+    d.tie[r] = static_cast<int>(p.tie_row[r]);
     const bool mm = p.kind[r] == kMultiMax || p.kind[r] == kMultiMin;
     d.c[r] = mm ? d.k++ : -1;
     d.w[r] = p.kind[r] == kMultiSoftmax ? d.k++ : -1;
@@ -81,13 +85,11 @@ __global__ void multi_forward_kernel(DevPlan p, const int64_t* __restrict__ rp, 
     const int64_t g = t / feats, f = t - g * feats;
     const int64_t k0 = rp[g], k1 = rp[g + 1], n = k1 - k0;
     scalar_t* o = out + g * p.num * feats + f;
-    scalar_t* a = aux + g * 2 * p.softmaxes * feats + f;
+    scalar_t* a = aux + g * p.aux_rows * feats + f;
     if (n == 0) {
       for (int r = 0; r < p.num; ++r) o[r * feats] = scalar_t(0);
-      for (int s = 0; s < p.softmaxes; ++s) {
-        a[2 * s * feats] = scalar_t(0);
-        a[(2 * s + 1) * feats] = soft_eps;
-      }
+      for (int q = 0; q < p.aux_rows; ++q)  // shifts, statistics 0; denominators eps
+        a[q * feats] = q < 2 * p.softmaxes && q % 2 == 1 ? soft_eps : scalar_t(0);
       continue;
     }
     scalar_t sum = 0, sq = 0, mx = -inf, mn = inf;
@@ -142,13 +144,21 @@ __global__ void multi_forward_kernel(DevPlan p, const int64_t* __restrict__ rp, 
       }
       o[r * feats] = value;
     }
+    if (!p.stats) continue;
+    if (p.mean_row >= 0) a[p.mean_row * feats] = sum / count;
+    for (int r = 0; r < p.num; ++r) {  // the elements tied with each max/min
+      if (p.tie[r] < 0) continue;
+      const scalar_t m = o[r * feats];
+      scalar_t ties = 0;
+      for (int64_t k = k0; k < k1; ++k) ties += load_row(x, col, k, feats, f) == m ? scalar_t(1) : scalar_t(0);
+      a[p.tie[r] * feats] = ties;
+    }
   }
 }
 
 // Step 1: the backward coefficients of each (group, feature).
 template <typename scalar_t>
-__global__ void multi_coef_kernel(DevPlan p, const int64_t* __restrict__ rp, const int64_t* __restrict__ col,
-                                  const scalar_t* __restrict__ x, const scalar_t* __restrict__ out,
+__global__ void multi_coef_kernel(DevPlan p, const int64_t* __restrict__ rp, const scalar_t* __restrict__ out,
                                   const scalar_t* __restrict__ aux, const scalar_t* __restrict__ gout,
                                   int64_t groups, int64_t feats, scalar_t* __restrict__ coef) {
   const int64_t total = groups * feats;
@@ -161,11 +171,9 @@ __global__ void multi_coef_kernel(DevPlan p, const int64_t* __restrict__ rp, con
       continue;
     }
     const scalar_t* o = out + g * p.num * feats + f;
+    const scalar_t* a = aux + g * p.aux_rows * feats + f;
     const scalar_t* go = gout + g * p.num * feats + f;
     const scalar_t count = static_cast<scalar_t>(n);
-    scalar_t sum = 0;
-    if (p.var_grad)
-      for (int64_t k = k0; k < k1; ++k) sum += load_row(x, col, k, feats, f);
     scalar_t ca = 0, cb = 0;
     for (int r = 0; r < p.num; ++r) {
       const int kind = p.kind[r];
@@ -177,17 +185,14 @@ __global__ void multi_coef_kernel(DevPlan p, const int64_t* __restrict__ rp, con
       } else if (kind == kMultiVar || kind == kMultiStd) {
         scalar_t gv = gr;
         if (kind == kMultiStd) gv = o[r * feats] > scalar_t(0) ? gr / (scalar_t(2) * o[r * feats]) : scalar_t(0);
-        const scalar_t mean = sum / count;
+        const scalar_t mean = a[p.mean_row * feats];
         ca -= scalar_t(2) * gv * mean / count;
         if (!p.semi[r]) cb += scalar_t(2) * gv / count;
       } else if (kind == kMultiMax || kind == kMultiMin) {
-        const scalar_t m = o[r * feats];
-        scalar_t ties = 0;
-        for (int64_t k = k0; k < k1; ++k) ties += load_row(x, col, k, feats, f) == m ? scalar_t(1) : scalar_t(0);
+        const scalar_t ties = a[p.tie[r] * feats];
         c[p.c[r] * feats] = ties > scalar_t(0) ? gr / ties : scalar_t(0);
       } else {
-        const scalar_t z = aux[(g * 2 * p.softmaxes + 2 * p.slot[r] + 1) * feats + f];
-        c[p.w[r] * feats] = gr / z;
+        c[p.w[r] * feats] = gr / a[(2 * p.slot[r] + 1) * feats];
       }
     }
     if (p.a >= 0) c[p.a * feats] = ca;
@@ -229,7 +234,7 @@ __global__ void multi_element_grad_kernel(DevPlan p, const int64_t* __restrict__
     const int64_t g = t / feats, f = t - g * feats;
     const scalar_t* c = coef + g * p.k * feats + f;
     const scalar_t* o = out + g * p.num * feats + f;
-    const scalar_t* a = aux + g * 2 * p.softmaxes * feats + f;
+    const scalar_t* a = aux + g * p.aux_rows * feats + f;
     for (int64_t k = rp[g]; k < rp[g + 1]; ++k) {
       const int64_t row = col != nullptr ? col[k] : k;
       grad_x[row * feats + f] = element_grad(p, c, o, a, temps, feats, f, x[row * feats + f]);
@@ -252,7 +257,7 @@ __global__ void multi_gather_grad_kernel(DevPlan p, const int64_t* __restrict__ 
     for (int64_t q = t_rowptr[j]; q < t_rowptr[j + 1]; ++q) {
       const int64_t g = t_col[q];
       gx += element_grad(p, coef + g * p.k * feats + f, out + g * p.num * feats + f,
-                         aux + g * 2 * p.softmaxes * feats + f, temps, feats, f, v);
+                         aux + g * p.aux_rows * feats + f, temps, feats, f, v);
     }
     grad_x[t] = gx;
   }
@@ -274,7 +279,7 @@ __global__ void multi_temp_partial_kernel(DevPlan p, const int64_t* __restrict__
       scalar_t d = 0;
       if (!p.semi[r]) {
         const scalar_t tf = temps[s * feats + f];
-        const scalar_t m = aux[(g * 2 * p.softmaxes + 2 * s) * feats + f];
+        const scalar_t m = aux[(g * p.aux_rows + 2 * s) * feats + f];
         const scalar_t o = out[(g * p.num + r) * feats + f];
         const scalar_t cw = coef[(g * p.k + p.w[r]) * feats + f];
         for (int64_t k = rp[g]; k < rp[g + 1]; ++k) {
@@ -357,7 +362,7 @@ void check_group_tensor(const Tensor& t, const char* name, int64_t g, int64_t ro
 
 std::tuple<Tensor, Tensor> multi_reduce(Tensor rowptr, std::optional<Tensor> col, Tensor x, std::vector<int64_t> codes,
                                         std::optional<Tensor> temps, std::optional<Tensor> t_rowptr,
-                                        std::optional<Tensor> t_col) {
+                                        std::optional<Tensor> t_col, bool stats) {
   (void)t_rowptr;
   (void)t_col;
   check_cuda_tensor(x, "x");
@@ -365,10 +370,10 @@ std::tuple<Tensor, Tensor> multi_reduce(Tensor rowptr, std::optional<Tensor> col
   const MultiPlan p = check_inputs(rowptr, col, x, codes, temps, "multi_reduce", ctx);
   const int64_t g = rowptr.numel() - 1, feats = x.size(1);
   Tensor out = torch::stable::new_empty(x, {g, p.num, feats});
-  Tensor aux = torch::stable::new_empty(x, {g, 2 * p.softmaxes, feats});
+  Tensor aux = torch::stable::new_empty(x, {g, p.aux_rows(stats), feats});
   const int64_t total = g * feats;
   if (total == 0) return std::make_tuple(out, aux);
-  const DevPlan d = make_dev_plan(p);
+  const DevPlan d = make_dev_plan(p, stats);
   dispatch_float(x.scalar_type(), "multi_reduce", [&](auto tag) {
     using scalar_t = decltype(tag);
     multi_forward_kernel<scalar_t><<<grid_threads(total), kThreads, 0, ctx.stream()>>>(
@@ -390,7 +395,7 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
   const int64_t g = rowptr.numel() - 1, feats = x.size(1), n = x.size(0);
   const int64_t entries = col.has_value() ? col->numel() : n;
   check_group_tensor(out, "out", g, p.num, feats, x.scalar_type(), ctx);
-  check_group_tensor(aux, "aux", g, 2 * p.softmaxes, feats, x.scalar_type(), ctx);
+  check_group_tensor(aux, "aux (of a forward with stats=True)", g, p.aux_rows(true), feats, x.scalar_type(), ctx);
   check_group_tensor(grad_out, "grad_out", g, p.num, feats, x.scalar_type(), ctx);
   const bool gather = t_rowptr.has_value();
   if (gather) {
@@ -422,7 +427,7 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
   Tensor grad_x = torch::stable::new_zeros(x, {need_x ? n : 0, feats});
   Tensor grad_temps = torch::stable::new_zeros(x, {temps_grad ? p.softmaxes : 0, feats});
   if ((!need_x && !temps_grad) || g * feats == 0) return std::make_tuple(grad_x, grad_temps);
-  const DevPlan d = make_dev_plan(p);
+  const DevPlan d = make_dev_plan(p, true);
   Tensor coef = torch::stable::new_empty(x, {g * d.k * feats});
   dispatch_float(x.scalar_type(), "multi_reduce_backward", [&](auto tag) {
     using scalar_t = decltype(tag);
@@ -436,7 +441,7 @@ std::tuple<Tensor, Tensor> multi_reduce_backward(Tensor rowptr, std::optional<Te
     scalar_t* cf = coef.mutable_data_ptr<scalar_t>();
     const int64_t total = g * feats;
     multi_coef_kernel<scalar_t><<<grid_threads(total), kThreads, 0, stream>>>(
-        d, rp, cp, xp, op, ap, grad_out.const_data_ptr<scalar_t>(), g, feats, cf);
+        d, rp, op, ap, grad_out.const_data_ptr<scalar_t>(), g, feats, cf);
     GNN_CUDA_LAUNCH_CHECK();
     if (need_x && n * feats > 0) {
       scalar_t* gx = grad_x.mutable_data_ptr<scalar_t>();
