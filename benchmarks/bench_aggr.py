@@ -212,11 +212,14 @@ def main() -> None:
     rows = [r for r in ROWS if args.rows is None or any(r.startswith(p) for p in args.rows)]
     bw = bandwidth_gbs()
     floor_ms = args.elements * args.features * 4 / (bw * 1e9) * 1e3
+    x = torch.randn(args.elements, args.features)
+    sum_ms = median_ms(lambda: x.sum(), 7)  # a plain read of x (torch's vectorized sum)
+    del x
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, gnn backends {ops.available()}; "
         f"x [{args.elements}, {args.features}] float32 into {args.groups} groups; PNA {args.nodes} nodes, "
         f"{args.edges} edges; median of {args.repeat} (ms); copy bandwidth {bw:.1f} GB/s, "
-        f"read-once floor {floor_ms:.1f} ms"
+        f"read-once floor {floor_ms:.1f} ms (x.sum() takes {sum_ms:.1f} ms)"
     )
     header = ["row", "gnn", "gnn torch", "PyG", "PyG / gnn", "PyG / gnn torch", "gnn / floor"]
     if not args.no_memory:
