@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from .. import validation as v
-from ..cache import memo
+from ..cache import facts, memo
 from . import reference_multi
 from ._dispatch import context, norm_dim, run_on_graph
 from .backends import TORCH, select
@@ -189,6 +189,31 @@ def sorted_groups(index: Tensor, num_groups: int) -> tuple[Tensor, Tensor | None
     return memo(owner, ("sorted_groups", where, num_groups), lambda: _sort_groups(index, num_groups))
 
 
+def _scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
+    from .reduce import scatter
+
+    return scatter(src, index, dim, dim_size, reduce)
+
+
+def _groups_if_worth_it(index: Tensor, num_groups: int) -> tuple[Tensor, Tensor | None] | None:
+    """The sorted groups of ``index`` (:func:`sorted_groups`) when they are cached, the index is
+    sorted already, or it is seen for the second time; ``None`` the first time an unsorted index
+    is seen. Sorting costs several reductions' worth of time, so it is done for an index that is
+    used again (the layers of a model share their graph), never for one used once."""
+    owner, where = _cache_owner(index)
+    table = facts(owner)
+    if table is None:  # tracing, or the per-graph cache is off
+        return sorted_groups(index, num_groups) if torch.compiler.is_compiling() else None
+    sightings = memo(owner, ("sightings", where, num_groups), lambda: [0])
+    sightings[0] += 1
+    if sightings[0] > 1:
+        return sorted_groups(index, num_groups)
+    if index.numel() > 1 and not bool((index[1:] >= index[:-1]).all()):
+        return None
+    ptr = torch._convert_indices_from_coo_to_csr(index.long(), num_groups)
+    return memo(owner, ("sorted_groups", where, num_groups), lambda: (ptr, None))
+
+
 def _check_groups(
     src: Tensor, index: Tensor | None, ptr: Tensor | None, dim: int, dim_size: int | None
 ) -> int:
@@ -265,14 +290,16 @@ def multi_reduce(
     src2d = moved.reshape(moved.size(0), math.prod(features))
     ctx = context(src, None, *_tensors(flat), work=src.numel())
     name, impl = select("segment_multi", **ctx)
-    if name == TORCH:
-        out = reference_multi.segment_multi(src2d, index, ptr, num_groups, flat)
+    groups = None
+    if name != TORCH:
+        groups = (ptr.long(), None) if ptr is not None else _groups_if_worth_it(index, num_groups)
+    if groups is None:
+        # the pure-torch reference, or an unsorted index seen for the first time: the reductions one
+        # by one, each through gnn.core.ops.scatter (on the best backend for it)
+        scatter_fn = reference_multi.scatter if name == TORCH else _scatter
+        out = reference_multi.segment_multi(src2d, index, ptr, num_groups, flat, scatter_fn)
     else:
-        if ptr is not None:
-            group_ptr, perm = ptr.long(), None
-        else:
-            group_ptr, perm = sorted_groups(index, num_groups)
-        out = impl(src2d, group_ptr, perm, flat)
+        out = impl(src2d, groups[0], groups[1], flat)
     out = out.view((num_groups, len(reductions)) + features)
     if pre:  # [G, R, *pre, *post] -> [*pre, G, R, *post]
         order = list(range(2, 2 + len(pre))) + [0, 1] + list(range(2 + len(pre), out.dim()))

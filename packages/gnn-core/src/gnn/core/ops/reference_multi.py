@@ -29,10 +29,16 @@ def _std(var: Tensor) -> Tensor:
 
 
 def segment_multi(
-    src: Tensor, index: Tensor | None, ptr: Tensor | None, num_groups: int, reductions: tuple
+    src: Tensor,
+    index: Tensor | None,
+    ptr: Tensor | None,
+    num_groups: int,
+    reductions: tuple,
+    scatter: Callable[..., Tensor] = scatter,
 ) -> Tensor:
     """``[G, R, P]``: the reductions of ``src`` (``[E, P]``) grouped by ``index`` (any order) or
-    ``ptr`` (sorted), stacked along dim 1."""
+    ``ptr`` (sorted), stacked along dim 1. ``scatter`` computes each single reduction
+    (``scatter(src, index, dim, dim_size, reduce)``; default: the pure-torch reference's)."""
     if index is None:
         index = ptr_to_index(ptr, src.size(0))
     index = index.long() if index.dtype != torch.int64 else index
@@ -81,8 +87,8 @@ def segment_multi(
             outs.append(scatter(weight * src, index, 0, num_groups, "sum") / den)
         else:
             raise ValueError(f"unknown reduction {red.name!r}")
-    if not outs:
-        return src.new_zeros(num_groups, 0, src.size(1))
+    if len(outs) == 1:
+        return outs[0].unsqueeze(1)
     return torch.stack(outs, dim=1)
 
 
