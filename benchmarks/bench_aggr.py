@@ -156,6 +156,12 @@ def bandwidth_gbs() -> float:
     return 2 * a.numel() * 4 / (ms / 1e3) / 1e9
 
 
+def read_once_ms(args: argparse.Namespace) -> float:
+    """A plain read of x ``[elements, features]``: torch's vectorized ``x.sum()``."""
+    x = torch.randn(args.elements, args.features)
+    return median_ms(lambda: x.sum(), 7)
+
+
 def peak_memory_mb(row: str, variant: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one call of ``row`` by ``variant``, in a fresh process."""
     argv = [
@@ -212,9 +218,7 @@ def main() -> None:
     rows = [r for r in ROWS if args.rows is None or any(r.startswith(p) for p in args.rows)]
     bw = bandwidth_gbs()
     floor_ms = args.elements * args.features * 4 / (bw * 1e9) * 1e3
-    x = torch.randn(args.elements, args.features)
-    sum_ms = median_ms(lambda: x.sum(), 7)  # a plain read of x (torch's vectorized sum)
-    del x
+    sum_ms = read_once_ms(args)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, gnn backends {ops.available()}; "
         f"x [{args.elements}, {args.features}] float32 into {args.groups} groups; PNA {args.nodes} nodes, "
