@@ -137,7 +137,16 @@ def setup(row: str, args: argparse.Namespace) -> tuple[dict, dict[str, Callable[
     fns = {"gnn": timed(calls["gnn"][1]), "gnn torch": timed(calls["gnn"][1], "torch")}
     if "pyg" in calls:
         fns["pyg"] = timed(calls["pyg"][1])
+    data["modules"] = [module for module, _ in calls.values() if module is not None]
     return data, fns
+
+
+def clear_grads(data: dict) -> None:
+    """Drop the gradients of ``x`` and of every module's parameters."""
+    data["x"].grad = None
+    for module in data["modules"]:
+        for p in module.parameters():
+            p.grad = None
 
 
 class _nothing:
@@ -172,18 +181,24 @@ def peak_memory_mb(row: str, variant: str, args: argparse.Namespace) -> float:
         f"--edges={args.edges}",
     ]
     code = f"""
+import ctypes
+import gc
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_aggr as b
 args = b.parse({argv!r})
-_, fns = b.setup({row!r}, args)
+data, fns = b.setup({row!r}, args)
 run = fns[{variant!r}]
-run()  # warm-up: caches and allocator, as in the timed runs
+run()  # warm-ups: caches (the sorted index, the CSR) and allocator, as in the timed runs
+run()
 
 def status(key):
     with open('/proc/self/status') as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith(key))
 
+b.clear_grads(data)  # what the last call left (its gradients) is not part of the next one
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory back to the system: new memory shows in RSS
 with open('/proc/self/clear_refs', 'w') as fh:
     fh.write('5')
 before = status('VmRSS:')
