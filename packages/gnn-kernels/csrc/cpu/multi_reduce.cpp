@@ -46,7 +46,12 @@
 #include "../multi_reduce.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+#include <type_traits>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace gnn_kernels {
 
@@ -61,6 +66,33 @@ inline void prefetch_for_write(T* row, int64_t count) {
   char* p = reinterpret_cast<char*>(row);
   const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
   for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 1, 1);
+}
+
+// dst[0:n) = src[0:n) with non-temporal stores where the row is 32-byte aligned: the results
+// are written once and not read again here, so they need not displace x from the cache nor be
+// read for ownership first. The caller fences (store_fence) before the results are used.
+template <typename scalar_t>
+inline void store_stream(scalar_t* dst, const scalar_t* src, int64_t n) {
+#if defined(__AVX__)
+  constexpr int64_t lanes = 32 / static_cast<int64_t>(sizeof(scalar_t));
+  if (reinterpret_cast<uintptr_t>(dst) % 32 == 0 && n % lanes == 0) {
+    for (int64_t i = 0; i < n; i += lanes) {
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+      } else {
+        _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+      }
+    }
+    return;
+  }
+#endif
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(scalar_t));
+}
+
+inline void store_fence() {
+#if defined(__AVX__)
+  _mm_sfence();
+#endif
 }
 
 // (group block) x (feature block) tiles; features are split only when there are too few
@@ -135,6 +167,7 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
   scalar_t* __restrict__ sm = mn + F;
   scalar_t* __restrict__ sz = sm + F;
   scalar_t* __restrict__ sw = sz + F;
+  scalar_t* __restrict__ res = sw + F;  // [R, F]: the group's results, streamed to out at the end
   const scalar_t inf = std::numeric_limits<scalar_t>::infinity();
   const scalar_t std_eps = static_cast<scalar_t>(kMultiStdEps);
   const scalar_t std_floor = static_cast<scalar_t>(std::sqrt(kMultiStdEps));
@@ -181,7 +214,7 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
     }
     const scalar_t count = static_cast<scalar_t>(n);
     for (int64_t r = 0; r < R; ++r) {
-      scalar_t* __restrict__ out = o + r * F;
+      scalar_t* __restrict__ out = res + r * F;
       switch (p.kind[r]) {
         case kMultiSum:
           for (int64_t f = f0; f < f1; ++f) out[f] = sum[f];
@@ -243,12 +276,13 @@ void forward_tile(const MultiPlan& p, const int64_t* rp, const Rows<scalar_t>& r
         }
       }
     }
+    for (int64_t r = 0; r < R; ++r) store_stream(o + r * F + f0, res + r * F + f0, f1 - f0);
     if (!stats) continue;
     if (p.mean_row >= 0)
       for (int64_t f = f0; f < f1; ++f) a[p.mean_row * F + f] = sum[f] / count;
     for (int64_t r = 0; r < R; ++r) {  // the elements tied with each max/min (the group's rows are in cache)
       if (p.tie_row[r] < 0) continue;
-      const scalar_t* __restrict__ m = o + r * F;
+      const scalar_t* __restrict__ m = res + r * F;
       scalar_t* __restrict__ tie = a + p.tie_row[r] * F;
       for (int64_t f = f0; f < f1; ++f) tie[f] = scalar_t(0);
       for (int64_t k = k0; k < k1; ++k) {
@@ -461,8 +495,9 @@ std::tuple<Tensor, Tensor> multi_reduce(Tensor rowptr, std::optional<Tensor> col
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     scalar_t* ap = aux_rows > 0 ? aux.mutable_data_ptr<scalar_t>() : nullptr;
     for_each_tile(tiles, [&](int64_t, int64_t g0, int64_t g1, int64_t f0, int64_t f1) {
-      std::vector<scalar_t> scratch(7 * feats);
+      std::vector<scalar_t> scratch((7 + p.num) * feats);
       forward_tile(p, rp, rows, tp, g0, g1, f0, f1, op, ap, stats, scratch.data());
+      store_fence();
     });
   });
   return std::make_tuple(out, aux);
