@@ -35,13 +35,20 @@ def any_size(monkeypatch):
     monkeypatch.setattr(native_backend, "_MIN_WORK_DEFAULT", 0)
 
 
-def data(dtype=torch.float64, index_dtype=torch.int64, elements=400, features=5, groups=60, seed=0):
+def data(
+    dtype=torch.float64, index_dtype=torch.int64, elements=400, features=5, groups=60, seed=0, warm=True
+):
+    """x, an unsorted index and the number of groups. ``warm``: the index is sorted already (as at
+    its second use), so that the kernel reads x through the permutation from the first call."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(elements, features, generator=g, dtype=dtype)
     index = torch.randint(0, groups - 12, (elements,), generator=g)
     index[:3] = groups - 11  # three elements
     index[5] = groups - 12  # one element; the last 10 groups are empty
-    return x, index.to(index_dtype), groups
+    index = index.to(index_dtype)
+    if warm:
+        ops.sorted_groups(index, groups)
+    return x, index, groups
 
 
 def reductions_of(names, t=0.7):
@@ -163,3 +170,35 @@ def test_torch_compile_without_graph_breaks_on_the_kernel():
         ref = torch.autograd.grad(fn(x, t).sum(), [x, t])
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_an_unsorted_index_is_sorted_at_its_second_use(any_size, monkeypatch):
+    x, index, groups = data(warm=False)
+    sorts = []
+    real = ops.multi._sort_groups
+
+    def counting(*args):
+        sorts.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(ops.multi, "_sort_groups", counting)
+    kernel = []
+    real_kernel = native_backend.NativeBackend.segment_multi
+    monkeypatch.setattr(
+        native_backend.NativeBackend,
+        "segment_multi",
+        lambda self, *args: kernel.append(1) or real_kernel(self, *args),
+    )
+    reds = ["mean", "max", "std"]
+    with ops.backend("native"):
+        first = ops.multi_reduce(x, reds, index, dim_size=groups)  # reductions one by one, no sort
+        assert not sorts and not kernel
+        second = ops.multi_reduce(x, reds, index, dim_size=groups)  # sorted now: one kernel pass
+        third = ops.multi_reduce(x, reds, index, dim_size=groups)
+    assert len(sorts) == 1 and len(kernel) == 2
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(second, third)
+    srt = index.sort().values  # a sorted index needs no sort: the kernel runs at once
+    with ops.backend("native"):
+        ops.multi_reduce(x, reds, srt, dim_size=groups)
+    assert len(sorts) == 1 and len(kernel) == 3

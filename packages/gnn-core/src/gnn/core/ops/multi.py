@@ -173,6 +173,25 @@ def _sort_groups(index: Tensor, num_groups: int) -> tuple[Tensor, Tensor | None]
     return ptr, perm
 
 
+class _IndexState:
+    """What the per-graph cache keeps about one index tensor (and number of groups)."""
+
+    __slots__ = ("uses", "groups")
+
+    def __init__(self) -> None:
+        self.uses = 0
+        self.groups: tuple[Tensor, Tensor | None] | None = None
+
+
+def _state(index: Tensor, num_groups: int) -> _IndexState | None:
+    """The cached state of ``index``, or ``None`` when nothing may be cached now (tracing, the
+    per-graph cache switched off)."""
+    owner, where = _cache_owner(index)
+    if facts(owner) is None:
+        return None
+    return memo(owner, ("index_state", where, num_groups), _IndexState)
+
+
 def sorted_groups(index: Tensor, num_groups: int) -> tuple[Tensor, Tensor | None]:
     """``(ptr, perm)``: CSR offsets ``[num_groups + 1]`` (int64) of the groups of ``index`` and
     the stable sorting permutation ``perm`` (int64; ``None`` when ``index`` is sorted already).
@@ -185,8 +204,12 @@ def sorted_groups(index: Tensor, num_groups: int) -> tuple[Tensor, Tensor | None
         >>> sorted_groups(torch.tensor([2, 0, 2]), 3)
         (tensor([0, 1, 1, 3]), tensor([1, 0, 2]))
     """
-    owner, where = _cache_owner(index)
-    return memo(owner, ("sorted_groups", where, num_groups), lambda: _sort_groups(index, num_groups))
+    state = _state(index, num_groups)
+    if state is None:
+        return _sort_groups(index, num_groups)
+    if state.groups is None:
+        state.groups = _sort_groups(index, num_groups)
+    return state.groups
 
 
 def _scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -> Tensor:
@@ -197,21 +220,19 @@ def _scatter(src: Tensor, index: Tensor, dim: int, dim_size: int, reduce: str) -
 
 def _groups_if_worth_it(index: Tensor, num_groups: int) -> tuple[Tensor, Tensor | None] | None:
     """The sorted groups of ``index`` (:func:`sorted_groups`) when they are cached, the index is
-    sorted already, or it is seen for the second time; ``None`` the first time an unsorted index
-    is seen. Sorting costs several reductions' worth of time, so it is done for an index that is
+    sorted already, or it is used for the second time; ``None`` the first time an unsorted index
+    is used. Sorting costs several reductions' worth of time, so it is done for an index that is
     used again (the layers of a model share their graph), never for one used once."""
-    owner, where = _cache_owner(index)
-    table = facts(owner)
-    if table is None:  # tracing, or the per-graph cache is off
-        return sorted_groups(index, num_groups) if torch.compiler.is_compiling() else None
-    sightings = memo(owner, ("sightings", where, num_groups), lambda: [0])
-    sightings[0] += 1
-    if sightings[0] > 1:
-        return sorted_groups(index, num_groups)
-    if index.numel() > 1 and not bool((index[1:] >= index[:-1]).all()):
-        return None
-    ptr = torch._convert_indices_from_coo_to_csr(index.long(), num_groups)
-    return memo(owner, ("sorted_groups", where, num_groups), lambda: (ptr, None))
+    state = _state(index, num_groups)
+    if state is None:  # tracing (then sort: no data-dependent branch), or the cache is off
+        return _sort_groups(index, num_groups) if torch.compiler.is_compiling() else None
+    state.uses += 1
+    if state.groups is None:
+        if state.uses > 1:
+            state.groups = _sort_groups(index, num_groups)
+        elif index.numel() < 2 or bool((index[1:] >= index[:-1]).all()):
+            state.groups = (torch._convert_indices_from_coo_to_csr(index.long(), num_groups), None)
+    return state.groups
 
 
 def _check_groups(
