@@ -191,3 +191,88 @@ def test_empty_graph():
     expected = loop_reference(conv, x, no_edges, no_attr, AGGREGATORS, SCALERS, DEG.double())
     testing.assert_close(conv(x, no_edges, no_attr), expected)
     assert conv(torch.randn(0, 4), no_edges, no_attr).shape == (0, 4)
+
+
+# -- the per-node message path (edge_dim=None, one-layer pre-networks) ------------------------------
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(towers=2),
+        dict(towers=2, divide_input=True, train_norm=True),
+        dict(aggregators=["sum", "var", "max", "softmax"], scalers=["identity", "attenuation"]),
+    ],
+)
+def test_per_node_path_matches_per_edge_path_and_pyg(options):
+    pyg = pytest.importorskip("torch_geometric")
+    options = dict(options)
+    aggregators = options.pop("aggregators", ["mean", "min", "max", "std"])
+    scalers = options.pop("scalers", SCALERS)
+    x, edge_index = testing.random_graph(30, 120, 8, seed=6, dtype=torch.float64)
+    edge_index[1, :5] = 29  # node 29 receives 5 edges; some nodes receive none
+    args = (8, 6, aggregators, scalers, DEG)
+    torch.manual_seed(0)
+    ours, theirs = PNAConv(*args, **options), pyg.nn.PNAConv(*args, **options)
+    testing.load_pyg_state(ours, theirs)
+    ours, theirs = ours.double(), theirs.double()  # float64: gradients compared tightly
+    assert ours._messages_are_linear()
+    xa, xb, xc = (x.clone().requires_grad_() for _ in range(3))
+    fast = ours(xa, edge_index)
+    handle = ours.register_message_forward_hook(lambda module, inputs, out: None)  # observable messages
+    assert not ours._messages_are_linear()
+    general = ours(xb, edge_index)
+    handle.remove()
+    expected = theirs(xc, edge_index)
+    testing.assert_close(fast, expected)
+    testing.assert_close(general, expected)
+    w = torch.randn(fast.shape, generator=torch.Generator().manual_seed(3), dtype=fast.dtype)
+    grads = [
+        torch.autograd.grad((out * w).sum(), [inp, *module.parameters()])
+        for out, inp, module in ((fast, xa, ours), (expected, xc, theirs))
+    ]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_per_edge_path_for_edge_features_deep_pre_networks_and_subclasses():
+    x, edge_index = testing.random_graph(12, 40, 4, seed=7)
+    assert not PNAConv(4, 4, ["mean"], ["identity"], DEG, edge_dim=2)._messages_are_linear()
+    assert not PNAConv(4, 4, ["mean"], ["identity"], DEG, pre_layers=2)._messages_are_linear()
+    assert not PNAConv(4, 4, ["median"], ["identity"], DEG)._messages_are_linear()
+
+    class Doubled(PNAConv):
+        def message(self, x_i, x_j, edge_attr):
+            return 2 * super().message(x_i, x_j, edge_attr)
+
+    doubled = Doubled(4, 4, ["mean", "max"], ["identity"], DEG)
+    assert not doubled._messages_are_linear()
+    plain = PNAConv(4, 4, ["mean", "max"], ["identity"], DEG)
+    plain.load_state_dict(doubled.state_dict())
+    assert plain._messages_are_linear()
+    # mean and max of 2 m are 2 (mean, max) of m: the post-network sees twice the aggregation
+    xt = x.view(-1, 1, 4)
+    got = doubled.propagate(edge_index, x=xt, edge_attr=None)
+    want = plain._linear_message_path(xt, edge_index)
+    testing.assert_close(got, 2 * want)
+
+
+def test_per_node_path_with_pyg_edge_dim_model_and_sparse_input():
+    pyg = pytest.importorskip("torch_geometric")
+    x, edge_index = testing.random_graph(20, 60, 6, seed=8)
+    # with edge_dim the per-edge path runs and matches PyG after a strict load
+    args = (6, 4, ["mean", "min", "max", "std"], ["identity", "linear"], DEG)
+    ours, theirs = PNAConv(*args, edge_dim=2, towers=2), pyg.nn.PNAConv(*args, edge_dim=2, towers=2)
+    testing.load_pyg_state(ours, theirs)
+    edge_attr = torch.randn(60, 2)
+    assert not ours._messages_are_linear()
+    testing.assert_close(ours(x, edge_index, edge_attr), theirs(x, edge_index, edge_attr))
+    # without edge_dim, every graph format gives the same result on the per-node path
+    conv = PNAConv(*args)
+    testing.assert_formats_agree(lambda adj: conv(x, adj), edge_index, 20)
+
+
+def test_per_node_path_compiles_without_graph_breaks():
+    x, edge_index = testing.random_graph(40, 160, 8, seed=9)
+    conv = PNAConv(8, 8, ["mean", "min", "max", "std"], SCALERS, DEG)
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    testing.assert_close(compiled(x, edge_index), conv(x, edge_index))

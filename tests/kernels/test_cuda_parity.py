@@ -305,3 +305,47 @@ def test_reduction_gradcheck_on_gpu():
     other = torch.randn(4, 4, 3, dtype=torch.float64, generator=g).to(DEVICE).requires_grad_()
     type_ptr = torch.tensor([0, 5, 5, 9, 12])  # read on the host: stays on the CPU
     torch.autograd.gradcheck(lambda a, b: K.segment_matmul(a, type_ptr, b), (src, other))
+
+
+# -- one-pass multi-reductions --------------------------------------------------------------------
+MULTI_CODES = [0, 1, 2, 3, 4, 5, 6, 5 + 8, 6 + 8]  # sum mean max min var std softmax, semi std/softmax
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multi_reduce_forward_and_backward(dtype):
+    rowptr, col, (t_rowptr, t_col, _) = random_csr(seed=40)
+    perm = torch.randperm(E, generator=torch.Generator().manual_seed(41))
+    temps = randn(2, WIDE, dtype=dtype, seed=42)
+    x_nodes, x_elems = randn(N, WIDE, dtype=dtype, seed=43), randn(E, WIDE, dtype=dtype, seed=44)
+    for args in (
+        (rowptr, None, x_elems, MULTI_CODES, temps, None, None, True),  # sorted elements
+        (rowptr, perm, x_elems, MULTI_CODES, temps, None, None, True),  # permuted elements
+        (rowptr, col, x_nodes, MULTI_CODES, temps, t_rowptr, t_col, True),  # gathered nodes
+    ):
+        out, aux = run_both("multi_reduce", args)
+        grad_out = randn(*out.shape, dtype=dtype, seed=45)
+        rp, c, x, codes, tt, trp, tc, _ = args
+        run_both("multi_reduce_backward", (rp, c, x, codes, tt, out, aux, grad_out, trp, tc, True, True))
+    run_both("multi_reduce", (rowptr, perm, x_elems, [2, 3], None, None, None, False))  # no statistics
+
+
+def test_multi_reduce_gradcheck_and_bad_input_on_gpu():
+    rowptr, col, (t_rowptr, t_col, _) = cuda_csr(e=EG, seed=46)
+    g = torch.Generator().manual_seed(47)
+    x = (torch.randn(N, 3, dtype=torch.float64, generator=g) + torch.arange(N * 3).view(N, 3) / 10).to(DEVICE)
+    temps = torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64, device=DEVICE)
+    codes = [0, 1, 2, 3, 4, 5, 6]
+    torch.autograd.gradcheck(
+        lambda x, t: K.multi_reduce(rowptr, col, x, codes, t, t_rowptr, t_col, True)[0],
+        (x.requires_grad_(), temps.requires_grad_()),
+    )
+    with pytest.raises(RuntimeError, match="permutation"):
+        repeated = torch.zeros(EG, dtype=torch.long, device=DEVICE)
+        xe = torch.randn(EG, 3, dtype=torch.float64, device=DEVICE)
+        out, aux = K.multi_reduce(rowptr, repeated, xe, [0], None, None, None, True)
+        K.multi_reduce_backward(rowptr, repeated, xe, [0], None, out, aux, out, None, None, True, False)
+    bad = col.clone()
+    bad[0] = N
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.multi_reduce(rowptr, bad, x, codes, temps, None, None, False)
+    torch.cuda.synchronize()

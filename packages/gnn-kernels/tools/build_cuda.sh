@@ -122,6 +122,7 @@ ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backw
        "gatv2_attention_forward", "gatv2_attention_backward"]
 ops += ["softmax_forward", "softmax_backward"]  # csrc/cuda/softmax.cu
 ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry.cu
+ops += ["multi_reduce", "multi_reduce_backward"]  # csrc/cuda/multi_reduce.cu
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"

@@ -3,13 +3,14 @@ attention or an element-wise reduction (PNA, "Adaptive Filters")."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gnn.core.aggr.base import Aggregation
+from gnn.core import ops
+from gnn.core.aggr.base import Aggregation, group_sizes, run_one_pass
 
 MODES = ("cat", "proj", "attn", "sum", "mean", "max", "min", "logsumexp", "std", "var")
 
@@ -59,6 +60,11 @@ class MultiAggregation(Aggregation):
       (``std``/``var`` unbiased).
 
     With a single aggregation its output is returned as is.
+
+    The aggregations that are one-pass reductions (sum, mean, min, max, var,
+    std, softmax, ...: see :func:`gnn.core.ops.multi_reduce`) are computed
+    together in one pass over the groups, with one fused backward; the others
+    run one by one.
 
     Shapes: ``x`` ``[..., E, ..., F]`` -> ``[..., dim_size, ..., F']`` with
     ``F'`` given by :meth:`get_out_channels`.
@@ -150,6 +156,32 @@ class MultiAggregation(Aggregation):
             return in_channels * len(self.aggrs)
         return in_channels
 
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        """Every aggregation's reductions, in order (``None`` unless all are one-pass)."""
+        if self.forward_overridden(MultiAggregation):
+            return None
+        parts = [aggr.one_pass_reductions() for aggr in self.aggrs]
+        if any(part is None for part in parts):
+            return None
+        return tuple(red for part in parts for red in part)
+
+    def one_pass_finish(self, out: Tensor, counts: Callable[[], Tensor], dim: int) -> Tensor:
+        return self.combine(self._split(out, list(self.aggrs), counts, dim))
+
+    def _split(
+        self, out: Tensor, aggrs: list[Aggregation], counts: Callable[[], Tensor], dim: int
+    ) -> list[Tensor]:
+        """Each aggregation's result from its slice of the stacked reductions ``out``."""
+        if self.mode == "cat" and out.dim() == dim + 3 and len(aggrs) > 1 and all(_plain(a) for a in aggrs):
+            # one reduction each, concatenated along the last dim: [.., G, R, F] is [.., G, R * F] already
+            return [out.flatten(dim + 1)]
+        results, start = [], 0
+        for aggr in aggrs:
+            size = len(aggr.one_pass_reductions())
+            results.append(aggr.one_pass_finish(out.narrow(dim + 1, start, size), counts, dim))
+            start += size
+        return results
+
     def forward(
         self,
         x: Tensor,
@@ -158,7 +190,30 @@ class MultiAggregation(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        outs = [aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim) for aggr in self.aggrs]
+        fused = [aggr for aggr in self.aggrs if aggr.one_pass_reductions() is not None]
+        if len(fused) == len(self.aggrs):
+            reductions = tuple(red for aggr in fused for red in aggr.one_pass_reductions())
+            return run_one_pass(self, x, index, ptr, dim_size, dim, reductions)
+        if len(fused) < 2:
+            return self.combine([aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim) for aggr in self.aggrs])
+        # the one-pass aggregations together, the others one by one, combined in the given order
+        reductions = tuple(red for aggr in fused for red in aggr.one_pass_reductions())
+        dim = dim % x.dim()
+        out = ops.multi_reduce(x, reductions, index, ptr, dim, dim_size)
+        groups = out.size(dim)
+
+        def sizes() -> Tensor:
+            return group_sizes(index, ptr, groups, x.dtype)
+
+        results, start = {}, 0
+        for aggr in fused:
+            size = len(aggr.one_pass_reductions())
+            results[id(aggr)] = aggr.one_pass_finish(out.narrow(dim + 1, start, size), sizes, dim)
+            start += size
+        outs = [
+            results[id(aggr)] if id(aggr) in results else aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim)
+            for aggr in self.aggrs
+        ]
         return self.combine(outs)
 
     def combine(self, inputs: list[Tensor]) -> Tensor:
@@ -183,3 +238,13 @@ class MultiAggregation(Aggregation):
     def __repr__(self) -> str:
         body = "".join(f"  {aggr},\n" for aggr in self.aggrs)
         return f"{type(self).__name__}([\n{body}], mode={self.mode})"
+
+
+def _plain(aggr: Aggregation) -> bool:
+    """One reduction whose result is returned as is (the default finish)."""
+    reductions = aggr.one_pass_reductions()
+    return (
+        reductions is not None
+        and len(reductions) == 1
+        and type(aggr).one_pass_finish is Aggregation.one_pass_finish
+    )

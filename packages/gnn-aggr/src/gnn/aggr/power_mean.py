@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn import Parameter
 
+from gnn.core import ops
 from gnn.core.aggr.base import Aggregation
 
 
@@ -71,6 +72,13 @@ class PowerMeanAggregation(Aggregation):
             return x
         return x.clamp(min=self.min_value, max=self.max_value)
 
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        """The plain mean when ``p = 1`` is fixed; other powers transform the input first."""
+        p = self.p
+        if self.forward_overridden(PowerMeanAggregation) or isinstance(p, Tensor) or p != 1:
+            return None
+        return (ops.Reduction("mean"),)
+
     def forward(
         self,
         x: Tensor,
@@ -81,12 +89,18 @@ class PowerMeanAggregation(Aggregation):
     ) -> Tensor:
         p = self.p
         if not isinstance(p, Tensor) and p == 1:
-            return self.reduce(x, index, ptr, dim_size, dim, reduce="mean")
-        if self.channels != 1 and x.size(-1) != self.channels:
-            raise ValueError(
-                f"'x' has {x.size(-1)} channels but PowerMeanAggregation has {self.channels} powers"
-            )
-        out = self.reduce(self._clamp(x).pow(p), index, ptr, dim_size, dim, reduce="mean")
+            x_p = x
+        else:
+            if self.channels != 1 and x.size(-1) != self.channels:
+                raise ValueError(
+                    f"'x' has {x.size(-1)} channels but PowerMeanAggregation has {self.channels} powers"
+                )
+            x_p = self._clamp(x).pow(p)
+        # the mean through the one-pass reduction (an unsorted index is sorted once per index tensor)
+        dim = dim % x.dim()
+        out = ops.multi_reduce(x_p, ["mean"], index, ptr, dim, dim_size).select(dim + 1, 0)
+        if x_p is x:
+            return out
         return self._clamp(out).pow(1.0 / p)
 
     def __repr__(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gnn.core.aggr.base import Aggregation
+from gnn.core import ops
+from gnn.core.aggr.base import Aggregation, run_one_pass
 from gnn.core.utils import group_counts
 
 from ._utils import along
@@ -34,6 +36,10 @@ class DegreeScalerAggregation(Aggregation):
 
     Shapes: ``x`` ``[..., E, ..., F]`` -> ``[..., dim_size, ..., S * F']``
     for ``S`` scalers and aggregation output size ``F'``.
+
+    When the aggregations are one-pass reductions (see
+    :func:`gnn.core.ops.multi_reduce`) they are computed in one pass over the
+    groups, and the scalers in one multiplication.
 
     Args:
         aggr: an aggregation (name, class or instance) or a list of them
@@ -108,6 +114,42 @@ class DegreeScalerAggregation(Aggregation):
         if reset is not None:
             reset()
 
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        if self.forward_overridden(DegreeScalerAggregation):
+            return None
+        return self.aggr.one_pass_reductions()
+
+    def one_pass_finish(self, out: Tensor, counts: Callable[[], Tensor], dim: int) -> Tensor:
+        return self.scale(self.aggr.one_pass_finish(out, counts, dim), counts(), dim)
+
+    def scale(self, out: Tensor, counts: Tensor, dim: int) -> Tensor:
+        """Every scaler applied to the aggregated ``out`` (``[..., G, ..., F']``, groups along
+        ``dim``) for group sizes ``counts`` (``[G]``), concatenated along the last dim."""
+        deg = counts.to(out.dtype).clamp(min=1)
+        dim = dim % out.dim()
+        if dim == out.dim() - 1:  # the groups lie along the last dim: concatenate scaled copies
+            return self._scale_each(out, deg, dim)
+        factors = []
+        for scaler in self.scaler:
+            if scaler == "identity":
+                factors.append(torch.ones_like(deg))
+            elif scaler == "amplification":
+                factors.append(torch.log(deg + 1) / self.avg_deg_log)
+            elif scaler == "attenuation":
+                factors.append(self.avg_deg_log / torch.log(deg + 1))
+            elif scaler == "linear":
+                factors.append(deg / self.avg_deg_lin)
+            else:  # inverse_linear
+                factors.append(self.avg_deg_lin / deg)
+        if len(factors) == 1 and self.scaler[0] == "identity":
+            return out
+        # out[..., g, ..., s * F' + f] = out[..., g, ..., f] * factor_s[g]: one multiplication
+        shape = [1] * (out.dim() + 1)
+        shape[dim] = deg.numel()
+        shape[-2] = len(factors)
+        scaled = out.unsqueeze(-2) * torch.stack(factors, dim=-1).view(shape)
+        return scaled.flatten(-2)
+
     def forward(
         self,
         x: Tensor,
@@ -117,8 +159,14 @@ class DegreeScalerAggregation(Aggregation):
         dim: int = -2,
     ) -> Tensor:
         assert dim_size is not None
+        reductions = self.aggr.one_pass_reductions()
+        if reductions is not None:
+            return run_one_pass(self, x, index, ptr, dim_size, dim, reductions)
         out = self.aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim)
-        deg = group_counts(index, ptr, dim_size, dtype=out.dtype).clamp(min=1)
+        return self._scale_each(out, group_counts(index, ptr, dim_size, dtype=out.dtype).clamp(min=1), dim)
+
+    def _scale_each(self, out: Tensor, deg: Tensor, dim: int) -> Tensor:
+        """The scalers one by one (any layout of ``out``)."""
         deg = along(deg, out.dim(), dim)
         outs = []
         for scaler in self.scaler:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import Tensor
 from torch.nn import Parameter
 
-from gnn.core.aggr.base import Aggregation
-from gnn.core.utils import ptr_to_index
+from gnn.core import ops
+from gnn.core.aggr.base import Aggregation, run_one_pass
 
 
 class SoftmaxAggregation(Aggregation):
@@ -23,7 +21,8 @@ class SoftmaxAggregation(Aggregation):
     the mean, :math:`t \to \infty` the max.
 
     Shapes: ``x`` ``[..., E, ..., F]`` -> ``[..., dim_size, ..., F]``; empty
-    groups give 0.
+    groups give 0. Computed in one pass over the groups with a fused backward
+    (:func:`gnn.core.ops.multi_reduce`): no ``[E, F]`` weight tensor is kept.
 
     Args:
         t: initial inverse temperature.
@@ -64,6 +63,12 @@ class SoftmaxAggregation(Aggregation):
             with torch.no_grad():
                 self.t.fill_(self._init_t)
 
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(SoftmaxAggregation) else self._reductions()
+
+    def _reductions(self) -> tuple[ops.Reduction, ...]:
+        return (ops.Reduction("softmax", t=self.t, semi_grad=self.semi_grad),)
+
     def forward(
         self,
         x: Tensor,
@@ -72,25 +77,11 @@ class SoftmaxAggregation(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        t = self.t
         if self.channels != 1 and x.size(-1) != self.channels:
             raise ValueError(
                 f"'x' has {x.size(-1)} channels but SoftmaxAggregation has {self.channels} temperatures"
             )
-        assert dim_size is not None
-        if index is None:
-            assert ptr is not None
-            index = ptr_to_index(ptr, x.size(dim))
-        # sum_i softmax_i(t x) x_i = (sum_i e_i x_i) / (sum_i e_i) with e_i = exp(t x_i - max_g t x):
-        # two sums of [E, F] products instead of normalising every weight first (fewer passes over
-        # [E, F] tensors forward and backward); every group reduction goes through gnn.core.ops
-        with torch.no_grad() if self.semi_grad else contextlib.nullcontext():
-            scores = x * t if isinstance(t, Tensor) or t != 1 else x
-            peak = self.reduce(scores.detach(), index, ptr, dim_size, dim, reduce="max")
-            weight = (scores - peak.index_select(dim, index)).exp()
-        num = self.reduce(weight * x, index, ptr, dim_size, dim, reduce="sum")
-        den = self.reduce(weight, index, ptr, dim_size, dim, reduce="sum")
-        return num / (den + 1e-16)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, self._reductions())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learn={self.learn})"

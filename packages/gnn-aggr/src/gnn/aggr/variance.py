@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import Tensor
 
-from gnn.core.aggr.base import Aggregation
-from gnn.core.utils import group_counts
-
-from ._utils import along
-
-#: variances below this are treated as zero by :class:`StdAggregation`
-_STD_EPS = 1e-5
+from gnn.core import ops
+from gnn.core.aggr.base import Aggregation, run_one_pass
 
 
 class VarAggregation(Aggregation):
@@ -25,6 +17,9 @@ class VarAggregation(Aggregation):
 
     Shapes: ``x`` ``[..., E, ..., F]`` (elements along ``dim``) ->
     ``[..., dim_size, ..., F]``. Empty groups give 0.
+
+    Computed in one pass over the groups with a fused backward
+    (:func:`gnn.core.ops.multi_reduce`).
 
     Args:
         semi_grad: if ``True``, :math:`\mathbb{E}[X^2]` is computed without
@@ -42,6 +37,12 @@ class VarAggregation(Aggregation):
         super().__init__()
         self.semi_grad = semi_grad
 
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(VarAggregation) else self._reductions()
+
+    def _reductions(self) -> tuple[ops.Reduction, ...]:
+        return (ops.Reduction("var", semi_grad=self.semi_grad),)
+
     def forward(
         self,
         x: Tensor,
@@ -50,17 +51,7 @@ class VarAggregation(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        assert dim_size is not None
-        # one count for both means (ops' "mean" would count twice)
-        count = group_counts(index, ptr, dim_size, dtype=x.dtype).clamp(min=1)
-        count = along(count, x.dim(), dim)
-        mean = self.reduce(x, index, ptr, dim_size, dim, reduce="sum") / count
-        if self.semi_grad:
-            with torch.no_grad():
-                mean_sq = self.reduce(x * x, index, ptr, dim_size, dim, reduce="sum") / count
-        else:
-            mean_sq = self.reduce(x * x, index, ptr, dim_size, dim, reduce="sum") / count
-        return mean_sq - mean * mean
+        return run_one_pass(self, x, index, ptr, dim_size, dim, self._reductions())
 
 
 class StdAggregation(Aggregation):
@@ -73,7 +64,8 @@ class StdAggregation(Aggregation):
     constant and empty groups give 0 with a zero gradient instead of the
     infinite gradient of :math:`\sqrt{\cdot}` at 0).
 
-    Shapes: ``x`` ``[..., E, ..., F]`` -> ``[..., dim_size, ..., F]``.
+    Shapes: ``x`` ``[..., E, ..., F]`` -> ``[..., dim_size, ..., F]``. Computed in one
+    pass over the groups with a fused backward (:func:`gnn.core.ops.multi_reduce`).
 
     Args:
         semi_grad: see :class:`VarAggregation`.
@@ -89,6 +81,12 @@ class StdAggregation(Aggregation):
         super().__init__()
         self.var_aggr = VarAggregation(semi_grad)
 
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(StdAggregation) else self._reductions()
+
+    def _reductions(self) -> tuple[ops.Reduction, ...]:
+        return (ops.Reduction("std", semi_grad=self.var_aggr.semi_grad),)
+
     def forward(
         self,
         x: Tensor,
@@ -97,7 +95,4 @@ class StdAggregation(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        # the arguments were validated by this module's __call__
-        var = self.var_aggr.forward(x, index, ptr, dim_size, dim)
-        out = var.clamp(min=_STD_EPS).sqrt()
-        return out.masked_fill(out <= math.sqrt(_STD_EPS), 0.0)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, self._reductions())

@@ -9,9 +9,11 @@ import torch
 from torch import Tensor
 
 from gnn.aggr.scaler import DegreeScalerAggregation
-from gnn.core import Linear, MessagePassing
+from gnn.core import Linear, MessagePassing, ops
 from gnn.core import validation as v
+from gnn.core.graph import read_graph
 from gnn.core.nn.inits import reset
+from gnn.core.nn.linear import is_lazy
 from gnn.core.nn.mlp import resolve_activation
 
 from ._utils import check_edge_attr, check_in_channels
@@ -35,6 +37,18 @@ class PNAConv(MessagePassing):
     post-network :math:`\gamma_t` (``post_nns[t]``) maps ``[x_i, aggregated]``
     to ``out_channels / towers`` features; the towers are concatenated and
     mixed by the final linear map ``lin``.
+
+    Without edge features and with one-layer pre-networks (``edge_dim=None``,
+    ``pre_layers=1``), the message is linear in :math:`[\mathbf{x}_i,
+    \mathbf{x}_j]`: :math:`\mathbf{W}_t [\mathbf{x}_i, \mathbf{x}_j] + \mathbf{b}_t =
+    \mathbf{a}_i + \mathbf{b}_j` with :math:`\mathbf{a} = \mathbf{W}_{t,i}\mathbf{x}`
+    and :math:`\mathbf{b} = \mathbf{W}_{t,j}\mathbf{x} + \mathbf{b}_t` computed per
+    node. Then mean, min, max and softmax shift by :math:`\mathbf{a}_i`, sum by
+    :math:`d_i \mathbf{a}_i`, and var/std do not change, so the aggregations run
+    over :math:`\mathbf{b}_j` gathered by :func:`gnn.core.ops.multi_spmm` in one
+    pass, with no per-edge message tensor. Edge features, deeper pre-networks,
+    hooks, explain mode and subclasses that change the message take the
+    per-edge path.
 
     Args:
         in_channels: input feature size.
@@ -153,7 +167,9 @@ class PNAConv(MessagePassing):
             x = x.view(-1, self.towers, self.F_in)
         else:
             x = x.view(-1, 1, self.F_in).expand(-1, self.towers, -1)
-        out = self.propagate(edge_index, x=x, edge_attr=edge_attr)  # [N, towers, A * S * F_in]
+        out = self._linear_message_path(x, edge_index) if self._messages_are_linear() else None
+        if out is None:
+            out = self.propagate(edge_index, x=x, edge_attr=edge_attr)  # [N, towers, A * S * F_in]
         out = torch.cat([x, out], dim=-1)
         out = torch.cat([nn(out[:, t]) for t, nn in enumerate(self.post_nns)], dim=1)
         return self.lin(out)
@@ -167,6 +183,56 @@ class PNAConv(MessagePassing):
             e = e.view(-1, 1, self.F_in).expand(-1, self.towers, -1)
             h = torch.cat([x_i, x_j, e], dim=-1)
         return torch.stack([nn(h[:, t]) for t, nn in enumerate(self.pre_nns)], dim=1)
+
+    # -- per-node messages ------------------------------------------------------------------
+    def _messages_are_linear(self) -> bool:
+        """Whether the message is ``W [x_i, x_j] + b`` per tower and nothing observes messages."""
+        cls = type(self)
+        if self.edge_dim is not None or self.decomposed_layers > 1 or self.exact_edges:
+            return False
+        if (
+            cls.message is not PNAConv.message
+            or cls.propagate is not MessagePassing.propagate
+            or cls.aggregate is not MessagePassing.aggregate
+            or cls.update is not MessagePassing.update
+        ):
+            return False
+        if not all(_one_linear(nn) for nn in self.pre_nns):
+            return False
+        reductions = self.aggr_module.one_pass_reductions()
+        return reductions is not None and all(r.name in _SHIFTS for r in reductions)
+
+    def _linear_message_path(self, x: Tensor, edge_index: Any) -> Tensor | None:
+        """The aggregated messages ``[N, towers, A * S * F_in]`` from per-node terms (see the
+        class docstring); ``None`` sends the call to ``propagate``."""
+        graph = read_graph(edge_index, None, self.flow)
+        graph.set_nodes(x.size(0), x.size(0), "x")
+        csr = graph.csr()
+        if csr.num_rows != x.size(0):
+            raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {x.size(0)}")
+        f_in = self.F_in
+        src, dst = [], []
+        for t, nn in enumerate(self.pre_nns):
+            lin = nn[0]
+            weight = lin.weight  # [F_in, 2 F_in]: the x_i half, then the x_j half
+            both = torch.nn.functional.linear(x[:, t], torch.cat([weight[:, f_in:], weight[:, :f_in]]))
+            b = both[:, :f_in] if lin.bias is None else both[:, :f_in] + lin.bias
+            src.append(b)
+            dst.append(both[:, f_in:])
+        # [N, towers, F_in] (one tower: [N, F_in], so that the aggregations concatenate as a view)
+        one = self.towers == 1
+        b = src[0] if one else torch.stack(src, dim=1)  # the sender's part, with the bias
+        a = dst[0] if one else torch.stack(dst, dim=1)  # the receiver's part
+        reductions = self.aggr_module.one_pass_reductions()
+        out = ops.multi_spmm(csr, b, reductions)  # [N, R, (towers,) F_in]
+        if any(_SHIFTS[r.name] != "none" for r in reductions):
+            deg = csr.degree().to(x.dtype)
+            by = {"degree": deg, "node": (deg > 0).to(x.dtype), "none": torch.zeros_like(deg)}
+            coef = torch.stack([by[_SHIFTS[r.name]] for r in reductions], dim=1)  # [N, R]
+            coef = coef.view((x.size(0), len(reductions)) + (1,) * (a.dim() - 1))
+            out = out + coef * a.unsqueeze(1)
+        out = self.aggr_module.one_pass_finish(out, csr.degree, 0)
+        return out.unsqueeze(1) if one else out
 
     @staticmethod
     def get_degree_histogram(loader: Iterable[Any]) -> Tensor:
@@ -194,3 +260,30 @@ class PNAConv(MessagePassing):
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, towers={self.towers}, "
             f"edge_dim={self.edge_dim})"
         )
+
+
+#: how a reduction of the messages a_i + b_j differs from that of b_j in a group of d > 0
+#: elements: shifted by a_i ("node"), by d a_i ("degree") or not at all ("none")
+_SHIFTS = {
+    "sum": "degree",
+    "mean": "node",
+    "min": "node",
+    "max": "node",
+    "softmax": "node",
+    "var": "none",
+    "std": "none",
+}
+
+
+def _one_linear(nn: torch.nn.Module) -> bool:
+    """A pre-network that is exactly one materialized :class:`~gnn.core.Linear`, without hooks."""
+    if type(nn) is not torch.nn.Sequential or len(nn) != 1 or type(nn[0]) is not Linear:
+        return False
+    lin = nn[0]
+    return not (
+        is_lazy(lin.weight)
+        or nn._forward_hooks
+        or nn._forward_pre_hooks
+        or lin._forward_hooks
+        or lin._forward_pre_hooks
+    )

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import ops
+from .aggr.base import Aggregation
 from .aggr.basic import fused_reduction
 from .graph import Graph, to_csr
 from .plans import AdditiveAttention, AttentionWeights, DotAttention, NodeScoreAttention, WeightedSum
@@ -41,13 +42,16 @@ def weighted_sum(
     plan: WeightedSum, aggr: Any, graph: Graph, kwargs: dict[str, Any], node_dim: int, root: Any
 ) -> tuple[Tensor, bool] | None:
     """``reduce_j w_ji x_j`` through :func:`gnn.core.ops.spmm`, with ``c * r`` fused in when
-    ``root = (r, c)`` is given and the reduction is a sum or mean.
+    ``root = (r, c)`` is given and the reduction is a sum or mean; an aggregation made of
+    one-pass reductions (``MultiAggregation``, ``DegreeScalerAggregation``, var, std, softmax:
+    :meth:`~gnn.core.Aggregation.one_pass_reductions`) of the plain ``x_j`` message runs
+    through :func:`gnn.core.ops.multi_spmm`.
 
     Returns ``(out, root_added)`` or ``None``.
     """
     reduce = fused_reduction(aggr)
     if reduce is None:
-        return None
+        return _one_pass(plan, aggr, graph, kwargs, node_dim)
     x_src = _side(kwargs.get(plan.source), graph.j)
     if not isinstance(x_src, Tensor) or node_dim % x_src.dim() != 0:
         return None
@@ -71,6 +75,28 @@ def weighted_sum(
         if plain and isinstance(r, Tensor) and r.shape == (csr.num_rows,) + tuple(x_src.shape[1:]):
             return ops.spmm(csr, x_src, weight, reduce, x_self=r, self_weight=float(c)), True
     return ops.spmm(csr, x_src, weight, reduce), False
+
+
+def _one_pass(
+    plan: WeightedSum, aggr: Any, graph: Graph, kwargs: dict[str, Any], node_dim: int
+) -> tuple[Tensor, bool] | None:
+    """All reductions of ``aggr`` over the messages ``x_j`` in one :func:`gnn.core.ops.multi_spmm`
+    pass (no ``[E, F]`` message tensor), then the aggregation's own finish."""
+    if not isinstance(aggr, Aggregation):
+        return None
+    if plan.weight is not None and (kwargs.get(plan.weight) is not None or graph.sparse is not None):
+        return None  # weighted messages (a sparse input's values weigh them) take the general path
+    reductions = aggr.one_pass_reductions()
+    if reductions is None:
+        return None
+    x_src = _side(kwargs.get(plan.source), graph.j)
+    if not isinstance(x_src, Tensor) or x_src.dim() < 2 or node_dim % x_src.dim() != 0:
+        return None
+    csr = graph.csr()
+    if graph.sparse is not None:
+        _rows(graph, csr)
+    out = ops.multi_spmm(csr, x_src, reductions)
+    return aggr.one_pass_finish(out, csr.degree, 0), False
 
 
 # -- attention --------------------------------------------------------------------------------------

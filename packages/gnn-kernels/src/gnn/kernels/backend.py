@@ -31,6 +31,8 @@ _OPS = {
     "dot_attention",
     "additive_attention",
     "softmax",
+    "segment_multi",
+    "spmm_multi",
     "knn",
     "radius",
     "nearest",
@@ -72,6 +74,22 @@ def _min_work(op: str, reduce: str | None) -> int:
 #: dynamic shapes, torch.export) would be specialized, so they are left to the pure-torch
 #: reference (which the compiler turns into fused code of its own) while tracing
 _SIZED_OPS = {"scatter", "softmax"}
+
+
+def multi_codes(reductions: Any, dtype: torch.dtype) -> tuple[list[int], Tensor | None]:
+    """The kernel codes of one-pass reductions (gnn-core's ``Reduction`` tuples: ``name``, ``t``
+    as a ``[P]`` tensor for a softmax, ``semi_grad``) and the ``[S, P]`` softmax temperatures."""
+    from ._multi_ops import MULTI_CODES, SEMI_GRAD
+
+    codes = [MULTI_CODES[r.name] + (SEMI_GRAD if r.semi_grad else 0) for r in reductions]
+    temps = [r.t.to(dtype) for r in reductions if r.name == "softmax"]
+    return codes, (torch.stack(temps).contiguous() if temps else None)
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd will ask for a gradient of one of ``tensors`` (then the kernels keep the
+    statistics their backward reads)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def in_graph_order(graph: Any, edge_tensor: Tensor | None) -> Tensor | None:
@@ -202,6 +220,29 @@ class NativeBackend(GeometryOps):
         return _along_rows(
             src, dim, src.size(dim), lambda flat: self.ops.softmax_forward(flat, index, dim_size)
         )
+
+    def segment_multi(self, src: Tensor, ptr: Tensor, perm: Tensor | None, reductions: Any) -> Tensor:
+        """One-pass multi-reduction of ``src`` ``[E, P]`` over sorted groups ``ptr`` (read through
+        ``perm`` when ``src`` is not sorted): ``[G, R, P]``."""
+        codes, temps = multi_codes(reductions, src.dtype)
+        perm = None if perm is None else perm.long().contiguous()
+        stats = _needs_grad(src, temps)
+        out, _ = self.ops.multi_reduce(
+            ptr.long().contiguous(), perm, src.contiguous(), codes, temps, None, None, stats
+        )
+        return out
+
+    def spmm_multi(self, graph: Any, x: Tensor, reductions: Any) -> Tensor:
+        """One-pass multi-reduction of ``x[col]`` over each row of the graph: ``[num_rows, R, P]``."""
+        codes, temps = multi_codes(reductions, x.dtype)
+        t_rowptr = t_col = None
+        if x.requires_grad:
+            t_rowptr, t_col = graph.t_rowptr, graph.t_col
+        stats = _needs_grad(x, temps)
+        out, _ = self.ops.multi_reduce(
+            graph.rowptr, graph.col, x.contiguous(), codes, temps, t_rowptr, t_col, stats
+        )
+        return out
 
     def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
         ptr = ptr.to(device="cpu", dtype=torch.long)

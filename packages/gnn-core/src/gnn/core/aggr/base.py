@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -9,8 +10,10 @@ from torch import Tensor
 
 from .. import ops
 from .. import validation as v
+from ..cache import memo
+from ..ops.multi import _cache_owner
 from ..utils.dense import to_dense_batch
-from ..utils.groups import ptr_to_index
+from ..utils.groups import group_counts, ptr_to_index
 
 
 class Aggregation(torch.nn.Module):
@@ -27,6 +30,12 @@ class Aggregation(torch.nn.Module):
     or :meth:`to_dense_batch`. Calling the module validates the arguments
     and fills defaults: no ``index``/``ptr`` means one group, ``dim_size``
     defaults to ``ptr.numel() - 1`` or ``index.max() + 1``.
+
+    An aggregation computed from one-pass reductions (:func:`gnn.core.ops.multi_reduce`)
+    says so with :meth:`one_pass_reductions` and :meth:`one_pass_finish`; containers
+    (``MultiAggregation``, ``DegreeScalerAggregation``) and the fused message-passing path
+    then compute it together with the others in one pass over the groups
+    (:func:`run_one_pass`).
 
     Example:
         >>> from gnn.core import MeanAggregation
@@ -71,10 +80,12 @@ class Aggregation(torch.nn.Module):
                     f"'index' has {index.numel()} entries but 'x' has {num_elements} elements along dim {dim}"
                 )
             if dim_size is None:
-                dim_size = int(index.max()) + 1 if index.numel() else 0
+                dim_size = _index_bound(index)
             elif dim_size < 0:
                 raise ValueError(f"'dim_size' must be non-negative, got {dim_size}")
-            v.check_index_range("index", index, dim_size, "groups ('dim_size' too small?)")
+            if v.validation_enabled() and index.numel():  # once per index tensor and size
+                owner, where = _cache_owner(index)
+                memo(owner, ("range_checked", where, dim_size), lambda: _check_range(index, dim_size))
         return super().__call__(x, index=index, ptr=ptr, dim_size=dim_size, dim=dim, **kwargs)
 
     def forward(
@@ -90,6 +101,31 @@ class Aggregation(torch.nn.Module):
 
     def reset_parameters(self) -> None:
         """Reset learnable parameters (none by default)."""
+
+    # -- one-pass protocol ----------------------------------------------------------------
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        """The reductions of :func:`gnn.core.ops.multi_reduce` this aggregation is computed
+        from, or ``None`` when it is not (the default).
+
+        Implementations return ``None`` for a subclass that overrides ``forward``
+        (:meth:`forward_overridden`): its result is no longer theirs."""
+        return None
+
+    def forward_overridden(self, owner: type) -> bool:
+        """Whether this object's class overrides ``forward`` of ``owner`` (one of its bases)."""
+        return type(self).forward is not owner.forward
+
+    def one_pass_finish(self, out: Tensor, counts: Callable[[], Tensor], dim: int) -> Tensor:
+        """This aggregation's result from the outputs of its :meth:`one_pass_reductions`.
+
+        Args:
+            out: ``[*pre, G, R, *post]``, the ``R`` reductions on axis ``dim + 1``.
+            counts: gives the ``[G]`` group sizes (computed on first call).
+            dim: the (non-negative) group axis.
+
+        The default returns the single reduction.
+        """
+        return out.select(dim + 1, 0)
 
     # -- helpers for subclasses -----------------------------------------------------------
     def reduce(
@@ -158,3 +194,46 @@ class Aggregation(torch.nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _index_bound(index: Tensor) -> int:
+    """``index.max() + 1`` (0 for an empty index), once per index tensor."""
+    if not index.numel():
+        return 0
+    owner, where = _cache_owner(index)
+    return memo(owner, ("max_plus_one", where), lambda: int(index.max()) + 1)
+
+
+def _check_range(index: Tensor, dim_size: int) -> bool:
+    v.check_index_range("index", index, dim_size, "groups ('dim_size' too small?)")
+    return True
+
+
+def group_sizes(index: Tensor | None, ptr: Tensor | None, dim_size: int, dtype: torch.dtype) -> Tensor:
+    """``[G]`` number of elements per group (from ``ptr``, else counted once per index tensor)."""
+    if ptr is not None:
+        return (ptr[1:] - ptr[:-1]).to(dtype)
+    assert index is not None
+    owner, where = _cache_owner(index)
+    counts = memo(owner, ("group_sizes", where, dim_size), lambda: group_counts(index, None, dim_size))
+    return counts.to(dtype)
+
+
+def run_one_pass(
+    aggr: Aggregation,
+    x: Tensor,
+    index: Tensor | None,
+    ptr: Tensor | None,
+    dim_size: int | None,
+    dim: int,
+    reductions: tuple[ops.Reduction, ...] | None = None,
+) -> Tensor:
+    """``aggr`` (whose :meth:`~Aggregation.one_pass_reductions` are not ``None``) computed by one
+    :func:`gnn.core.ops.multi_reduce` call and its :meth:`~Aggregation.one_pass_finish`."""
+    if reductions is None:
+        reductions = aggr.one_pass_reductions()
+        assert reductions is not None
+    dim = dim % x.dim()
+    out = ops.multi_reduce(x, reductions, index, ptr, dim, dim_size)
+    groups = out.size(dim)
+    return aggr.one_pass_finish(out, lambda: group_sizes(index, ptr, groups, x.dtype), dim)

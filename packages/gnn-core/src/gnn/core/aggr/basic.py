@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .. import ops
 from ..utils.groups import ptr_to_index
-from .base import Aggregation
+from .base import Aggregation, run_one_pass
 
 
 class _BasicReduction(Aggregation):
-    """A reduction that :mod:`gnn.core.ops` computes directly."""
+    """A reduction that :func:`gnn.core.ops.multi_reduce` computes in one pass over the groups
+    (an unsorted ``index`` is sorted once per index tensor, see :func:`gnn.core.ops.sorted_groups`)."""
 
     _reduce = "sum"
+
+    def one_pass_reductions(self) -> tuple[ops.Reduction, ...] | None:
+        return None if self.forward_overridden(_BasicReduction) else (ops.Reduction(self._reduce),)
 
     def forward(
         self,
@@ -21,7 +26,7 @@ class _BasicReduction(Aggregation):
         dim_size: int | None = None,
         dim: int = -2,
     ) -> Tensor:
-        return self.reduce(x, index, ptr, dim_size, dim, reduce=self._reduce)
+        return run_one_pass(self, x, index, ptr, dim_size, dim, (ops.Reduction(self._reduce),))
 
 
 class SumAggregation(_BasicReduction):
@@ -61,6 +66,9 @@ class MulAggregation(_BasicReduction):
     """
 
     _reduce = "mul"
+
+    def one_pass_reductions(self) -> None:
+        return None  # the product is not a one-pass reduction
 
     def forward(
         self,

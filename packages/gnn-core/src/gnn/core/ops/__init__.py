@@ -8,6 +8,8 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
 
 * reductions (:mod:`~gnn.core.ops.reduce`): :func:`scatter`, :func:`segment`,
   :func:`spmm`, :func:`softmax`, :func:`segment_matmul`;
+* one-pass multi-reductions (:mod:`~gnn.core.ops.multi`): :func:`multi_reduce`,
+  :func:`multi_spmm` (any subset of sum, mean, min, max, var, std and softmax-weighted sums);
 * fused attention (:mod:`~gnn.core.ops.attention`): :func:`node_score_attention`,
   :func:`additive_attention`, :func:`dot_attention`;
 * geometry (:mod:`~gnn.core.ops.geometry`): :func:`knn`, :func:`radius`,
@@ -24,12 +26,15 @@ from .attention import additive_attention, dot_attention, node_score_attention
 from .backends import available, backend
 from .csr import CSR, KernelGraph, from_coo, ptr_from_sorted_index, ptr_to_index
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius
+from .multi import MULTI_REDUCTIONS, Reduction, multi_reduce, multi_spmm, sorted_groups
 from .reduce import scatter, segment, segment_matmul, softmax, spmm
 
 __all__ = [
     "CSR",
     "KernelGraph",
+    "MULTI_REDUCTIONS",
     "REDUCTIONS",
+    "Reduction",
     "additive_attention",
     "available",
     "backend",
@@ -39,6 +44,8 @@ __all__ = [
     "graclus",
     "grid_cluster",
     "knn",
+    "multi_reduce",
+    "multi_spmm",
     "nearest",
     "node_score_attention",
     "ptr_from_sorted_index",
@@ -48,5 +55,6 @@ __all__ = [
     "segment",
     "segment_matmul",
     "softmax",
+    "sorted_groups",
     "spmm",
 ]

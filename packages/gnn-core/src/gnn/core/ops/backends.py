@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from . import reference, reference_geometry
+from . import reference, reference_geometry, reference_multi
 
 TORCH = "torch"
 _forced = threading.local()
@@ -103,6 +103,8 @@ def backend(name: str) -> Iterator[None]:
 def _reference(op: str) -> Any:
     """The pure-torch implementation of ``op``."""
     impl = getattr(reference, op, None)
+    if impl is None:
+        impl = getattr(reference_multi, op, None)
     return impl if impl is not None else reference_geometry.REFERENCES[op]
 
 
@@ -154,6 +156,8 @@ def describe(
         "node_score_attention",
         "additive_attention",
         "dot_attention",
+        "segment_multi",
+        "spmm_multi",
     ),
 ) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
