@@ -91,7 +91,7 @@ def check_index_range(name: str, index: Tensor, upper: int, what: str = "nodes")
     per-graph cache: a graph's index is scanned once)."""
     if not validation_enabled() or index.numel() == 0:
         return
-    lo, hi = memo(index, "bounds", lambda: _bounds(index))
+    lo, hi = memo(index, "bounds_all", lambda: _bounds(index))
     if lo < 0:
         raise IndexRangeError(f"'{name}' contains a negative index ({lo}); indices must lie in [0, {upper})")
     if hi >= upper:

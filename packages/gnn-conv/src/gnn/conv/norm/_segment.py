@@ -50,7 +50,7 @@ from torch import Tensor
 
 from gnn.core import ops
 from gnn.core import validation as v
-from gnn.core.utils.cache import TensorCache
+from gnn.core.cache import memo
 from gnn.core.utils.groups import ptr_from_sorted_index
 
 __all__ = ["Graphs", "graph_affine", "graph_affine_reference", "graphs_of"]
@@ -67,9 +67,6 @@ SERIAL_BLOCK_ELEMENTS = 1 << 19
 def _block_elements() -> int:
     return BLOCK_ELEMENTS if torch.get_num_threads() > 1 else SERIAL_BLOCK_ELEMENTS
 
-
-# batch vector -> its ptr (when sorted) or False; keyed by identity and in-place version
-_layout_cache = TensorCache(16)
 
 StatsFn = Callable[..., tuple[Tensor | None, Tensor | None]]
 
@@ -213,7 +210,8 @@ def _sorted_layout(batch: Tensor, size: int) -> dict | None:
             return False
         return {"ptr": ptr_from_sorted_index(batch, size), "blocks": {}}
 
-    hit = _layout_cache.get((batch,), (size,), compute)
+    # the batch vector's ptr (when sorted) or False, kept in the per-graph cache
+    hit = memo(batch, ("norm_layout", size), compute)
     return None if hit is False else hit
 
 

@@ -108,8 +108,9 @@ def _reference(op: str) -> Any:
     return impl if impl is not None else reference_geometry.REFERENCES[op]
 
 
-#: answers of :func:`select` per call context: a backend's ``supports`` must depend on its
-#: arguments only, so that one call of a static graph selects as fast as a dict lookup
+#: answers of :func:`select` per call context (the chosen backend object, or ``None`` for the
+#: reference): a backend's ``supports`` must depend on its arguments only, so that a call on a
+#: static graph selects as fast as a dict lookup
 _selected: dict[tuple, tuple[str, Any]] = {}
 
 
@@ -122,28 +123,27 @@ def select(op: str, **ctx: Any) -> tuple[str, Any]:
         hit = _selected.get(key)
     except TypeError:  # an unhashable context value: select afresh
         hit, key = None, None
-    if hit is not None:
-        return hit
-    choice = _choose(op, forced, found, ctx)
-    if key is not None:
-        if len(_selected) > 4096:
-            _selected.clear()
-        _selected[key] = choice
-    return choice
+    if hit is None:
+        hit = _choose(op, forced, found, ctx)
+        if key is not None:
+            if len(_selected) > 4096:
+                _selected.clear()
+            _selected[key] = hit
+    name, obj = hit
+    return (name, getattr(obj, op)) if obj is not None else (TORCH, _reference(op))
 
 
 def _choose(
     op: str, forced: str | None, found: list[tuple[str, Any]], ctx: dict[str, Any]
 ) -> tuple[str, Any]:
     if forced == TORCH:
-        return TORCH, _reference(op)
+        return TORCH, None
     for name, obj in found:
         if forced is not None and name != forced:
             continue
-        impl = getattr(obj, op, None)
-        if impl is not None and obj.supports(op, **ctx):
-            return name, impl
-    return TORCH, _reference(op)
+        if getattr(obj, op, None) is not None and obj.supports(op, **ctx):
+            return name, obj
+    return TORCH, None
 
 
 def describe(
