@@ -1,7 +1,7 @@
 """Sessions of the gnn workspace (``pip install nox``, then ``nox -s <session>``).
 
 tests(package=...)   one environment per distribution, holding only that
-                     distribution, its gnn dependencies (DESIGN §1), torch
+                     distribution, its gnn dependencies (CONTRIBUTING.md, the package table), torch
                      and pytest; runs ``tests/<name>``. ``package='all'``
                      installs all seven + torch_geometric + the example
                      plugin and runs the whole ``tests/`` tree.
@@ -42,7 +42,7 @@ RUFF_SPEC = "ruff==0.17.6"
 PYTEST_SPECS = ["pytest>=8", "pytest-xdist>=3.5"]
 LINT_PATHS = ["packages", "tests", "examples", "benchmarks", "noxfile.py"]
 
-#: gnn distributions each distribution depends on (DESIGN §1, "depends on")
+#: gnn distributions each distribution depends on (CONTRIBUTING.md, the package table)
 DEPENDS: dict[str, list[str]] = {
     "gnn-core": [],
     "gnn-aggr": ["gnn-core"],
@@ -227,7 +227,7 @@ def install_gnn(
 
 
 def check_declared_dependencies(session: nox.Session) -> None:
-    """DEPENDS mirrors DESIGN §1; each pyproject must declare exactly that."""
+    """DEPENDS mirrors the package table of CONTRIBUTING.md; each pyproject must declare exactly that."""
     import tomllib
 
     for dist, deps in DEPENDS.items():
@@ -238,7 +238,9 @@ def check_declared_dependencies(session: nox.Session) -> None:
             if r.startswith("gnn-")
         )
         if declared != sorted(deps):
-            session.error(f"{dist}/pyproject.toml depends on {declared}, DESIGN §1 says {sorted(deps)}")
+            session.error(
+                f"{dist}/pyproject.toml depends on {declared}, the package table (CONTRIBUTING.md) says {sorted(deps)}"
+            )
 
 
 # -- sessions ---------------------------------------------------------------------------------

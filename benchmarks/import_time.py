@@ -1,4 +1,4 @@
-"""How much time gnn adds to ``import torch`` (DESIGN §3: ``import gnn.core`` loads no plugin).
+"""How much time gnn adds to ``import torch`` (``import gnn.core`` loads no plugin).
 
 Each measurement runs in a fresh interpreter that first imports torch, then
 times one step with ``time.perf_counter``; the median over ``--runs``

@@ -1,4 +1,4 @@
-"""gnn-conv installs as its own distribution (DESIGN §1, §6).
+"""gnn-conv installs as its own distribution (CONTRIBUTING.md, "Packages").
 
 Runs in every environment that has gnn-conv, including the one nox builds
 with gnn-conv and its dependencies only. The checks live in gnn.core.testing.
@@ -10,7 +10,7 @@ from gnn.core import testing
 
 DIST = "gnn-conv"
 VERSION = "0.1.0"
-#: the gnn distributions gnn-conv depends on directly (DESIGN §1 "depends on")
+#: the gnn distributions gnn-conv depends on directly (CONTRIBUTING.md, the package table)
 GNN_DEPENDENCIES = ["gnn-aggr", "gnn-core"]
 
 

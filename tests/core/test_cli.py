@@ -1,4 +1,4 @@
-"""``python -m gnn.core plugins`` and ``python -m gnn.core info`` (DESIGN §3).
+"""``python -m gnn.core plugins`` and ``python -m gnn.core info`` (see the README of gnn-core).
 
 Each command runs in a subprocess; its output is checked against what the
 test process itself finds through the same public API (plugins, registries,

@@ -1,4 +1,4 @@
-"""The lazy ``gnn.nn`` facade (DESIGN §1).
+"""The lazy ``gnn.nn`` facade (CONTRIBUTING.md, the package table).
 
 The checks adapt to what is installed (``importlib.util.find_spec``): with
 gnn-core alone, core names resolve and every other name gives the install

@@ -1,4 +1,4 @@
-"""``import gnn.core`` (and ``import gnn.nn``) stay cheap and load no plugin (DESIGN §3).
+"""``import gnn.core`` (and ``import gnn.nn``) stay cheap and load no plugin (see the README of gnn-core).
 
 Checked by what a fresh interpreter has imported, not by timing (see
 ``benchmarks/import_time.py`` for the numbers).

@@ -1,4 +1,4 @@
-"""Registry resolution rules (DESIGN §3) on a registry filled by hand."""
+"""Registry resolution rules (see the README of gnn-core) on a registry filled by hand."""
 
 from __future__ import annotations
 

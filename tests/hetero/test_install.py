@@ -1,4 +1,4 @@
-"""gnn-hetero installs as its own distribution (DESIGN §1, §6).
+"""gnn-hetero installs as its own distribution (CONTRIBUTING.md, "Packages").
 
 Runs in every environment that has gnn-hetero, including the one nox builds
 with gnn-hetero and its dependencies only. The checks live in gnn.core.testing.
@@ -10,7 +10,7 @@ from gnn.core import testing
 
 DIST = "gnn-hetero"
 VERSION = "0.1.0"
-#: the gnn distributions gnn-hetero depends on directly (DESIGN §1 "depends on")
+#: the gnn distributions gnn-hetero depends on directly (CONTRIBUTING.md, the package table)
 GNN_DEPENDENCIES = ["gnn-conv", "gnn-core"]
 
 

@@ -1,4 +1,4 @@
-"""Third-party plugins end to end (DESIGN §3).
+"""Third-party plugins end to end (see the README of gnn-core).
 
 Registries are process-global, so every scenario runs in a fresh interpreter.
 Plugins are real installed distributions: a ``<name>-<version>.dist-info``

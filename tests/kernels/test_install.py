@@ -1,4 +1,4 @@
-"""gnn-kernels installs as its own distribution (DESIGN §1, §6).
+"""gnn-kernels installs as its own distribution (CONTRIBUTING.md, "Packages").
 
 Runs in every environment that has gnn-kernels, including the one nox builds
 with gnn-kernels and its dependencies only.
@@ -17,7 +17,7 @@ import gnn.kernels
 
 DIST = "gnn-kernels"
 VERSION = "0.1.0"
-#: the gnn distributions gnn-kernels depends on directly (DESIGN §1 "depends on")
+#: the gnn distributions gnn-kernels depends on directly (CONTRIBUTING.md, the package table)
 GNN_DEPENDENCIES = []
 
 

@@ -1,4 +1,4 @@
-"""The plugin manager of gnn (DESIGN §3).
+"""The plugin manager of gnn (see the README of gnn-core).
 
 Distributions advertise a plugin module in the entry-point group ``gnn``::
 

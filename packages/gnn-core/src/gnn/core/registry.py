@@ -1,4 +1,4 @@
-"""Read-only registries of named components (DESIGN §3).
+"""Read-only registries of named components (see the README of gnn-core).
 
 ``aggregations``, ``convs``, ``norms`` and ``kernels`` map a normalized name
 to a component. Names are normalized by lower-casing, dropping ``_``, ``-``
