@@ -54,11 +54,11 @@ def test_public_attribute_access_does_not_discover_plugins() -> None:
         import gnn.nn
         gnn.nn.MessagePassing
         from gnn.core import plugins
-        state["loaded"] = plugins._loaded
+        state["loaded"] = plugins.is_loaded()
         state["plugin_modules"] = [m for m in sys.modules if m.endswith("._plugin")]
         from gnn.core import registry
         registry.aggregations.lookup("mean")
-        state["loaded_after_lookup"] = plugins._loaded
+        state["loaded_after_lookup"] = plugins.is_loaded()
         """,
     )
     assert state["loaded"] is False

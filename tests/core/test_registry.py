@@ -118,12 +118,13 @@ def test_core_reductions_are_registered_through_the_entry_point():
         ("GNN_Core", True),
         ("gnn.core", True),
         (" other , Gnn--_core ", True),
-        ("core", True),  # the entry point's own name, matched exactly
-        ("Core", False),  # neither the entry point nor a distribution
+        ("core", True),  # the entry point's own name
+        ("Core", True),  # entry-point names are normalized like distribution names (PEP 503)
+        ("co_re", False),  # ... which keeps letters apart
         ("gnn-cor", False),
     ],
 )
-def test_disable_plugins_normalizes_distribution_names(monkeypatch, setting, disabled):
+def test_disable_plugins_normalizes_distribution_and_entry_point_names(monkeypatch, setting, disabled):
     from gnn.core import plugins
 
     monkeypatch.setenv("GNN_DISABLE_PLUGINS", setting)

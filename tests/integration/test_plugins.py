@@ -130,7 +130,7 @@ def example_run(example_paths: list[str]) -> dict:
         from gnn.core import MessagePassing, plugins, registry
 
         out = {}
-        out["loaded_before"] = plugins._loaded
+        out["loaded_before"] = plugins.is_loaded()
         plugins.load()
         out["conv_module_after_discovery"] = "gnn_example_plugin.conv" in sys.modules
         out["aggr_module_after_discovery"] = "gnn_example_plugin.aggr" in sys.modules

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.util import find_spec
 
-from .plugins import hookimpl
+from .hooks import hookimpl
 
 _BASIC = "gnn.core.aggr.basic"
 

@@ -26,7 +26,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .plugins import FIRST_PARTY, MalformedComponent, load
+from . import discovery
+from .hooks import FIRST_PARTY, MalformedComponent
 
 
 def normalize(name: str, suffixes: tuple[str, ...] = ()) -> str:
@@ -126,7 +127,7 @@ class Registry(Mapping[str, Any]):
 
     # -- lookup ------------------------------------------------------------------------
     def _all(self) -> dict[str, list[Entry]]:
-        load()
+        discovery.load(_FAMILIES)
         return self._entries
 
     def entries(self, name: str | None = None) -> list[Entry]:
@@ -259,3 +260,8 @@ def get(family: str) -> Registry:
 def clear_all() -> None:
     for reg in _FAMILIES.values():
         reg.clear()
+
+
+def families() -> dict[str, Registry]:
+    """Every registry by family name (what plugin discovery fills)."""
+    return dict(_FAMILIES)

@@ -47,7 +47,7 @@ def _load_backends() -> list[tuple[str, Any]]:
                         if isinstance(obj, type):
                             obj = obj()  # a backend raises here when it cannot run
                     except Exception as error:  # noqa: BLE001 - a broken backend is skipped
-                        from ..plugins import PluginWarning
+                        from ..hooks import PluginWarning
 
                         warnings.warn(
                             f"kernel backend {entry.name!r} from {entry.dist} {entry.version} "
