@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .backend import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_MUL, contiguous_rows
+from ._common import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_MUL, contiguous_rows
 
 ops = torch.ops.gnn_kernels
 _MINMAX = (REDUCE_MAX, REDUCE_MIN)

@@ -18,6 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._common import (  # noqa: F401
+    _REDUCE_CODES,
+    REDUCE_MAX,
+    REDUCE_MEAN,
+    REDUCE_MIN,
+    REDUCE_MUL,
+    REDUCE_SUM,
+    contiguous_rows,
+)
 from ._library import load, load_error
 from .geometry import GeometryOps
 
@@ -40,18 +49,6 @@ _OPS = {
     "graclus",
     "grid_cluster",
 }
-# reduction codes of scatter_reduce/segment_reduce (csrc/reduce.h)
-REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN, REDUCE_MUL = range(5)
-_REDUCE_CODES = {
-    "sum": REDUCE_SUM,
-    "add": REDUCE_SUM,
-    "mean": REDUCE_MEAN,
-    "max": REDUCE_MAX,
-    "min": REDUCE_MIN,
-    "mul": REDUCE_MUL,
-}
-
-
 #: below this many elements read (``work``), a call's fixed cost in the custom-op
 #: machinery (about 60 us) exceeds what the kernel saves and the pure-torch reference runs.
 #: Measured fwd+bwd on 2 cores: spmm and the sum/mean reductions break even near 400k
@@ -113,18 +110,6 @@ def _along_rows(src: Tensor, dim: int, rows_out: int, kernel: Any) -> Tensor:
     rest = tuple(moved.shape[1:])
     out = kernel(moved.reshape(moved.size(0), math.prod(rest)).contiguous()).view((rows_out,) + rest)
     return out.movedim(0, dim) if dim != 0 else out
-
-
-def contiguous_rows(t: Tensor) -> Tensor:
-    """``t`` with each row contiguous, keeping its row stride (a column block of a wider
-    tensor stays a view) and a broadcast along rows (stride 0) broadcast. Only the CPU
-    kernels read strided rows."""
-    if t.device.type != "cpu":
-        return t.contiguous()
-    if t.dim() > 1 and t.size(0) > 1 and t.stride(0) == 0:
-        return t[:1].contiguous().expand(t.shape)
-    inner = t[0] if t.dim() > 1 and t.size(0) > 0 else t
-    return t if inner.is_contiguous() else t.contiguous()
 
 
 class NativeBackend(GeometryOps):
