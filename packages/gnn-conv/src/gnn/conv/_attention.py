@@ -318,9 +318,7 @@ def init_output(
 def finish_output(module: torch.nn.Module, out: Tensor, x_dst: Tensor | None) -> Tensor:
     """Heads merged (:func:`heads_output`), then the residual ``res(x_dst)`` and ``bias`` added."""
     out = heads_output(out, module.concat)
-    if module.res is not None:
-        if x_dst is None:
-            raise ValueError("'x' must provide target node features when residual=True")
+    if module.res is not None and x_dst is not None:  # (x_src, None): no residual, as in PyG
         out = out + module.res(x_dst)
     if module.bias is not None:
         out = out + module.bias

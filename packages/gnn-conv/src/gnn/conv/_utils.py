@@ -44,6 +44,36 @@ def check_in_channels(x: Any, in_channels: int | tuple[int, int], name: str = "x
     _check_one(x, size, name)
 
 
+def num_nodes(module: Any, x: Any, name: str = "x") -> Any:
+    """The number of nodes of the node features ``x`` (along ``module.node_dim``), with a clear
+    error naming ``name`` when ``x`` has no such dimension (a 1-D tensor, say)."""
+    node_dim = module.node_dim
+    if not isinstance(x, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor, got {v.describe(x)}")
+    if x.dim() < (-node_dim if node_dim < 0 else node_dim + 1):
+        raise ValueError(
+            f"'{name}' must hold node features with the nodes along dim {node_dim} (e.g. [N, F]), "
+            f"got {v.describe(x)}"
+        )
+    return x.size(node_dim)
+
+
+def check_flat_nodes(module: Any, x: Any, name: str = "x") -> None:
+    """A layer that, like PyG's, does not support static graphs (``[B, N, F]`` features sharing
+    one ``edge_index``) says so instead of failing deep inside (or silently flattening).
+
+    ``x`` may be a tensor or a pair ``(x_src, x_dst)``; each side must be ``[N, F]``.
+    """
+    parts = x if isinstance(x, (tuple, list)) else (x,)
+    for k, part in enumerate(parts):
+        if isinstance(part, Tensor) and part.dim() != 2:
+            label = name if len(parts) == 1 else f"{name}[{k}]"
+            raise ValueError(
+                f"'{label}' must hold [N, F] node features; {type(module).__name__} does not support "
+                f"static graphs ([B, N, F] features with one edge_index), got {v.describe(part)}"
+            )
+
+
 def _check_one(x: Any, size: int, name: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"'{name}' must be a torch.Tensor, got {v.describe(x)}")

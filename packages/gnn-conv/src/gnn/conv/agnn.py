@@ -12,7 +12,7 @@ from gnn.core import MessagePassing
 from gnn.core.graph import read_graph
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_flat_nodes, check_in_channels
 
 
 class AGNNConv(MessagePassing):
@@ -64,6 +64,7 @@ class AGNNConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
         """Propagate ``x`` with cosine-similarity attention."""
         check_in_channels(x, -1)
+        check_flat_nodes(self, x)
         graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
         graph.set_nodes(n, n)

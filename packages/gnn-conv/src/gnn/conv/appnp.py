@@ -10,7 +10,7 @@ from torch import Tensor
 from gnn.core.message_passing import MessagePassing
 from gnn.core.utils.sparse import is_sparse, to_edge_index
 
-from ._utils import cached_gcn_norm, clear_layer_cache, weighted_message
+from ._utils import cached_gcn_norm, clear_layer_cache, num_nodes, weighted_message
 
 
 class APPNP(MessagePassing):
@@ -77,7 +77,7 @@ class APPNP(MessagePassing):
         if not isinstance(x, Tensor):
             raise TypeError(f"'x' must be a torch.Tensor, got {type(x).__name__}")
         if self.normalize:
-            n = x.size(self.node_dim)
+            n = num_nodes(self, x)
             edge_index, edge_weight = cached_gcn_norm(
                 self, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
             )

@@ -15,7 +15,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import glorot, zeros
 from gnn.core.utils.normalization import gcn_norm
 
-from ._utils import check_in_channels, weighted_message
+from ._utils import check_in_channels, num_nodes, weighted_message
 
 
 class ARMAConv(MessagePassing):
@@ -114,20 +114,20 @@ class ARMAConv(MessagePassing):
         glorot(self.root_weight)
 
     def _hop(self, edge_index: Any, h: Tensor, edge_weight: Tensor | None) -> Tensor:
-        """Propagate all stacks ``[K, N, F]`` at once as ``[N, K * F]``."""
-        K, N, F_out = h.shape
-        flat = h.transpose(0, 1).reshape(N, K * F_out)
+        """Propagate all stacks ``[*, K, N, F]`` at once as ``[*, N, K * F]`` (``*``: a static
+        graph's batch dimension, or nothing)."""
+        lead, (K, N, F_out) = h.shape[:-3], h.shape[-3:]
+        flat = h.transpose(-3, -2).reshape(*lead, N, K * F_out)
         out = self.propagate(edge_index, x=flat, edge_weight=edge_weight)
-        return out.view(-1, K, F_out).transpose(0, 1)
+        return out.view(*lead, -1, K, F_out).transpose(-3, -2)
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
         """Apply the filter (see the class docstring for shapes)."""
         check_in_channels(x, self.in_channels)
+        n = num_nodes(self, x)  # checked before a lazy weight is shaped after x
         if is_lazy(self.init_weight):
             self._materialize(x.size(-1))
-        edge_index, edge_weight = gcn_norm(
-            edge_index, edge_weight, x.size(self.node_dim), False, False, self.flow, x.dtype
-        )
+        edge_index, edge_weight = gcn_norm(edge_index, edge_weight, n, False, False, self.flow, x.dtype)
         x = x.unsqueeze(-3)  # [1, N, F_in]
         out = x
         for t in range(self.num_layers):

@@ -15,6 +15,7 @@ from gnn.core.nn.inits import zeros
 from gnn.core.nn.linear import Linear
 
 from ._utils import check_in_channels, edge_list
+from ._utils import num_nodes as count_nodes
 
 _NORMALIZATIONS = (None, "sym", "rw")
 
@@ -156,7 +157,7 @@ class ChebConv(MessagePassing):
             lambda_max = torch.tensor(2.0, dtype=x.dtype, device=x.device)
         elif not isinstance(lambda_max, Tensor):
             lambda_max = torch.tensor(float(lambda_max), dtype=x.dtype, device=x.device)
-        num_nodes = x.size(self.node_dim)
+        num_nodes = count_nodes(self, x)
         if batch is not None:
             v.check_tensor("batch", batch)
             if batch.dim() != 1 or batch.numel() != num_nodes:

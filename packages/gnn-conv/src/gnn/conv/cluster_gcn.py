@@ -13,6 +13,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.linear import Linear
 
 from ._utils import check_in_channels, edge_list, weighted_message
+from ._utils import num_nodes as count_nodes
 
 
 class ClusterGCNConv(MessagePassing):
@@ -101,7 +102,7 @@ class ClusterGCNConv(MessagePassing):
         """Apply the layer (see the class docstring for shapes)."""
         check_in_channels(x, self.in_channels)
         edge_index, _ = edge_list(edge_index, None)
-        num_nodes = x.size(self.node_dim)
+        num_nodes = count_nodes(self, x)
         v.check_edge_index_nodes(edge_index, num_nodes)
         edge_index, edge_weight = self._weights(edge_index, num_nodes, x.dtype)
         if self.add_self_loops and self.exact_edges:  # PyG's edge set: the replaced loops removed

@@ -12,7 +12,7 @@ from gnn.core.graph import Graph, read_graph
 from gnn.core.nn.inits import zeros
 from gnn.core.utils import add_remaining_self_loops, gcn_norm
 
-from ._utils import check_in_channels, clear_layer_cache, layer_cache
+from ._utils import check_flat_nodes, check_in_channels, clear_layer_cache, layer_cache
 
 AGGREGATORS = ("sum", "mean", "symnorm", "max", "min", "var", "std")
 
@@ -122,6 +122,7 @@ class EGConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Any) -> Tensor:
         """Aggregate the bases with every aggregator and mix them per node and head."""
         check_in_channels(x, self.in_channels)
+        check_flat_nodes(self, x)
         graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
         graph.set_nodes(n, n)

@@ -13,7 +13,7 @@ from gnn.core.graph import Graph, read_graph
 from gnn.core.utils import gcn_norm
 
 from . import _attention as att
-from ._utils import check_edge_attr, check_in_channels, clear_layer_cache, layer_cache
+from ._utils import check_edge_attr, check_flat_nodes, check_in_channels, clear_layer_cache, layer_cache
 
 
 class FAConv(MessagePassing):
@@ -141,6 +141,7 @@ class FAConv(MessagePassing):
         is true.
         """
         check_in_channels(x, self.channels)
+        check_flat_nodes(self, x)
         check_in_channels(x_0, self.channels, "x_0")
         if x_0.shape != x.shape:
             raise ValueError(f"'x_0' must have the shape of 'x' {list(x.shape)}, got {list(x_0.shape)}")

@@ -106,7 +106,7 @@ class FiLMConv(MessagePassing):
             raise ValueError("'x' must be a tensor or a pair of tensors (x_src, x_dst), got None in it")
         graph = read_graph(edge_index, None, self.flow)
         ei = graph.edge_index
-        size = att.by_row(x_src.size(0), x_dst.size(0), self.flow)
+        size = att.by_row(x_src.size(self.node_dim), x_dst.size(self.node_dim), self.flow)
 
         beta, gamma = self._film(self.film_skip, x_dst)
         out = gamma * self.lin_skip(x_dst) + beta

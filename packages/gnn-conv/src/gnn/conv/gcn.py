@@ -12,7 +12,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import zeros
 from gnn.core.nn.linear import Linear
 
-from ._utils import cached_gcn_norm, check_in_channels, clear_layer_cache
+from ._utils import cached_gcn_norm, check_in_channels, clear_layer_cache, num_nodes
 
 
 class GCNConv(MessagePassing):
@@ -113,7 +113,7 @@ class GCNConv(MessagePassing):
                 self,
                 edge_index,
                 edge_weight,
-                x.size(self.node_dim),
+                num_nodes(self, x),
                 self.improved,
                 self.add_self_loops,
                 self.flow,

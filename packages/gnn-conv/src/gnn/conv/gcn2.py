@@ -13,7 +13,14 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import glorot
 from gnn.core.utils.sparse import is_sparse
 
-from ._utils import cached_gcn_norm, check_in_channels, clear_layer_cache, weighted_message
+from ._utils import (
+    cached_gcn_norm,
+    check_flat_nodes,
+    check_in_channels,
+    clear_layer_cache,
+    num_nodes,
+    weighted_message,
+)
 
 
 class GCN2Conv(MessagePassing):
@@ -94,13 +101,14 @@ class GCN2Conv(MessagePassing):
     def forward(self, x: Tensor, x_0: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
         """Apply the layer (see the class docstring for shapes)."""
         check_in_channels(x, self.channels)
+        check_flat_nodes(self, x)
         check_in_channels(x_0, self.channels, name="x_0")
         if x_0.size(0) < x.size(0):
             raise ValueError(
                 f"'x_0' has {x_0.size(0)} rows but 'x' has {x.size(0)}; 'x_0' needs at least as many"
             )
         if self.normalize:
-            n = x.size(self.node_dim)
+            n = num_nodes(self, x)
             edge_index, edge_weight = cached_gcn_norm(
                 self, edge_index, edge_weight, n, False, self.add_self_loops, self.flow, x.dtype
             )

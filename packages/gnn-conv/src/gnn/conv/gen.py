@@ -14,7 +14,7 @@ from gnn.core import validation as v
 from gnn.core.aggr.base import Aggregation
 from gnn.core.nn.inits import reset
 
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import check_edge_attr, check_flat_nodes, check_in_channels
 
 _NORMS = ("batch", "layer", "instance")
 
@@ -186,6 +186,7 @@ class GENConv(MessagePassing):
     ) -> Tensor:
         """Aggregate ``ReLU(x_j + e_ji) + eps``, add the target features, apply the MLP."""
         check_in_channels(x, self.in_channels)
+        check_flat_nodes(self, x)
         if isinstance(x, Tensor):
             x = (x, x)
         x_src, x_dst = x

@@ -14,7 +14,7 @@ from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot
 
 from . import _attention as att
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import check_edge_attr, check_flat_nodes, check_in_channels
 
 ATTENTION_TYPES = ("additive", "dot_product")
 
@@ -141,6 +141,7 @@ class GeneralConv(MessagePassing):
     ) -> Tensor:
         """Aggregate (attended) messages, average the heads and add the skip connection."""
         check_in_channels(x, self.in_channels)
+        check_flat_nodes(self, x)
         x_src, x_self = (x, x) if isinstance(x, Tensor) else x
         if x_src is None or x_self is None:
             raise ValueError("'x' must be a tensor or a pair of tensors (x_src, x_dst), got None in it")

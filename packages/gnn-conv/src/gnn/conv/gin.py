@@ -171,9 +171,9 @@ class GINEConv(_GINBase):
             raise ValueError(f"'{type(self).__name__}' needs 'edge_attr' (one row of features per edge)")
         if edge_attr.dim() == 1:
             edge_attr = edge_attr.view(-1, 1)
-        if edge_attr.size(0) != x_j.size(0):
+        if edge_attr.size(0) != x_j.size(self.node_dim):
             raise ValueError(
-                f"'edge_attr' has {edge_attr.size(0)} rows but the graph has {x_j.size(0)} edges"
+                f"'edge_attr' has {edge_attr.size(0)} rows but the graph has {x_j.size(self.node_dim)} edges"
             )
         if self.lin is None and x_j.size(-1) != edge_attr.size(-1):
             raise ValueError(

@@ -10,7 +10,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.utils.normalization import gcn_norm
 from gnn.core.utils.sparse import is_sparse
 
-from ._utils import weighted_message
+from ._utils import num_nodes, weighted_message
 
 
 class LGConv(MessagePassing):
@@ -44,7 +44,7 @@ class LGConv(MessagePassing):
             raise TypeError(f"'x' must be a torch.Tensor, got {type(x).__name__}")
         if self.normalize:
             edge_index, edge_weight = gcn_norm(
-                edge_index, edge_weight, x.size(self.node_dim), False, False, self.flow, x.dtype
+                edge_index, edge_weight, num_nodes(self, x), False, False, self.flow, x.dtype
             )
         elif is_sparse(edge_index):
             edge_weight = None

@@ -89,10 +89,12 @@ class MFConv(MessagePassing):
         if isinstance(x, Tensor):
             x = (x, x)
         x_src, x_dst = x
-        if x_src.dim() != 2 or (x_dst is not None and x_dst.dim() != 2):
-            raise ValueError(f"'x' must hold [N, F] node features, got {v.describe(x_src)}")
-        h = self.propagate(edge_index, x=x, size=size)  # [N_dst, F_src]
-        deg = self._degree(edge_index, h.size(0))
+        if x_src.dim() < 2 or (x_dst is not None and x_dst.dim() < 2):
+            raise ValueError(
+                f"'x' must hold [N, F] (or static [B, N, F]) node features, got {v.describe(x_src)}"
+            )
+        h = self.propagate(edge_index, x=x, size=size)  # [*, N_dst, F_src]
+        deg = self._degree(edge_index, h.size(-2))
         return self._per_degree(h, x_dst, deg.clamp(max=self.max_degree))
 
     def _degree(self, edge_index: Any, num_dst: int) -> Tensor:
@@ -103,15 +105,18 @@ class MFConv(MessagePassing):
 
     def _per_degree(self, h: Tensor, x_dst: Tensor | None, deg: Tensor) -> Tensor:
         # group the nodes by degree (stable), apply each group's maps, undo the grouping
+        # (along the node dimension -2: a static graph's [B, N, F] features work alike)
         perm = torch.argsort(deg, stable=True)
         counts = torch.bincount(deg, minlength=self.max_degree + 1).tolist()
-        h_parts = h.index_select(0, perm).split(counts)
-        x_parts = x_dst.index_select(0, perm).split(counts) if x_dst is not None else [None] * len(counts)
+        h_parts = h.index_select(-2, perm).split(counts, dim=-2)
+        x_parts = (
+            x_dst.index_select(-2, perm).split(counts, dim=-2) if x_dst is not None else [None] * len(counts)
+        )
         outs = []
         for lin_l, lin_r, h_part, x_part in zip(self.lins_l, self.lins_r, h_parts, x_parts):
             r = lin_l(h_part)
             if x_part is not None:
                 r = r + lin_r(x_part)
             outs.append(r)
-        grouped = torch.cat(outs, dim=0)
-        return grouped.new_empty(grouped.shape).index_copy_(0, perm, grouped)
+        grouped = torch.cat(outs, dim=-2)
+        return grouped.new_empty(grouped.shape).index_copy_(-2, perm, grouped)

@@ -13,7 +13,7 @@ from gnn.core.nn.inits import zeros
 from gnn.core.nn.linear import Linear
 from gnn.core.utils.normalization import gcn_norm
 
-from ._utils import check_in_channels, weighted_message
+from ._utils import check_in_channels, num_nodes, weighted_message
 
 
 class MixHopConv(MessagePassing):
@@ -89,7 +89,7 @@ class MixHopConv(MessagePassing):
         edge_index, edge_weight = gcn_norm(
             edge_index,
             edge_weight,
-            x.size(self.node_dim),
+            num_nodes(self, x),
             False,
             self.add_self_loops,
             self.flow,

@@ -14,7 +14,7 @@ from gnn.core import validation as v
 from gnn.core.nn.inits import reset, zeros
 from gnn.core.utils import is_sparse
 
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import check_edge_attr, check_flat_nodes, check_in_channels
 
 
 class NNConv(MessagePassing):
@@ -93,6 +93,7 @@ class NNConv(MessagePassing):
     ) -> Tensor:
         """Edge-conditioned messages, aggregated, plus root term and bias."""
         check_in_channels(x, self.in_channels)
+        check_flat_nodes(self, x)
         if isinstance(x, Tensor):
             x = (x, x)
         if edge_attr is None and not is_sparse(edge_index):

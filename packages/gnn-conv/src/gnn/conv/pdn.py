@@ -12,7 +12,7 @@ from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot, zeros
 from gnn.core.utils import gcn_norm
 
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import check_edge_attr, check_in_channels, num_nodes
 
 
 class PDNConv(MessagePassing):
@@ -99,7 +99,7 @@ class PDNConv(MessagePassing):
         """Propagate ``lin(x)`` with the learned (normalized) edge weights."""
         check_in_channels(x, self.in_channels)
         graph = read_graph(edge_index, None, self.flow)
-        n = x.size(0)
+        n = num_nodes(self, x)
         graph.set_nodes(n, n)
         ei = graph.edge_index
         if edge_attr is None:

@@ -120,7 +120,7 @@ class ResGatedGraphConv(MessagePassing):
             if edge_attr.dim() == 1:
                 edge_attr = edge_attr.view(-1, 1)
             k, q, v = x_dst, x_src, x_src
-        size = att.by_row(x_src.size(0), x_dst.size(0), self.flow)
+        size = att.by_row(x_src.size(self.node_dim), x_dst.size(self.node_dim), self.flow)
         # pairs by edge_index row: k belongs to the targets, q and v to the sources
         k, q, v = (
             att.by_row(None, k, self.flow),

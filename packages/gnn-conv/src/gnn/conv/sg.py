@@ -10,7 +10,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.linear import Linear
 from gnn.core.utils.normalization import gcn_norm
 
-from ._utils import check_in_channels, clear_layer_cache, layer_cache, weighted_message
+from ._utils import check_in_channels, clear_layer_cache, layer_cache, num_nodes, weighted_message
 
 
 class SGConv(MessagePassing):
@@ -80,7 +80,7 @@ class SGConv(MessagePassing):
             ei, weight = gcn_norm(
                 edge_index,
                 edge_weight,
-                x.size(self.node_dim),
+                num_nodes(self, x),
                 False,
                 self.add_self_loops,
                 self.flow,

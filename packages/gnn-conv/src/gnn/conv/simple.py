@@ -12,7 +12,7 @@ from gnn.core.message_passing import MessagePassing
 from gnn.core.utils.edges import add_self_loops
 from gnn.core.utils.sparse import is_sparse, to_edge_index
 
-from ._utils import pair
+from ._utils import num_nodes, pair
 
 _COMBINE = (None, "sum", "cat", "self_loop")
 
@@ -78,7 +78,7 @@ class SimpleConv(MessagePassing):
                 )
             if is_sparse(edge_index):
                 edge_index, edge_weight = to_edge_index(edge_index)
-            edge_index, edge_weight = add_self_loops(edge_index, edge_weight, 1.0, x.size(self.node_dim))
+            edge_index, edge_weight = add_self_loops(edge_index, edge_weight, 1.0, num_nodes(self, x))
         x_src, x_dst = pair(x)
         out = self.propagate(edge_index, x=(x_src, x_dst), edge_weight=edge_weight, size=size)
         if x_dst is not None and self.combine_root == "sum":

@@ -15,7 +15,7 @@ from gnn.core.graph import read_graph
 from gnn.core.nn.inits import glorot, zeros
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_flat_nodes, check_in_channels
 
 ATTENTION_TYPES = ("MX", "SD")
 
@@ -194,6 +194,7 @@ class SuperGATConv(MessagePassing):
     ) -> Tensor:
         """Attend over the incoming edges; in training mode also record the self-supervision logits."""
         check_in_channels(x, self.in_channels)
+        check_flat_nodes(self, x)
         graph = read_graph(edge_index, None, self.flow)
         n = x.size(0)
         graph.set_nodes(n, n)
@@ -220,10 +221,9 @@ class SuperGATConv(MessagePassing):
 
         if self.training:
             graph_edges = ei if loop_mask is None else ei[:, ~loop_mask]
-            pos = self._positive_edges(graph_edges)
+            pos = self.positive_sampling(graph_edges)
             if neg_edge_index is None:
-                num_neg = int(self.neg_sample_ratio * self.edge_sample_ratio * graph_edges.size(1))
-                neg_edge_index = _negative_edges(graph_edges, n, num_neg, batch, self.is_undirected)
+                neg_edge_index = self.negative_sampling(graph_edges, n, batch)
             pairs = torch.cat([pos, neg_edge_index.to(pos.dtype)], dim=1)
             j, i = (0, 1) if self.flow == "source_to_target" else (1, 0)
             self.att_x = self._logits(h.index_select(0, pairs[i]), h.index_select(0, pairs[j]))
@@ -234,6 +234,18 @@ class SuperGATConv(MessagePassing):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def negative_sampling(self, edge_index: Tensor, num_nodes: int, batch: Tensor | None = None) -> Tensor:
+        """``[2, K]`` random node pairs that are not edges, ``K = neg_sample_ratio * edge_sample_ratio * E``
+        (both ends in the same graph of ``batch``; both directions with ``is_undirected``)."""
+        v.check_edge_index(edge_index)
+        num = int(self.neg_sample_ratio * self.edge_sample_ratio * edge_index.size(1))
+        return _negative_edges(edge_index, int(num_nodes), num, batch, self.is_undirected)
+
+    def positive_sampling(self, edge_index: Tensor) -> Tensor:
+        """The edges whose attention is supervised: a random ``edge_sample_ratio`` share of them."""
+        v.check_edge_index(edge_index)
+        return self._positive_edges(edge_index)
 
     def _positive_edges(self, edge_index: Tensor) -> Tensor:
         if self.edge_sample_ratio >= 1.0:

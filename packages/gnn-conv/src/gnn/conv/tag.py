@@ -13,7 +13,7 @@ from gnn.core.nn.inits import zeros
 from gnn.core.nn.linear import Linear
 from gnn.core.utils.normalization import gcn_norm
 
-from ._utils import check_in_channels, weighted_message
+from ._utils import check_in_channels, num_nodes, weighted_message
 
 
 class TAGConv(MessagePassing):
@@ -78,7 +78,7 @@ class TAGConv(MessagePassing):
         check_in_channels(x, self.in_channels)
         if self.normalize:
             edge_index, edge_weight = gcn_norm(
-                edge_index, edge_weight, x.size(self.node_dim), False, False, self.flow, x.dtype
+                edge_index, edge_weight, num_nodes(self, x), False, False, self.flow, x.dtype
             )
         out = self.lins[0](x)
         for lin in self.lins[1:]:

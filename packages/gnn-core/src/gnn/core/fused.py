@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import ops
+from . import validation as v
 from .aggr.base import Aggregation
 from .aggr.basic import fused_reduction
 from .graph import Graph, to_csr
@@ -60,8 +61,16 @@ def weighted_sum(
         weight = kwargs.get(plan.weight)
         if weight is None and graph.sparse is not None:
             weight = graph.sparse.value
-        if weight is not None and (not isinstance(weight, Tensor) or weight.dim() != 1):
-            return None
+        if weight is not None:
+            if not isinstance(weight, Tensor):
+                return None
+            if weight.dim() != 1:  # the message is weight.view(-1, 1) * x_j: one weight per edge
+                if weight.dim() == 2 and weight.size(1) == 1:
+                    weight = weight.view(-1)
+                else:
+                    raise ValueError(
+                        f"'{plan.weight}' must hold one weight per edge ([E]), got {v.describe(weight)}"
+                    )
     csr = graph.csr()
     if graph.sparse is not None:
         _rows(graph, csr)

@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
 from . import fused, ops, plans
+from . import validation as v
 from .aggr.base import Aggregation
 from .graph import FLOWS, Graph, check_edge_index_side, read_graph
 
@@ -585,7 +586,13 @@ class MessagePassing(torch.nn.Module):
         raise TypeError(f"decomposed_layers cannot split '{name}' of type {type(value).__name__}")
 
     def _set_size(self, graph: Graph, side: int, data: Tensor, name: str) -> None:
-        n = data.size(self.node_dim)
+        node_dim = self.node_dim
+        if data.dim() < (-node_dim if node_dim < 0 else node_dim + 1):
+            raise ValueError(
+                f"'{name}' must hold node features with the nodes along dim {node_dim} "
+                f"(e.g. [N, F]), got {v.describe(data)}"
+            )
+        n = data.size(node_dim)
         known = graph.size[side]
         if known is None:
             graph.set_size(side, n, name)
