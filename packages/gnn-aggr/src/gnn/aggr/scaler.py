@@ -125,22 +125,25 @@ class DegreeScalerAggregation(Aggregation):
     def scale(self, out: Tensor, counts: Tensor, dim: int) -> Tensor:
         """Every scaler applied to the aggregated ``out`` (``[..., G, ..., F']``, groups along
         ``dim``) for group sizes ``counts`` (``[G]``), concatenated along the last dim."""
-        deg = counts.to(out.dtype).clamp(min=1)
+        # amplification and linear scale by the true degree (an empty group gives 0, as in PyG);
+        # attenuation and inverse_linear divide by it, clamped to at least 1
+        deg = counts.to(out.dtype)
+        low = deg.clamp(min=1)
         dim = dim % out.dim()
         if dim == out.dim() - 1:  # the groups lie along the last dim: concatenate scaled copies
             return self._scale_each(out, deg, dim)
-        factors = []
+        factors: list[Tensor] = []
         for scaler in self.scaler:
             if scaler == "identity":
                 factors.append(torch.ones_like(deg))
             elif scaler == "amplification":
                 factors.append(torch.log(deg + 1) / self.avg_deg_log)
             elif scaler == "attenuation":
-                factors.append(self.avg_deg_log / torch.log(deg + 1))
+                factors.append(self.avg_deg_log / torch.log(low + 1))
             elif scaler == "linear":
                 factors.append(deg / self.avg_deg_lin)
             else:  # inverse_linear
-                factors.append(self.avg_deg_lin / deg)
+                factors.append(self.avg_deg_lin / low)
         if len(factors) == 1 and self.scaler[0] == "identity":
             return out
         # out[..., g, ..., s * F' + f] = out[..., g, ..., f] * factor_s[g]: one multiplication
@@ -163,11 +166,12 @@ class DegreeScalerAggregation(Aggregation):
         if reductions is not None:
             return run_one_pass(self, x, index, ptr, dim_size, dim, reductions)
         out = self.aggr(x, index, ptr=ptr, dim_size=dim_size, dim=dim)
-        return self._scale_each(out, group_counts(index, ptr, dim_size, dtype=out.dtype).clamp(min=1), dim)
+        return self._scale_each(out, group_counts(index, ptr, dim_size, dtype=out.dtype), dim)
 
     def _scale_each(self, out: Tensor, deg: Tensor, dim: int) -> Tensor:
-        """The scalers one by one (any layout of ``out``)."""
+        """The scalers one by one (any layout of ``out``); ``deg`` the true group sizes."""
         deg = along(deg, out.dim(), dim)
+        low = deg.clamp(min=1)
         outs = []
         for scaler in self.scaler:
             if scaler == "identity":
@@ -175,9 +179,9 @@ class DegreeScalerAggregation(Aggregation):
             elif scaler == "amplification":
                 outs.append(out * (torch.log(deg + 1) / self.avg_deg_log))
             elif scaler == "attenuation":
-                outs.append(out * (self.avg_deg_log / torch.log(deg + 1)))
+                outs.append(out * (self.avg_deg_log / torch.log(low + 1)))
             elif scaler == "linear":
                 outs.append(out * (deg / self.avg_deg_lin))
             else:  # inverse_linear
-                outs.append(out * (self.avg_deg_lin / deg))
+                outs.append(out * (self.avg_deg_lin / low))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
