@@ -77,8 +77,12 @@ def test_names_of_other_packages(dist: str) -> None:
     module_name = "gnn." + dist.removeprefix("gnn-")
     if not installed(module_name):
         for name in names:
-            with pytest.raises(ImportError, match=f"not installed: pip install {dist}$"):
+            hint = f"not installed: pip install {dist} \\(from a checkout"
+            with pytest.raises(AttributeError, match=hint):
                 getattr(gnn.nn, name)
+            assert not hasattr(gnn.nn, name)
+            with pytest.raises(ImportError, match=hint):  # the same hint for a from-import
+                exec(f"from gnn.nn import {name}", {})
         return
     module = importlib.import_module(module_name)
     version = metadata.version(dist)
@@ -86,8 +90,10 @@ def test_names_of_other_packages(dist: str) -> None:
         if hasattr(module, name):
             assert getattr(gnn.nn, name) is getattr(module, name)
         else:
-            with pytest.raises(ImportError, match=f"{dist} {version} does not define '{name}'"):
+            with pytest.raises(AttributeError, match=f"{dist} {version} does not define '{name}'"):
                 getattr(gnn.nn, name)
+            with pytest.raises(ImportError, match=f"{dist} {version} does not define '{name}'"):
+                exec(f"from gnn.nn import {name}", {})
 
 
 def test_from_import_and_caching() -> None:
@@ -114,10 +120,12 @@ def test_unknown_names_raise_attribute_error_with_close_matches() -> None:
 def test_submodule_attributes(attr: str) -> None:
     module_name, dist = SUBMODULES[attr]
     if not installed(module_name):
-        with pytest.raises(ImportError, match=f"pip install {dist}$"):
+        with pytest.raises(AttributeError, match=f"pip install {dist} \\(from a checkout"):
             getattr(gnn.nn, attr)
+        with pytest.raises(ImportError, match=f"pip install {dist} \\(from a checkout"):
+            exec(f"from gnn.nn import {attr}", {})
     elif importlib.util.find_spec(module_name) is None:
-        with pytest.raises(ImportError, match=f"{dist} .* has no module {module_name}"):
+        with pytest.raises(AttributeError, match=f"{dist} .* has no module {module_name}"):
             getattr(gnn.nn, attr)
     else:
         assert getattr(gnn.nn, attr) is importlib.import_module(module_name)
@@ -181,13 +189,19 @@ def test_core_only_environment_gives_install_hints(tmp_path: Path) -> None:
         from gnn.nn import MessagePassing, MeanAggregation
         out["core"] = MessagePassing.__module__ + "," + MeanAggregation.__module__
         out["errors"] = {}
+        out["hasattr"] = {}
         for name in ["GCNConv", "MultiAggregation", "TopKPooling", "GCN", "HeteroConv", "conv", "kernels", "pool",
                      "NoSuchName"]:
             try:
                 getattr(gnn.nn, name)
             except (ImportError, AttributeError) as error:
-                kind = "ImportError" if isinstance(error, ImportError) else type(error).__name__
+                kind = "AttributeError" if isinstance(error, AttributeError) else type(error).__name__
                 out["errors"][name] = [kind, str(error)]
+                try:
+                    exec(f"from gnn.nn import {name}", {})
+                except ImportError as imported:
+                    out["errors"][name].append(str(imported))
+            out["hasattr"][name] = hasattr(gnn.nn, name)
         out["all"] = gnn.nn.__all__
         from gnn.core import registry
         out["mean"] = registry.aggregations.lookup("mean").__name__
@@ -207,16 +221,24 @@ def test_core_only_environment_gives_install_hints(tmp_path: Path) -> None:
     assert out["gnn_path"] == [str(tmp_path / "gnn-env" / "gnn")]  # really only our copy
     assert out["core"] == "gnn.core.message_passing,gnn.core.aggr.basic"
     errors = out["errors"]
-    hint = "gnn.nn.{} is provided by the distribution '{}', which is not installed: pip install {}"
+    hint = (
+        "gnn.nn.{} is provided by the distribution '{}', which is not installed: pip install {} (from a "
+        "checkout of gnn: pip install ./packages/{} together with the ./packages/gnn-* folders it depends "
+        "on, or pip install --find-links dist {} after nox -s build)"
+    )
     for name, dist in [("GCNConv", "gnn-conv"), ("MultiAggregation", "gnn-aggr"), ("GCN", "gnn-models"),
                        ("HeteroConv", "gnn-hetero"), ("conv", "gnn-conv"), ("kernels", "gnn-kernels")]:  # fmt: skip
-        assert errors[name] == ["ImportError", hint.format(name, dist, dist)]
+        message = hint.format(name, dist, dist, dist, dist)
+        assert errors[name] == ["AttributeError", message, message]  # attribute access and from-import
+        assert out["hasattr"][name] is False
     assert errors["TopKPooling"][1] == (
         "gnn.nn.TopKPooling: the installed distribution gnn-pool 0.0.9 does not define 'TopKPooling' "
-        "in gnn.pool; upgrade it (pip install -U gnn-pool)"
+        "in gnn.pool yet; a newer gnn-pool may (pip install -U gnn-pool, or reinstall it from a newer "
+        "checkout: pip install ./packages/gnn-pool)"
     )
     assert "pool" not in errors  # gnn.pool exists (empty)
     assert errors["NoSuchName"][0] == "AttributeError"
+    assert errors["NoSuchName"][2].startswith("cannot import name 'NoSuchName'")  # Python's own message
     # with gnn-core alone, ``import *`` gives exactly the core names that gnn.core defines
     expected = [n for n, (_, d) in NAMES.items() if d == "gnn-core" and hasattr(gnn.core, n)]
     assert out["all"] == expected

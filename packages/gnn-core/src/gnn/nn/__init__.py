@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from typing import Any
 
 from ._names import NAMES, SUBMODULES
@@ -40,8 +41,34 @@ __version__ = "0.1.0"
 _all_cache: list[str] | None = None
 
 
-class _MissingName(ImportError):
-    """A table name that cannot be provided by the installed distributions."""
+class _MissingName(AttributeError):
+    """A table name that cannot be provided by the installed distributions.
+
+    An ``AttributeError``, so that ``hasattr(gnn.nn, "X")`` is ``False``;
+    ``from gnn.nn import X`` raises a ``ModuleNotFoundError`` (an ``ImportError``)
+    with the same message (see :class:`_InstallHints`)."""
+
+
+class _InstallHints:
+    """Import-system finder that gives ``from gnn.nn import X`` the install hint.
+
+    Python's ``from package import X`` looks for a submodule ``package.X`` when the
+    attribute is missing; for a known name whose distribution is not installed this
+    finder answers that lookup with a ``ModuleNotFoundError`` carrying the hint
+    (instead of Python's bare "cannot import name"). It answers for nothing else.
+    """
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> None:
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or (name not in NAMES and name not in SUBMODULES):
+            return None
+        try:
+            _resolve_name(name) if name in NAMES else _resolve_submodule(name)
+        except _MissingName as error:
+            target = NAMES[name][0] if name in NAMES else SUBMODULES[name][0]
+            raise ModuleNotFoundError(str(error), name=target) from None
+        return None
 
 
 def _installed(module: str) -> bool:
@@ -62,9 +89,16 @@ def _dist_version(dist: str) -> str:
         return "(version unknown)"
 
 
+def _install_hint(dist: str) -> str:
+    return (
+        f"pip install {dist} (from a checkout of gnn: pip install ./packages/{dist} together with the "
+        f"./packages/gnn-* folders it depends on, or pip install --find-links dist {dist} after nox -s build)"
+    )
+
+
 def _not_installed(what: str, module: str, dist: str) -> _MissingName:
     return _MissingName(
-        f"gnn.nn.{what} is provided by the distribution {dist!r}, which is not installed: pip install {dist}",
+        f"gnn.nn.{what} is provided by the distribution {dist!r}, which is not installed: {_install_hint(dist)}",
         name=module,
     )
 
@@ -79,7 +113,8 @@ def _resolve_name(name: str) -> Any:
     except AttributeError:
         raise _MissingName(
             f"gnn.nn.{name}: the installed distribution {dist} {_dist_version(dist)} does not define "
-            f"{name!r} in {module_name}; upgrade it (pip install -U {dist})",
+            f"{name!r} in {module_name} yet; a newer {dist} may (pip install -U {dist}, or reinstall it "
+            f"from a newer checkout: pip install ./packages/{dist})",
             name=module_name,
         ) from None
 
@@ -91,7 +126,8 @@ def _resolve_submodule(name: str) -> Any:
     if importlib.util.find_spec(module_name) is None:
         raise _MissingName(
             f"gnn.nn.{name}: the installed distribution {dist} {_dist_version(dist)} has no module "
-            f"{module_name}; upgrade it (pip install -U {dist})",
+            f"{module_name} yet; a newer {dist} may (pip install -U {dist}, or reinstall it from a newer "
+            f"checkout: pip install ./packages/{dist})",
             name=module_name,
         )
     return importlib.import_module(module_name)
@@ -107,6 +143,10 @@ def _compute_all() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+if not any(isinstance(finder, _InstallHints) for finder in sys.meta_path):
+    sys.meta_path.append(_InstallHints())
 
 
 def __getattr__(name: str) -> Any:
