@@ -114,14 +114,15 @@ def install_torch(session: nox.Session) -> None:
     if any(site.glob("torch-*.dist-info")):  # a reused environment
         return
     if os.environ.get("GNN_NOX_TORCH_LINK", "1") == "0":
-        pip_install(session, TORCH_SPEC)
+        pip_install(session, TORCH_SPEC, "numpy")
         return
-    # one layer per torch spec and Python version (pythonX.Y), shared by every environment
-    key = hashlib.sha256(f"{TORCH_SPEC}|{sys.platform}".encode()).hexdigest()[:12]
+    # one layer per torch spec and Python version (pythonX.Y), shared by every environment;
+    # numpy too: torch warns "Failed to initialize NumPy" at import without it
+    key = hashlib.sha256(f"{TORCH_SPEC}|numpy|{sys.platform}".encode()).hexdigest()[:12]
     layer = CACHE / f"torch-{site.parent.name}-{key}"
     if not (layer / ".complete").exists():
         shutil.rmtree(layer, ignore_errors=True)
-        session.run("python", "-m", "pip", "install", "--quiet", "--target", str(layer), TORCH_SPEC)
+        session.run("python", "-m", "pip", "install", "--quiet", "--target", str(layer), TORCH_SPEC, "numpy")
         (layer / ".complete").touch()
     present = {_project(p.name) for p in site.glob("*.dist-info")}
     for entry in sorted(layer.iterdir()):
@@ -276,7 +277,7 @@ def lint(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Train a 2-layer GCN on the karate club (embedded dataset) and print its accuracy."""
     install_torch(session)
-    install_gnn(session, closure("gnn-conv"), also=("numpy",))  # numpy: torch warns without it
+    install_gnn(session, closure("gnn-conv"))
     session.run("python", "examples/karate_demo.py", *session.posargs)
 
 
