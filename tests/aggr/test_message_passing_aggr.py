@@ -84,17 +84,14 @@ def test_list_resolves_to_multi_aggregation():
 
 
 def test_instances_keep_the_fused_path(monkeypatch):
-    import gnn.core.message_passing as mp
-
     calls = []
-    real = ops.spmm
+    real = ops.reduce.run_spmm
 
     def counting(*args, **kwargs):
-        calls.append(args[-1] if len(args) == 4 else kwargs.get("reduce"))
+        calls.append(args[3])  # run_spmm(csr, x, edge_weight, reduce, x_self, self_weight)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ops, "spmm", counting)
-    monkeypatch.setattr(mp.ops, "spmm", counting)
+    monkeypatch.setattr(ops.reduce, "run_spmm", counting)
     x, edge_index = graph()
     by_string = Plain(aggr="mean")(x, edge_index)
     by_instance = Plain(aggr=A.MeanAggregation())(x, edge_index)

@@ -111,13 +111,13 @@ def test_edge_permutation_invariance():
 
 def spy_spmm(monkeypatch) -> list[int]:
     calls: list[int] = []
-    real = ops.spmm
+    real = ops.reduce.run_spmm
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ops, "spmm", spy)
+    monkeypatch.setattr(ops.reduce, "run_spmm", spy)
     return calls
 
 

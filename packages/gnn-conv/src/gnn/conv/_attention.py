@@ -239,6 +239,10 @@ def _heads_product(x: Tensor, *atts: Tensor) -> Tensor:
     dtype = x.dtype
     for a in atts:
         dtype = torch.promote_types(dtype, a.dtype)
+    if heads == 1:  # one head: the attention vectors are the columns (no block structure to build)
+        cols = [a.to(dtype).reshape(channels, 1) for a in atts]
+        weight = cols[0] if len(cols) == 1 else torch.cat(cols, dim=1)
+        return x.to(dtype).reshape(n, channels) @ weight
     eye = torch.eye(heads, dtype=dtype, device=x.device).view(heads, 1, heads)
     blocks = [(a.to(dtype).reshape(heads, channels, 1) * eye).reshape(heads * channels, heads) for a in atts]
     weight = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)

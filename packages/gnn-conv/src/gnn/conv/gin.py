@@ -48,7 +48,12 @@ class _GINBase(MessagePassing):
         x_src, x_dst = pair(x)
         if not isinstance(x_src, Tensor) or x_src.dim() < 2:
             raise ValueError(f"'x' must be a [N, F] tensor of node features, got {v.describe(x_src)}")
-        return self.propagate(edge_index, x=(x_src, x_dst), size=size, root=(x_dst, 1 + self.eps), **kwargs)
+        eps = self.eps
+        if eps.requires_grad or torch.compiler.is_compiling():
+            factor: Tensor | float = 1 + eps
+        else:  # a constant eps: a number the fused sum takes as is
+            factor = 1.0 + eps.item()
+        return self.propagate(edge_index, x=(x_src, x_dst), size=size, root=(x_dst, factor), **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nn={self.nn})"

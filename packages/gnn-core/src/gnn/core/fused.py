@@ -21,6 +21,7 @@ from . import validation as v
 from .aggr.base import Aggregation
 from .aggr.basic import fused_reduction
 from .graph import Graph, to_csr
+from .ops import reduce as _reduce
 from .plans import AdditiveAttention, AttentionWeights, DotAttention, NodeScoreAttention, WeightedSum
 
 __all__ = ["weighted_sum", "node_score_attention", "additive_attention", "dot_attention"]
@@ -82,8 +83,8 @@ def weighted_sum(
             isinstance(c, Tensor) and not c.requires_grad and c.numel() == 1
         )
         if plain and isinstance(r, Tensor) and r.shape == (csr.num_rows,) + tuple(x_src.shape[1:]):
-            return ops.spmm(csr, x_src, weight, reduce, x_self=r, self_weight=float(c)), True
-    return ops.spmm(csr, x_src, weight, reduce), False
+            return _reduce.run_spmm(csr, x_src, weight, reduce, r, float(c)), True
+    return _reduce.run_spmm(csr, x_src, weight, reduce, None, 1.0), False
 
 
 def _one_pass(

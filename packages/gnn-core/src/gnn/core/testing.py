@@ -318,14 +318,17 @@ def dense_gcn_adjacency(
 
 
 def spy_spmm(monkeypatch: Any, conv: torch.nn.Module) -> list[int]:
-    """Count ``gnn.core.ops.spmm`` calls and make ``conv``'s ``[E, F]`` message path fail.
+    """Count spmm calls (``gnn.core.ops.spmm`` and the engine's own, which both end in
+    ``gnn.core.ops.reduce.run_spmm``) and make ``conv``'s ``[E, F]`` message path fail.
 
     ``monkeypatch`` is pytest's fixture (anything with ``setattr(obj, name, value)``
     that is undone later). Returns a list that grows by one per spmm call.
     """
+    from .ops import reduce
+
     calls: list[int] = []
-    real = ops.spmm
-    monkeypatch.setattr(ops, "spmm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = reduce.run_spmm
+    monkeypatch.setattr(reduce, "run_spmm", lambda *a, **k: calls.append(1) or real(*a, **k))
 
     def no_message(*args, **kwargs):
         raise AssertionError("the [E, F] message path ran")

@@ -105,6 +105,17 @@ class CSR:
         """``[num_rows]`` number of entries per row."""
         return self.rowptr[1:] - self.rowptr[:-1]
 
+    def mean_divisor(self, dtype: torch.dtype, ndim: int) -> Tensor:
+        """``[num_rows, 1, ...]`` row sizes clamped to 1 (``ndim`` dimensions), to turn row sums
+        into means; cached per dtype and rank."""
+        key = ("mean_divisor", dtype, ndim)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self.degree().clamp(min=1).to(dtype).view((-1,) + (1,) * (ndim - 1))
+            if not torch.compiler.is_compiling():
+                self._cache[key] = hit
+        return hit
+
     def in_csr_order(self, edge_tensor: Tensor | None) -> Tensor | None:
         """Reorder a tensor given in original edge order into CSR order."""
         if edge_tensor is None or self.perm is None:

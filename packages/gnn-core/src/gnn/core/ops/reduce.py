@@ -18,7 +18,7 @@ from .. import validation as v
 from ._dispatch import check_reduce, context, norm_dim, run, run_on_graph
 from .csr import CSR, ptr_to_index
 
-__all__ = ["scatter", "segment", "spmm", "softmax", "segment_matmul"]
+__all__ = ["scatter", "segment", "spmm", "run_spmm", "softmax", "segment_matmul"]
 
 
 def scatter(
@@ -117,19 +117,31 @@ def spmm(
         v.check_tensor("edge_weight", edge_weight)
         if edge_weight.dim() != 1 or edge_weight.numel() != csr.nnz:
             raise ValueError(f"'edge_weight' must have shape [{csr.nnz}], got {v.describe(edge_weight)}")
+    if x_self is not None:
+        v.check_tensor("x_self", x_self)
+        if x_self.shape != (csr.num_rows,) + x.shape[1:]:
+            raise ValueError(
+                f"'x_self' must have shape {[csr.num_rows, *x.shape[1:]]} (one row per receiving node), "
+                f"got {v.describe(x_self)}"
+            )
+        if not isinstance(self_weight, (int, float)) or isinstance(self_weight, bool):
+            raise TypeError(f"'self_weight' must be a Python number, got {v.describe(self_weight)}")
+    return run_spmm(csr, x, edge_weight, reduce, x_self, float(self_weight))
+
+
+def run_spmm(
+    csr: CSR, x: Tensor, edge_weight: Tensor | None, reduce: str, x_self: Tensor | None, self_weight: float
+) -> Tensor:
+    """:func:`spmm` on validated arguments (``reduce`` normalized): the selection and the call.
+
+    For gnn-core's own callers that built ``csr`` and checked the shapes themselves
+    (the message-passing engine); everyone else calls :func:`spmm`.
+    """
     work = csr.nnz * math.prod(x.shape[1:])
     if x_self is None:
         return run_on_graph("spmm", context(x, reduce, edge_weight, work=work), csr, x, edge_weight, reduce)
-    v.check_tensor("x_self", x_self)
-    if x_self.shape != (csr.num_rows,) + x.shape[1:]:
-        raise ValueError(
-            f"'x_self' must have shape {[csr.num_rows, *x.shape[1:]]} (one row per receiving node), "
-            f"got {v.describe(x_self)}"
-        )
-    if not isinstance(self_weight, (int, float)) or isinstance(self_weight, bool):
-        raise TypeError(f"'self_weight' must be a Python number, got {v.describe(self_weight)}")
     ctx = context(x, reduce, edge_weight, x_self, work=work)
-    return run_on_graph("spmm_self", ctx, csr, x, edge_weight, reduce, x_self, float(self_weight))
+    return run_on_graph("spmm_self", ctx, csr, x, edge_weight, reduce, x_self, self_weight)
 
 
 def softmax(

@@ -157,7 +157,10 @@ def spmm_self(
     messages = x.index_select(0, csr.col)
     if value is not None:
         messages = messages * value.view((-1,) + (1,) * (x.dim() - 1)).to(messages.dtype)
-    out = scatter(messages, csr.row(), 0, csr.num_rows, "sum" if reduce == "add" else reduce)
+    if reduce == "mean":  # a sum divided by the (cached) row sizes: no count pass per call
+        out = scatter(messages, csr.row(), 0, csr.num_rows, "sum") / csr.mean_divisor(x.dtype, x.dim())
+    else:
+        out = scatter(messages, csr.row(), 0, csr.num_rows, "sum" if reduce == "add" else reduce)
     if x_self is not None:  # in place on the fresh result (its backward does not need it)
         out = out.add_(x_self, alpha=self_weight) if reduce in ("sum", "add") else out + self_weight * x_self
     return out
