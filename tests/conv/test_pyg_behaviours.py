@@ -301,3 +301,21 @@ def test_out_of_range_indices_are_value_and_index_errors():
 def test_torchscript_gives_a_clear_error():
     with pytest.raises(RuntimeError, match=r"torch\.compile.*torch\.export"):
         torch.jit.script(C.GCNConv(F, 4))
+
+
+def test_gcn_scans_the_edge_index_range_once(monkeypatch):
+    """The user's ``edge_index`` is range-checked once per graph; the looped graph gnn derives from
+    it is vouched for, not scanned again, in the first forward or any later one."""
+    from gnn.core import validation
+
+    scans = []
+    original = validation._row_bounds
+    monkeypatch.setattr(validation, "_row_bounds", lambda ei: scans.append(ei) or original(ei))
+    conv = C.GCNConv(4, 3)
+    x, edge_index = torch.randn(6, 4), torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]])
+    first = conv(x, edge_index)
+    second = conv(x, edge_index)
+    assert len(scans) == 1 and scans[0] is edge_index
+    torch.testing.assert_close(first, second)
+    with pytest.raises(IndexError, match="edge_index"):
+        conv(x, edge_index + 1)

@@ -175,6 +175,7 @@ def replace_self_loops(
         is_loop = edge_index[0] == edge_index[1]
         loop = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
         new_index = torch.cat([edge_index, loop.unsqueeze(0).expand(2, -1)], dim=1)
+        v.vouch_in_range(new_index, max(num_nodes, num_dst), max(num_nodes, num_dst))
         return new_index, torch.cat([is_loop, is_loop.new_zeros(num_nodes)])
 
     # a static graph gets the same looped edge_index back, whose CSR is then cached too

@@ -119,6 +119,13 @@ def check_edge_index_side(edge_index: Tensor, side: int, upper: object) -> None:
         check_index_range(f"edge_index[{side}]", edge_index[side], upper)
 
 
+def vouch_in_range(edge_index: Tensor, size0: object, size1: object) -> None:
+    """Record that ``edge_index`` (built by gnn from a checked graph) indexes ``size0`` and
+    ``size1`` nodes, so that its range is never scanned: a graph derived from a checked one
+    (self loops added, normalized) costs no second check."""
+    memo(edge_index, "bounds", lambda: ((0, int(size0) - 1), (0, int(size1) - 1)))
+
+
 def check_edge_index_sides(edge_index: Tensor, size0: object, size1: object) -> None:
     """Check ``edge_index[0] < size0`` and ``edge_index[1] < size1`` (``None``: unchecked), with one
     lookup of the per-graph cache."""

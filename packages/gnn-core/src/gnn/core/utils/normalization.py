@@ -144,6 +144,7 @@ def gcn_norm(
         index, weight = edge_index, _check_weight(edge_weight, edge_index.size(1), dtype, edge_index.device)
         if add_self_loops:
             index, weight, _ = _append_self_loops(index, weight, fill_value, n)
+            v.vouch_in_range(index, n, n)
         return index, _normalize(index, weight, n, flow)
 
     # a static graph is normalized once, and the same output tensor then hits the CSR cache
