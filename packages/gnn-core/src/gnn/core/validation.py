@@ -123,7 +123,8 @@ def vouch_in_range(edge_index: Tensor, size0: object, size1: object) -> None:
     """Record that ``edge_index`` (built by gnn from a checked graph) indexes ``size0`` and
     ``size1`` nodes, so that its range is never scanned: a graph derived from a checked one
     (self loops added, normalized) costs no second check."""
-    memo(edge_index, "bounds", lambda: ((0, int(size0) - 1), (0, int(size1) - 1)))
+    if type(size0) is int and type(size1) is int:  # never a symbolic size: that would specialize it
+        memo(edge_index, "bounds", lambda: ((0, size0 - 1), (0, size1 - 1)))
 
 
 def check_edge_index_sides(edge_index: Tensor, size0: object, size1: object) -> None:
