@@ -407,3 +407,13 @@ def test_to_edge_index_of_trimmed_sparse_keeps_only_seed_receivers():
     _, trimmed, _ = _trim(1, [1, 2, 3], [0, 2, 3], x, adj, None)
     index, _ = to_edge_index(trimmed)
     assert sorted(map(tuple, index.t().tolist())) == [(1, 0), (2, 0)]
+
+
+def test_forward_hook_output_is_never_overwritten_by_the_activation():
+    """The ReLU runs in place on the layers' fresh outputs only: a hooked layer's output stays."""
+    x, edge_index, _, _ = graph(17)
+    model = models.GraphSAGE(F_IN, HIDDEN, 2)
+    seen = []
+    model.convs[0].register_forward_hook(lambda module, inputs, output: seen.append(output))
+    model(x, edge_index)
+    assert bool((seen[0] < 0).any())  # the hook's tensor was not passed through the ReLU in place

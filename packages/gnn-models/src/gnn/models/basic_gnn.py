@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from gnn.core import validation as v
+from gnn.core.nn.act import activate, no_forward_hooks
 from gnn.core.nn.mlp import MLP, resolve_activation
 from gnn.core.utils.sparse import is_sparse, to_edge_index
 
@@ -66,6 +67,13 @@ def resolve_norm(norm: Any, channels: int, norm_kwargs: dict[str, Any] | None) -
     if callable(norm):
         return norm(channels, **kwargs)
     raise TypeError(f"'norm' must be a name, a module, a class or None, got {v.describe(norm)}")
+
+
+def _fresh_norms() -> tuple[type, ...]:
+    """Normalizations whose output is a fresh tensor not saved for their backward."""
+    from gnn.conv.norm import BatchNorm
+
+    return (torch.nn.Identity, BatchNorm, torch.nn.BatchNorm1d)
 
 
 def _takes(module: torch.nn.Module, name: str) -> bool:
@@ -172,6 +180,8 @@ class BasicGNN(torch.nn.Module):
 
     supports_edge_weight: ClassVar[bool] = False
     supports_edge_attr: ClassVar[bool] = False
+    #: the layers return a fresh tensor that their backward does not keep (see ``_post``)
+    _fresh_output: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -228,6 +238,7 @@ class BasicGNN(torch.nn.Module):
         if template is None:
             template = torch.nn.Identity()
         self.supports_norm_batch = _takes(template, "batch")
+        self._fresh_norm = type(template) in _fresh_norms()
         self.norms = torch.nn.ModuleList(copy.deepcopy(template) for _ in range(num_layers - 1))
         self.norms.append(copy.deepcopy(template) if jk is not None else torch.nn.Identity())
 
@@ -267,15 +278,20 @@ class BasicGNN(torch.nn.Module):
         return conv(x, edge_index)
 
     def _post(self, layer: int, x: Tensor, batch: Tensor | None, batch_size: int | None) -> Tensor:
-        """Normalization, activation (in either order) and dropout after a convolution."""
-        act = self.act
+        """Normalization, activation (in either order) and dropout after a convolution.
+
+        A ReLU overwrites the convolution's output (or a batch norm's) when that is a
+        fresh tensor nothing else holds (:func:`gnn.core.nn.act.activate`): the layers
+        of the ready-made models, no forward hooks on them.
+        """
+        act, norm = self.act, self.norms[layer]
+        fresh = self._fresh_output and no_forward_hooks(self.convs[layer], norm)
         if act is not None and self.act_first:
-            x = act(x)
-        norm = self.norms[layer]
+            x = activate(act, x, fresh=fresh)
         if not isinstance(norm, torch.nn.Identity):
             x = norm(x, batch, batch_size) if self.supports_norm_batch else norm(x)
         if act is not None and not self.act_first:
-            x = act(x)
+            x = activate(act, x, fresh=fresh and self._fresh_norm)
         return self.dropout(x)
 
     def forward(
@@ -427,6 +443,10 @@ class GCN(BasicGNN):
 
         return GCNConv(in_channels, out_channels, **kwargs)
 
+    @property
+    def _fresh_output(self) -> bool:  # type: ignore[override]
+        return all(conv.bias is not None for conv in self.convs)  # (else the output is the propagation's)
+
 
 class GraphSAGE(BasicGNN):
     r""":class:`BasicGNN` of :class:`~gnn.conv.SAGEConv` layers (Hamilton et al., 2017).
@@ -440,6 +460,8 @@ class GraphSAGE(BasicGNN):
         >>> model(torch.randn(4, 16), torch.tensor([[0, 1, 2], [1, 2, 3]])).shape
         torch.Size([4, 32])
     """
+
+    _fresh_output: ClassVar[bool] = True
 
     def init_conv(
         self, in_channels: int | tuple[int, int], out_channels: int, **kwargs: Any
@@ -462,6 +484,8 @@ class GIN(BasicGNN):
         >>> model(torch.randn(4, 16), torch.tensor([[0, 1, 2], [1, 2, 3]])).shape
         torch.Size([4, 32])
     """
+
+    _fresh_output: ClassVar[bool] = True
 
     def init_conv(self, in_channels: int, out_channels: int, **kwargs: Any) -> torch.nn.Module:
         from gnn.conv import GINConv
@@ -494,6 +518,8 @@ class GAT(BasicGNN):
 
     supports_edge_weight: ClassVar[bool] = False
     supports_edge_attr: ClassVar[bool] = True
+
+    _fresh_output: ClassVar[bool] = True
 
     def init_conv(
         self, in_channels: int | tuple[int, int], out_channels: int, **kwargs: Any

@@ -71,50 +71,46 @@ class CorrectAndSmooth(torch.nn.Module):
         return self.smooth(self.correct(y_soft, *args), *args)
 
     @staticmethod
-    def _labels(y_soft: Tensor, y_true: Tensor, mask: Tensor) -> tuple[Tensor, int]:
+    def _labels(y_soft: Tensor, y_true: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``(y_true as [M, C] scores, the M labelled rows as indices)``."""
         v.check_tensor("y_soft", y_soft)
         v.check_tensor("y_true", y_true)
         v.check_tensor("mask", mask)
-        numel = int(mask.sum()) if mask.dtype == torch.bool else mask.size(0)
-        if y_true.size(0) != numel:
+        rows = mask.view(-1).nonzero().view(-1) if mask.dtype == torch.bool else mask.view(-1).long()
+        if y_true.size(0) != rows.numel():
             raise ValueError(
-                f"'y_true' must have one row per labelled node of 'mask' ({numel}), got {v.describe(y_true)}"
+                f"'y_true' must have one row per labelled node of 'mask' ({rows.numel()}), got {v.describe(y_true)}"
             )
         if y_true.dtype == torch.long and y_true.size(0) == y_true.numel():
             y_true = one_hot(y_true.view(-1), num_classes=y_soft.size(-1), dtype=y_soft.dtype)
-        return y_true, numel
+        return y_true, rows
 
     def correct(
         self, y_soft: Tensor, y_true: Tensor, mask: Tensor, edge_index: Any, edge_weight: Tensor | None = None
     ) -> Tensor:
-        """The corrected predictions :math:`\\mathbf{Z}^{(r)}` (see the class docstring)."""
-        y_true, numel = self._labels(y_soft, y_true, mask)
-        error = torch.zeros_like(y_soft)
-        error[mask] = y_true - y_soft[mask]
+        r"""The corrected predictions :math:`\mathbf{Z}^{(r)}` (see the class docstring)."""
+        y_true, rows = self._labels(y_soft, y_true, mask)
+        known = y_true - y_soft.index_select(0, rows)
+        error = torch.zeros_like(y_soft).index_put_((rows,), known)
         if self.autoscale:
             smoothed = self.prop1(
                 error, edge_index, edge_weight=edge_weight, post_step=lambda x: x.clamp_(-1.0, 1.0)
             )
-            sigma = error[mask].abs().sum() / numel
+            sigma = known.abs().sum() / rows.numel()
             scale = sigma / smoothed.abs().sum(dim=1, keepdim=True)
-            scale = scale.masked_fill(scale.isinf() | (scale > 1000), 1.0)
-            return y_soft + scale * smoothed
-        fixed = error[mask]
-
-        def reset_labelled(x: Tensor) -> Tensor:
-            x[mask] = fixed
-            return x
-
-        smoothed = self.prop1(error, edge_index, edge_weight=edge_weight, post_step=reset_labelled)
-        return y_soft + self.scale * smoothed
+            scale = scale.masked_fill_(scale.isinf() | (scale > 1000), 1.0)
+            return torch.addcmul(y_soft, scale, smoothed)
+        smoothed = self.prop1(
+            error, edge_index, edge_weight=edge_weight, post_step=lambda x: x.index_put_((rows,), known)
+        )
+        return torch.add(y_soft, smoothed, alpha=self.scale)
 
     def smooth(
         self, y_soft: Tensor, y_true: Tensor, mask: Tensor, edge_index: Any, edge_weight: Tensor | None = None
     ) -> Tensor:
         """The smoothed predictions (see the class docstring)."""
-        y_true, _ = self._labels(y_soft, y_true, mask)
-        y_soft = y_soft.clone()
-        y_soft[mask] = y_true
+        y_true, rows = self._labels(y_soft, y_true, mask)
+        y_soft = y_soft.index_put((rows,), y_true.to(y_soft.dtype))
         return self.prop2(y_soft, edge_index, edge_weight=edge_weight)
 
     def __repr__(self) -> str:

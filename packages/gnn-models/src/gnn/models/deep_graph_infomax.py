@@ -58,7 +58,7 @@ class DeepGraphInfomax(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Reset the encoder and the summary, and draw :math:`\\mathbf{W}` uniformly in ``±1/sqrt(D)``."""
+        r"""Reset the encoder and the summary, and draw :math:`\mathbf{W}` uniformly in ``±1/sqrt(D)``."""
         reset(self.encoder)
         reset(self.summary)
         uniform(self.hidden_channels, self.weight)

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gnn.core import plans
 from gnn.core import validation as v
+from gnn.core.cache import memo
 from gnn.core.message_passing import MessagePassing
 from gnn.core.utils import gcn_norm, is_sparse
 
@@ -58,7 +60,7 @@ class LabelPropagation(MessagePassing):
         torch.Size([3, 2])
     """
 
-    fused_message = "edge_weight * x_j"
+    fused_message = plans.WeightedSum(weight="edge_weight", root="root")
 
     def __init__(self, num_layers: int, alpha: float) -> None:
         super().__init__(aggr="add")
@@ -78,25 +80,51 @@ class LabelPropagation(MessagePassing):
     ) -> Tensor:
         """Propagate ``y`` (see the class docstring)."""
         v.check_tensor("y", y)
-        if y.dtype == torch.long and y.size(0) == y.numel():
-            y = one_hot(y.view(-1))
-        if y.dim() != 2:
-            raise ValueError(f"'y' must be [N, C] label scores or [N] class indices, got {v.describe(y)}")
-        out = y
         if mask is not None:
             v.check_tensor("mask", mask)
-            out = torch.zeros_like(y)
-            out[mask] = y[mask]
-        edge_index, edge_weight = self._normalized(edge_index, edge_weight, y)
+        out = self._initial(y, mask)
+        edge_index, edge_weight = self._normalized(edge_index, edge_weight, out)
         alpha = float(self.alpha)
         res = (1 - alpha) * out
+        if isinstance(edge_weight, Tensor) and not self.exact_edges:
+            # alpha A Y + (1 - alpha) Y0 as one fused pass: the weights scaled by alpha once per
+            # graph, the root term (1 - alpha) Y0 added inside the spmm (nothing can observe the
+            # scaled messages: no hooks, no explain mode)
+            scaled = memo(edge_weight, ("label_prop_scaled", alpha), lambda: edge_weight * alpha)
+            for _ in range(self.num_layers):
+                out = self.propagate(edge_index, x=out, edge_weight=scaled, root=(res, 1.0))
+                out = post_step(out) if post_step is not None else out.clamp_(0.0, 1.0)
+            return out
         for _ in range(self.num_layers):
             out = self.propagate(edge_index, x=out, edge_weight=edge_weight)
             out = torch.add(res, out, alpha=alpha, out=out)  # alpha * out + res, in place
-            if post_step is not None:
-                out = post_step(out)
+            out = post_step(out) if post_step is not None else out.clamp_(0.0, 1.0)
+        return out
+
+    @staticmethod
+    def _initial(y: Tensor, mask: Tensor | None) -> Tensor:
+        r""":math:`\mathbf{Y} \odot \mathbf{m}` (class indices one-hot encoded), without boolean indexing."""
+        if y.dtype == torch.long and y.size(0) == y.numel():
+            labels = y.view(-1)
+            num_classes = int(labels.max()) + 1 if labels.numel() else 0
+            if labels.numel():
+                v.check_index_range("y", labels, num_classes, "classes")
+            if mask is None:
+                keep = torch.ones(labels.numel(), device=y.device)
+            elif mask.dtype == torch.bool:
+                keep = mask.view(-1).to(torch.float32)
             else:
-                out.clamp_(0.0, 1.0)
+                keep = torch.zeros(labels.numel(), device=y.device).index_fill(0, mask.view(-1), 1.0)
+            out = torch.zeros(labels.numel(), num_classes, device=y.device)
+            return out.index_put_((torch.arange(labels.numel(), device=y.device), labels), keep)
+        if y.dim() != 2:
+            raise ValueError(f"'y' must be [N, C] label scores or [N] class indices, got {v.describe(y)}")
+        if mask is None:
+            return y
+        if mask.dtype == torch.bool:
+            return torch.where(mask.view(-1, 1), y, y.new_zeros(()))
+        out = torch.zeros_like(y)
+        out[mask] = y[mask]
         return out
 
     def _normalized(
@@ -110,8 +138,6 @@ class LabelPropagation(MessagePassing):
                 return gcn_norm(edge_index, None, y.size(0), add_self_loops=False, dtype=y.dtype)[0], None
             return edge_index, None
         if edge_weight is None:
-            v.check_edge_index(edge_index)
-            v.check_index_range("edge_index", edge_index, y.size(0), "nodes of 'y'")
             return gcn_norm(edge_index, None, y.size(0), add_self_loops=False, dtype=y.dtype)
         return edge_index, edge_weight
 
