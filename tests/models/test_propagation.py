@@ -279,3 +279,16 @@ def test_rect_semantic_labels_are_class_means():
     for k, i in enumerate(rows.tolist()):
         same = rows[y[rows] == y[i]]
         testing.assert_close(out[k], x[same].mean(0))
+
+
+def test_label_propagation_hooks_see_pygs_messages():
+    """With a hook registered the per-edge path runs: the messages are w_ji * y_j (not pre-scaled
+    by alpha) and the result is the fused path's."""
+    edge_index, y, mask, _, weight = graph(14)
+    prop = LabelPropagation(num_layers=2, alpha=0.6)
+    expected = prop(y, edge_index, mask, weight)
+    seen = []
+    prop.register_message_forward_hook(lambda module, inputs, output: seen.append(output))
+    testing.assert_close(prop(y, edge_index, mask, weight), expected)
+    y0 = torch.nn.functional.one_hot(y, K).float() * mask.view(-1, 1)
+    testing.assert_close(seen[0], weight.view(-1, 1) * y0[edge_index[0]])
