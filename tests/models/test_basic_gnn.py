@@ -288,6 +288,8 @@ def test_gnn_over_registered_convs_equals_the_named_model():
     model = models.GNN("sage", F_IN, HIDDEN, 2, aggr="max")
     assert repr(model) == f"GNN(SAGEConv, {F_IN}, {HIDDEN}, num_layers=2)"
     assert model.convs[0].aggr == "max"
+    keyword = models.GNN(conv="sage", in_channels=F_IN, hidden_channels=HIDDEN, num_layers=2)
+    assert repr(keyword) == f"GNN(SAGEConv, {F_IN}, {HIDDEN}, num_layers=2)"
 
 
 def test_gnn_with_a_factory_and_edge_attr_detection():

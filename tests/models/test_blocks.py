@@ -347,3 +347,11 @@ def test_mask_label_ratio_mask_and_errors():
         layer(torch.randn(4, 4), torch.tensor([0, 1, 5, 0]), torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask"):
         layer(torch.randn(4, 4), torch.zeros(4, dtype=torch.long), torch.ones(3, dtype=torch.bool))
+
+
+def test_mask_label_index_mask_equals_bool_mask():
+    x, y = torch.randn(N, 4), torch.randint(0, 3, (N,))
+    mask = torch.rand(N) < 0.5
+    for method in ("add", "concat"):
+        layer = MaskLabel(3, 4, method=method)
+        testing.assert_close(layer(x, y, mask.nonzero().view(-1)), layer(x, y, mask))

@@ -51,15 +51,16 @@ class MaskLabel(torch.nn.Module):
         v.check_tensor("x", x)
         v.check_tensor("y", y)
         v.check_tensor("mask", mask)
-        if y.size(0) != x.size(0) or mask.size(0) != x.size(0):
+        if y.size(0) != x.size(0) or (mask.dtype == torch.bool and mask.size(0) != x.size(0)):
             raise ValueError(
-                f"'y' and 'mask' must have one entry per node of 'x' ({x.size(0)}), got "
+                f"'y' and a boolean 'mask' must have one entry per node of 'x' ({x.size(0)}), got "
                 f"{v.describe(y)} and {v.describe(mask)}"
             )
         if mask.dtype == torch.bool:
             rows = mask.nonzero().view(-1)
         else:
-            rows = mask
+            rows = mask.view(-1).long()
+            v.check_index_range("mask", rows, x.size(0), "nodes of 'x'")
         labels = y[rows]
         v.check_index_range("y", labels, self.emb.num_embeddings, "classes")
         emb = self.emb(labels)
