@@ -41,10 +41,10 @@ class _Invertible(torch.autograd.Function):
             outputs = fn(*(t.detach() if isinstance(t, Tensor) else t for t in inputs))
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
         outputs = tuple(o.detach() for o in outputs)
-        # the input's data can be dropped when it is an intermediate result (a leaf is the user's own
-        # tensor); the backward pass restores it in place, for whoever else holds the same tensor
+        # the input's data can be dropped when it is an intermediate result that is not a view (a
+        # leaf is the user's own tensor); the backward pass restores it, for whoever holds the tensor
         x = inputs[0]
-        ctx.freed = isinstance(x, Tensor) and x.grad_fn is not None
+        ctx.freed = isinstance(x, Tensor) and x.grad_fn is not None and x._base is None
         ctx.pending = [(inputs, outputs)] * num_bwd_passes
         if ctx.freed:
             ctx.x_shape = x.shape
