@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .. import ops
 from .. import validation as v
+from .act import activate, no_forward_hooks
 from .linear import Linear
 
 __all__ = ["MLP"]
@@ -134,6 +135,9 @@ class _LayerNorm(torch.nn.Module):
 
 
 _BUILTIN_NORMS: dict[str, type[torch.nn.Module]] = {"batch": _BatchNorm, "layer": _LayerNorm}
+#: normalizations whose output is a fresh tensor not saved for their backward (an activation may
+#: overwrite it)
+_FRESH_NORMS = (torch.nn.Identity, _BatchNorm)
 
 
 def _norm_key(name: str) -> str:
@@ -381,12 +385,14 @@ class MLP(torch.nn.Module):
         for i, lin in enumerate(self.lins):
             x = lin(x)
             if i < len(self.norms):
-                if self.act is not None and self.act_first:
-                    x = self.act(x)
                 norm = self.norms[i]
+                # a ReLU may overwrite the linear map's fresh output (and a plain batch norm's)
+                fresh = no_forward_hooks(lin, norm)
+                if self.act is not None and self.act_first:
+                    x = activate(self.act, x, fresh=fresh)
                 x = norm(x, batch, batch_size) if self.supports_norm_batch else norm(x)
                 if self.act is not None and not self.act_first:
-                    x = self.act(x)
+                    x = activate(self.act, x, fresh=fresh and type(norm) in _FRESH_NORMS)
                 x = F.dropout(x, p=self.dropout[i], training=self.training)
                 emb = x
             else:
