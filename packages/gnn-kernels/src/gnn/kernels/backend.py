@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ._library import load, load_error
 from .geometry import GeometryOps
+from .walk import WalkOps
 
 _OPS = {
     "spmm",
@@ -39,6 +40,7 @@ _OPS = {
     "fps",
     "graclus",
     "grid_cluster",
+    "random_walk",
 }
 # reduction codes of scatter_reduce/segment_reduce (csrc/reduce.h)
 REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN, REDUCE_MUL = range(5)
@@ -59,7 +61,15 @@ _REDUCE_CODES = {
 _MIN_WORK = {"spmm": 1 << 19, "spmm_self": 1 << 19}
 _MIN_WORK_REDUCE = {"sum": 1 << 19, "mean": 1 << 19}  # scatter / segment by reduction
 _MIN_WORK_DEFAULT = 1 << 14
-_ALWAYS = {"node_score_attention", "additive_attention", "dot_attention", "softmax", "segment_matmul"}
+# random_walk: the reference runs a dozen torch ops per step, the kernel one call for the whole walk
+_ALWAYS = {
+    "node_score_attention",
+    "additive_attention",
+    "dot_attention",
+    "softmax",
+    "segment_matmul",
+    "random_walk",
+}
 
 
 def _min_work(op: str, reduce: str | None) -> int:
@@ -127,7 +137,7 @@ def contiguous_rows(t: Tensor) -> Tensor:
     return t if inner.is_contiguous() else t.contiguous()
 
 
-class NativeBackend(GeometryOps):
+class NativeBackend(GeometryOps, WalkOps):
     """Compiled CPU kernels (OpenMP-style row parallelism through torch's thread pool)."""
 
     name = "native"
