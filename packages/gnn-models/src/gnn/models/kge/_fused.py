@@ -112,7 +112,6 @@ class FusedKGELoss(torch.autograd.Function):
         gx, gr = ctx.rows.backward(
             ctx.saved, (g_pos * grad_loss).unsqueeze(1), (g_neg * grad_loss).unsqueeze(1), ctx.k
         )
-        ctx.saved = None
         grads = [(g, node_index) for g in gx] + [(g, rel_index) for g in gr]
         out: list[Tensor | None] = []
         for j, (grad_rows, index) in enumerate(grads):
