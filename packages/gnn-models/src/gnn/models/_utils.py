@@ -75,3 +75,52 @@ def progress(iterable: Iterable[T], total: int, desc: str = "") -> Iterable[T]:
     except ImportError:
         return _TextProgress(iterable, total, desc or "progress")
     return tqdm(iterable, total=total, desc=desc or None)
+
+
+def csr_sorted(edge_index: Tensor, num_src: int, num_dst: int) -> tuple[Tensor, Tensor]:
+    """``(rowptr [num_src + 1], col [E])`` of ``edge_index`` with edges sorted by (source, target)."""
+    row, col = edge_index[0].long(), edge_index[1].long()
+    order = torch.argsort(row * max(num_dst, 1) + col, stable=True)
+    row, col = row[order], col[order]
+    counts = torch.bincount(row, minlength=num_src)
+    rowptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    return rowptr, col
+
+
+def context_windows(walks: Tensor, context_size: int) -> Tensor:
+    """Every window of ``context_size`` consecutive nodes of every walk, window by window:
+    ``[W * S, context_size]`` for ``S`` walks of ``L`` nodes (``W = L - context_size + 1``)."""
+    return walks.unfold(1, context_size, 1).transpose(0, 1).reshape(-1, context_size)
+
+
+def skipgram_loss(embedding: torch.nn.Embedding, pos_rw: Tensor, neg_rw: Tensor, eps: float) -> Tensor:
+    r"""Skip-gram with negative sampling over context windows (their first node is the centre):
+
+    .. math::
+        -\frac{1}{|P|}\sum_{(u, v) \in P} \log(\sigma(z_u^\top z_v) + \epsilon)
+        -\frac{1}{|N|}\sum_{(u, v) \in N} \log(1 - \sigma(z_u^\top z_v) + \epsilon)
+
+    over the (centre, other) pairs ``P`` of ``pos_rw`` and ``N`` of ``neg_rw``.
+    """
+    total = pos_rw.new_zeros((), dtype=embedding.weight.dtype)
+    for rw, positive in ((pos_rw, True), (neg_rw, False)):
+        z = embedding(rw.long())  # [n, C, D]
+        out = torch.bmm(z[:, 1:], z[:, :1].transpose(1, 2)).reshape(-1)
+        p = torch.sigmoid(out)
+        total = total - torch.log((p if positive else 1 - p) + eps).mean()
+    return total
+
+
+def logistic_regression_score(
+    train_z: Tensor, train_y: Tensor, test_z: Tensor, test_y: Tensor, solver: str, *args: Any, **kwargs: Any
+) -> float:
+    """Accuracy on the test set of scikit-learn's ``LogisticRegression`` fitted on the train set."""
+    try:
+        from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise ImportError(
+            "test() fits scikit-learn's LogisticRegression: `pip install scikit-learn`"
+        ) from error
+    clf = LogisticRegression(*args, solver=solver, **kwargs)
+    clf.fit(train_z.detach().cpu().numpy(), train_y.detach().cpu().numpy())
+    return float(clf.score(test_z.detach().cpu().numpy(), test_y.detach().cpu().numpy()))
