@@ -118,7 +118,10 @@ def test_node2vec_test_uses_sklearn(monkeypatch):
     z = model().detach()
     y = torch.arange(12) % 2
     assert model.test(z[:8], y[:8], z[8:], y[8:], max_iter=50) == 0.75
-    assert calls["init"] == ((), {"solver": "lbfgs", "max_iter": 50}) and calls["fit"] == ((8, 4), y[:8].tolist())
+    assert calls["init"] == ((), {"solver": "lbfgs", "max_iter": 50}) and calls["fit"] == (
+        (8, 4),
+        y[:8].tolist(),
+    )
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.delitem(sys.modules, "sklearn.linear_model")
     with pytest.raises(ImportError, match="scikit-learn"):
@@ -145,9 +148,13 @@ def test_node2vec_bad_inputs():
 # -- MetaPath2Vec ------------------------------------------------------------------------------
 def hetero_edges():
     g = torch.Generator().manual_seed(3)
-    author_paper = torch.stack([torch.randint(0, 6, (20,), generator=g), torch.randint(0, 9, (20,), generator=g)])
+    author_paper = torch.stack(
+        [torch.randint(0, 6, (20,), generator=g), torch.randint(0, 9, (20,), generator=g)]
+    )
     author_paper[0, author_paper[0] == 5] = 4  # author 5 writes nothing: walks from it die
-    paper_venue = torch.stack([torch.randint(0, 8, (9,), generator=g), torch.randint(0, 3, (9,), generator=g)])
+    paper_venue = torch.stack(
+        [torch.randint(0, 8, (9,), generator=g), torch.randint(0, 3, (9,), generator=g)]
+    )
     return {
         ("author", "writes", "paper"): author_paper,
         ("paper", "written_by", "author"): author_paper.flip(0),
@@ -167,7 +174,9 @@ METAPATH = [
 @pytest.mark.parametrize("walks_per_node,negatives", [(1, 1), (3, 2)])
 def test_metapath2vec_equals_pyg(walks_per_node, negatives):
     pyg = pytest.importorskip("torch_geometric.nn")
-    kwargs = dict(walk_length=10, context_size=4, walks_per_node=walks_per_node, num_negative_samples=negatives)
+    kwargs = dict(
+        walk_length=10, context_size=4, walks_per_node=walks_per_node, num_negative_samples=negatives
+    )
     theirs = pyg.MetaPath2Vec(hetero_edges(), 8, METAPATH, **kwargs)
     ours = MetaPath2Vec(hetero_edges(), 8, METAPATH, **kwargs)
     testing.load_pyg_state(ours, theirs)
@@ -241,7 +250,9 @@ def test_lightgcn_equals_pyg(alpha):
     torch.testing.assert_close(ours.get_embedding(ei, w), theirs.get_embedding(ei, w))
     torch.testing.assert_close(ours(ei), theirs(ei))
     torch.testing.assert_close(ours(ei, label, w), theirs(ei, label, w))
-    torch.testing.assert_close(ours.predict_link(ei, label, prob=True), theirs.predict_link(ei, label, prob=True))
+    torch.testing.assert_close(
+        ours.predict_link(ei, label, prob=True), theirs.predict_link(ei, label, prob=True)
+    )
     assert torch.equal(ours.predict_link(ei, label), theirs.predict_link(ei, label))
     src, dst = torch.arange(6), torch.arange(6, 15)
     assert torch.equal(ours.recommend(ei, src_index=src, dst_index=dst, k=3),
@@ -272,7 +283,9 @@ def test_lightgcn_matches_dense_propagation_and_sparse_input():
     x1 = norm @ x0
     x2 = norm @ x1
     torch.testing.assert_close(model.get_embedding(ei), (x0 + x1 + x2) / 3)
-    adj_t = torch.sparse_coo_tensor(torch.stack([ei[1], ei[0]]), torch.ones(ei.size(1), dtype=torch.float64), (15, 15))
+    adj_t = torch.sparse_coo_tensor(
+        torch.stack([ei[1], ei[0]]), torch.ones(ei.size(1), dtype=torch.float64), (15, 15)
+    )
     torch.testing.assert_close(model.get_embedding(adj_t), model.get_embedding(ei))
     scores = model(adj_t)
     assert scores.shape == (ei.size(1),)

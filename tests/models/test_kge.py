@@ -27,7 +27,11 @@ N, R, D = 40, 5, 6
 
 def triplets(b: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(N, (b,), generator=g), torch.randint(R, (b,), generator=g), torch.randint(N, (b,), generator=g)
+    return (
+        torch.randint(N, (b,), generator=g),
+        torch.randint(R, (b,), generator=g),
+        torch.randint(N, (b,), generator=g),
+    )
 
 
 def dense_loss(model, h, r, t, nh, nt):
@@ -56,7 +60,9 @@ def dense_loss(model, h, r, t, nh, nt):
         return torch.clamp(model.margin - pos + neg, min=0).mean()
     logits = torch.cat([pos, neg])
     y = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
-    return -(y * torch.nn.functional.logsigmoid(logits) + (1 - y) * torch.nn.functional.logsigmoid(-logits)).mean()
+    return -(
+        y * torch.nn.functional.logsigmoid(logits) + (1 - y) * torch.nn.functional.logsigmoid(-logits)
+    ).mean()
 
 
 def params(fn):
