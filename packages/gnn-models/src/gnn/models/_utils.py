@@ -38,19 +38,6 @@ def check_int(name: str, value: object, low: int) -> int:
     return value
 
 
-def require(extra: str, module: str, feature: str) -> Any:
-    """Import the optional ``module`` or raise an ImportError naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(
-            f"{feature} needs the optional package '{module}': install it with "
-            f"`pip install gnn-models[{extra}]`"
-        ) from error
-
-
 class _TextProgress:
     """A minimal progress display on stderr (used when tqdm is not installed)."""
 
