@@ -12,7 +12,9 @@ import torch
 
 import gnn.kernels
 
-pytestmark = pytest.mark.skipif(not gnn.kernels.load(), reason=f"kernels not built: {gnn.kernels.load_error()}")
+pytestmark = pytest.mark.skipif(
+    not gnn.kernels.load(), reason=f"kernels not built: {gnn.kernels.load_error()}"
+)
 if gnn.kernels.load():
     from gnn.kernels import walk
 
@@ -125,9 +127,14 @@ def test_bad_inputs_raise_instead_of_crashing():
 def test_fake_implementation_and_schema():
     rowptr, col = csr(EDGES, 6)
     start = torch.tensor([0, 4, 5])
-    for rand, nb in ((torch.rand(3, 4, dtype=torch.float64), None), (torch.rand(3, 4, 2, dtype=torch.float64), col)):
+    for rand, nb in (
+        (torch.rand(3, 4, dtype=torch.float64), None),
+        (torch.rand(3, 4, 2, dtype=torch.float64), col),
+    ):
         torch.library.opcheck(
-            K.random_walk, (rowptr, col, nb, start, rand, 2.0, 0.5), test_utils=("test_schema", "test_faketensor")
+            K.random_walk,
+            (rowptr, col, nb, start, rand, 2.0, 0.5),
+            test_utils=("test_schema", "test_faketensor"),
         )
 
 

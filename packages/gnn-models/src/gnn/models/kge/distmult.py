@@ -37,10 +37,11 @@ class _DistMultRows(Rows):
         w = gp * h  # what multiplies t's gradient: the true head, plus the random head of i < k
         w[:k].addcmul_(gn[:k], z[:k])
         torch.mul(re, w, out=gt)
-        torch.mul(gn[:k] * t[:k], re[:k], out=gz[:k])
+        gt_neg = gn[:k] * t[:k]
+        torch.mul(gt_neg, re[:k], out=gz[:k])
         torch.mul(gn[k:] * h[k:], re[k:], out=gz[k:])
         gr = h * u  # true triplets and the corrupted (h, r, z) of i >= k
-        gr[:k].addcmul_(z[:k], gn[:k] * t[:k])  # the corrupted (z, r, t) of i < k
+        gr[:k].addcmul_(z[:k], gt_neg)  # the corrupted (z, r, t) of i < k
         return (gx,), (gr,)
 
 
