@@ -69,8 +69,10 @@ def load() -> bool:
                 # fake and autograd formulas of the ops (the fused attention ops in their own module)
                 from . import _attention_ops, _autograd, _multi_ops  # noqa: F401
                 from .geometry import register_fakes
+                from .walk import register_fakes as register_walk_fakes
 
                 register_fakes()
+                register_walk_fakes()
 
                 ok = True
             except Exception as error:  # noqa: BLE001 - any load failure means: use pure torch

@@ -29,6 +29,7 @@ from ._common import (  # noqa: F401
 )
 from ._library import load, load_error
 from .geometry import GeometryOps
+from .walk import WalkOps
 
 _OPS = {
     "spmm",
@@ -48,6 +49,7 @@ _OPS = {
     "fps",
     "graclus",
     "grid_cluster",
+    "random_walk",
 }
 #: below this many elements read (``work``), a call's fixed cost in the custom-op
 #: machinery (about 60 us) exceeds what the kernel saves and the pure-torch reference runs.
@@ -56,7 +58,15 @@ _OPS = {
 _MIN_WORK = {"spmm": 1 << 19, "spmm_self": 1 << 19}
 _MIN_WORK_REDUCE = {"sum": 1 << 19, "mean": 1 << 19}  # scatter / segment by reduction
 _MIN_WORK_DEFAULT = 1 << 14
-_ALWAYS = {"node_score_attention", "additive_attention", "dot_attention", "softmax", "segment_matmul"}
+# random_walk: the reference runs a dozen torch ops per step, the kernel one call for the whole walk
+_ALWAYS = {
+    "node_score_attention",
+    "additive_attention",
+    "dot_attention",
+    "softmax",
+    "segment_matmul",
+    "random_walk",
+}
 
 
 def _min_work(op: str, reduce: str | None) -> int:
@@ -112,7 +122,7 @@ def _along_rows(src: Tensor, dim: int, rows_out: int, kernel: Any) -> Tensor:
     return out.movedim(0, dim) if dim != 0 else out
 
 
-class NativeBackend(GeometryOps):
+class NativeBackend(GeometryOps, WalkOps):
     """Compiled CPU kernels (OpenMP-style row parallelism through torch's thread pool)."""
 
     name = "native"

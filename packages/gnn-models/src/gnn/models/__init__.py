@@ -62,6 +62,26 @@ _EXPORTS.update(
     }
 )
 
+
+# -- embeddings, KGE, scale-out and ecosystem bridges (issue 15, second half) --------------------
+_EXPORTS.update(
+    {
+        "Node2Vec": ".node2vec",
+        "MetaPath2Vec": ".metapath2vec",
+        "LightGCN": ".lightgcn",
+        "KGEModel": ".kge",
+        "TransE": ".kge",
+        "DistMult": ".kge",
+        "ComplEx": ".kge",
+        "RotatE": ".kge",
+        "DataParallel": ".data_parallel",
+        "PyGModelHubMixin": ".model_hub",
+        "to_captum_model": ".captum",
+        "to_captum_input": ".captum",
+        "captum_output_to_dicts": ".captum",
+    }
+)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,17 +89,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .autoencoder import ARGA, ARGVA, GAE, VGAE, InnerProductDecoder  # noqa: F401
     from .basic_gnn import GAT, GCN, GIN, GNN, PNA, BasicGNN, EdgeCNN, GraphSAGE  # noqa: F401
+    from .captum import captum_output_to_dicts, to_captum_input, to_captum_model  # noqa: F401
     from .correct_and_smooth import CorrectAndSmooth  # noqa: F401
+    from .data_parallel import DataParallel  # noqa: F401
     from .deep_graph_infomax import DeepGraphInfomax  # noqa: F401
     from .deepgcn import DeepGCNLayer  # noqa: F401
     from .encoding import PositionalEncoding, TemporalEncoding  # noqa: F401
     from .functional import bro, gini  # noqa: F401
     from .graph_unet import GraphUNet  # noqa: F401
     from .jumping_knowledge import JumpingKnowledge  # noqa: F401
+    from .kge import ComplEx, DistMult, KGEModel, RotatE, TransE  # noqa: F401
     from .label_prop import LabelPropagation  # noqa: F401
+    from .lightgcn import LightGCN  # noqa: F401
     from .linkx import LINKX  # noqa: F401
     from .mask_label import MaskLabel  # noqa: F401
     from .meta import MetaLayer  # noqa: F401
+    from .metapath2vec import MetaPath2Vec  # noqa: F401
+    from .model_hub import PyGModelHubMixin  # noqa: F401
+    from .node2vec import Node2Vec  # noqa: F401
     from .pmlp import PMLP  # noqa: F401
     from .rect import RECT_L  # noqa: F401
     from .rev_gnn import GroupAddRev  # noqa: F401
