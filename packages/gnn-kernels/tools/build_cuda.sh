@@ -123,6 +123,7 @@ ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backw
 ops += ["softmax_forward", "softmax_backward"]  # csrc/cuda/softmax.cu
 ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry.cu
 ops += ["multi_reduce", "multi_reduce_backward"]  # csrc/cuda/multi_reduce.cu
+ops += ["gather_matmul", "gather_matmul_backward"]  # csrc/cuda/gather_matmul.cu
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"
