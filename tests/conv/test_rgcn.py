@@ -90,6 +90,15 @@ def test_loop_reference(cls, kwargs):
         torch.nn.init.normal_(conv.bias)
     expected = loop_reference(conv, x, x, edge_index, edge_type, kwargs.get("aggr", "mean"))
     testing.assert_close(conv(x, edge_index, edge_type), expected, atol=1e-10, rtol=1e-9)
+    # features that need a gradient: RGCNConv's sum/mean transform first (a relation table), the
+    # other aggregations aggregate first; both give the loop's values and gradients
+    xg, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = conv(xg, edge_index, edge_type)
+    testing.assert_close(out, expected, atol=1e-10, rtol=1e-9)
+    grad = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(2))
+    out.backward(grad)
+    loop_reference(conv, x_ref, x_ref, edge_index, edge_type, kwargs.get("aggr", "mean")).backward(grad)
+    testing.assert_close(xg.grad, x_ref.grad, atol=1e-10, rtol=1e-9)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -220,19 +229,27 @@ def test_empty_graph_int32_noncontiguous_and_grad(cls):
 
 
 def test_uses_one_fused_propagate(monkeypatch):
-    """The per-relation mean is one fused spmm over the relation-split receivers (no loop)."""
+    """The per-relation mean is one fused spmm (no loop): over the relation-split receivers for
+    features without gradient, over the relation-split senders (a table of x_j W_r) with one."""
     x, edge_index, edge_type = graph(10)
     conv = RGCNConv(F_IN, F_OUT, R).double()
-    calls: list[int] = []
+    calls: list[tuple[int, int]] = []
     real = ops.spmm
 
     def spy(csr, *args, **kwargs):
-        calls.append(csr.num_rows)
+        calls.append((csr.num_rows, csr.num_cols))
         return real(csr, *args, **kwargs)
 
     monkeypatch.setattr(ops, "spmm", spy)
     conv(x, edge_index, edge_type)
-    assert calls == [N * R]
+    conv(x.clone().requires_grad_(), edge_index, edge_type)
+    assert calls == [(N * R, N), (N, N * R)]
+    seen: list[int] = []
+    handle = conv.register_message_forward_hook(lambda m, inputs, out: seen.append(out.size(0)))
+    general = conv(x.clone().requires_grad_(), edge_index, edge_type)
+    handle.remove()
+    assert seen == [E] and len(calls) == 2
+    testing.assert_close(general, conv(x, edge_index, edge_type), atol=1e-10, rtol=1e-9)
 
 
 def test_gather_matmul_carries_fast_rgcn(monkeypatch):

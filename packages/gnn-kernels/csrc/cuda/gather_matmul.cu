@@ -156,7 +156,8 @@ Tensor table_keys(const Tensor& types, const Tensor& index, int64_t num_types, c
 
 // (order, device ptr [groups + 1]) of a stable grouping of `keys` (values in [0, groups)).
 std::tuple<Tensor, Tensor> group_by(const Tensor& keys, int64_t groups, const CudaContext& ctx) {
-  auto [sorted, order] = sort_stable(keys);
+  Tensor sorted, order;
+  std::tie(sorted, order) = sort_stable(keys);
   Tensor ptr = torch::stable::new_empty(keys, {groups + 1});
   ptr_kernel<<<grid_threads(groups + 1), kThreads, 0, ctx.stream()>>>(
       sorted.const_data_ptr<int64_t>(), sorted.numel(), groups, ptr.mutable_data_ptr<int64_t>());
@@ -230,7 +231,8 @@ Tensor gather_matmul(Tensor inputs, Tensor types, Tensor other, std::optional<Te
     });
     return out;
   }
-  auto [order, dptr] = group_by(types, s.types, ctx);
+  Tensor order, dptr;  // (no structured bindings: the lambdas below capture them)
+  std::tie(order, dptr) = group_by(types, s.types, ctx);
   const std::vector<int64_t> ptr = to_host(dptr, ctx);
   Tensor rows = source_rows(order, index, ctx);
   Tensor x = torch::stable::contiguous(inputs);
@@ -269,7 +271,8 @@ std::tuple<Tensor, Tensor> gather_matmul_backward(Tensor inputs, Tensor types, T
 
   if (s.table()) {
     Tensor key = table_keys(types, *index, s.types, ctx);
-    auto [order, ptr] = group_by(key, s.rows * s.types, ctx);
+    Tensor order, ptr;
+    std::tie(order, ptr) = group_by(key, s.rows * s.types, ctx);
     Tensor grad_table = torch::stable::new_empty(inputs, {s.rows, s.types * s.out});
     dispatch_float(inputs.scalar_type(), "gather_matmul_backward", [&](auto tag) {
       using scalar_t = decltype(tag);
@@ -284,7 +287,8 @@ std::tuple<Tensor, Tensor> gather_matmul_backward(Tensor inputs, Tensor types, T
     return {grad_inputs, grad_other};
   }
 
-  auto [order, dptr] = group_by(types, s.types, ctx);
+  Tensor order, dptr;
+  std::tie(order, dptr) = group_by(types, s.types, ctx);
   const std::vector<int64_t> ptr = to_host(dptr, ctx);
   Tensor rows = source_rows(order, index, ctx);
   Tensor sorted_grad = torch::stable::new_empty(grad, {s.entries, s.out});
@@ -322,7 +326,8 @@ std::tuple<Tensor, Tensor> gather_matmul_backward(Tensor inputs, Tensor types, T
         launch_scatter<scalar_t>(sorted_gin, order, s.in, grad_inputs, ctx);
       });
     } else {  // a row read by several positions: their sum, grouped by a stable sort of the rows
-      auto [row_order, row_ptr] = group_by(rows, s.rows, ctx);
+      Tensor row_order, row_ptr;
+      std::tie(row_order, row_ptr) = group_by(rows, s.rows, ctx);
       dispatch_float(inputs.scalar_type(), "gather_matmul_backward", [&](auto tag) {
         using scalar_t = decltype(tag);
         launch_group_sum<scalar_t>(sorted_gin, row_order, row_ptr, s.in, grad_inputs, ctx);

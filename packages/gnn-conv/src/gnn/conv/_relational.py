@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gnn.core import ops
 from gnn.core import validation as v
 from gnn.core.cache import memo
 from gnn.core.graph import Graph
@@ -88,6 +89,26 @@ def relation_edges(
     return memo(edge_index, key, compute, edge_type)
 
 
+def mean_weights(
+    graph: Graph, edge_type: Tensor, num_relations: int, num_dst: Any, dtype: torch.dtype
+) -> Tensor:
+    """``[E]`` weights :math:`d_i / |\\mathcal{N}_r(i)|` of the edges ``j -> i`` of relation ``r``
+    (:math:`d_i` the in-degree of ``i``): a mean over all incoming edges of ``i`` of the weighted
+    messages is then the sum over relations of the per-relation means. Cached per graph."""
+    edge_index = graph.edge_index
+
+    def compute() -> Tensor:
+        receiver = graph.index.long()
+        group = receiver * num_relations + edge_type.long()
+        ones = torch.ones(group.numel(), dtype=dtype, device=group.device)
+        per_relation = ops.scatter(ones, group, 0, num_dst * num_relations, "sum")
+        degree = ops.scatter(ones, receiver, 0, num_dst, "sum")
+        return degree.index_select(0, receiver) / per_relation.index_select(0, group)
+
+    key = ("relation_mean_weights", num_relations, graph.i, num_dst, dtype)
+    return memo(edge_index, key, compute, edge_type)
+
+
 def expanded_size(graph: Graph, num_src: Any, num_dst: Any) -> tuple[Any, Any]:
     """``size`` argument of ``propagate`` (``edge_index`` row order) for the given node counts."""
     size = [None, None]
@@ -125,10 +146,16 @@ def relation_table(
 
 
 def transform_aggregates(
-    h: Tensor, weight: Tensor, comp: Tensor | None, num_relations: int, blocks: bool
+    h: Tensor,
+    weight: Tensor,
+    comp: Tensor | None,
+    num_relations: int,
+    blocks: bool,
+    base: Tensor | None = None,
 ) -> Tensor:
-    """:math:`\\sum_r h_{i,r} W_r` for per-relation aggregates ``h`` ``[N * R, F_in]`` (row
-    ``i * R + r``): one matrix product with the stacked weights, ``[N, F_out]``."""
+    """``base`` + :math:`\\sum_r h_{i,r} W_r` for per-relation aggregates ``h`` ``[N * R, F_in]`` (row
+    ``i * R + r``): one matrix product with the stacked weights (accumulated onto ``base``, e.g.
+    the root term, in the same call), ``[N, F_out]``."""
     in_channels = weight.size(1) * weight.size(2) if blocks else weight.size(-2)
     if h.dim() != 2 or h.size(-1) != in_channels:
         raise ValueError(
@@ -138,6 +165,9 @@ def transform_aggregates(
     if blocks:
         nb, bi = weight.size(1), weight.size(2)
         out = torch.einsum("nrbk,rbko->nbo", h.reshape(-1, num_relations, nb, bi), weight)
-        return out.reshape(out.size(0), nb * weight.size(3))
+        out = out.reshape(out.size(0), nb * weight.size(3))
+        return out if base is None else out + base
     w = combined_weight(weight, comp, num_relations)
-    return h.reshape(-1, num_relations * w.size(1)) @ w.reshape(num_relations * w.size(1), w.size(2))
+    flat_h = h.reshape(-1, num_relations * w.size(1))
+    flat_w = w.reshape(num_relations * w.size(1), w.size(2))
+    return flat_h @ flat_w if base is None else torch.addmm(base, flat_h, flat_w)

@@ -68,6 +68,8 @@ class RGCNConv(MessagePassing):
         torch.Size([10, 32])
     """
 
+    fused_message = "edge_weight * x_j"
+
     def __init__(
         self,
         in_channels: int | tuple[int, int],
@@ -189,38 +191,69 @@ class RGCNConv(MessagePassing):
         graph = read_graph(edge_index, None, self.flow)
         graph.set_nodes(x_src.size(0), x_dst.size(0))
         edge_type = rel.read_edge_type(graph, edge_type, self.num_relations)
-        out = self._relations(graph, x_src, x_dst.size(0), edge_type)
-        return self._finish(out, x_dst)
+        return self._relations(graph, x_src, x_dst, edge_type)
 
-    def _relations(self, graph: Any, x_src: Tensor, num_dst: Any, edge_type: Tensor) -> Tensor:
-        """:math:`\\sum_r \\mathrm{aggr}_{j \\in \\mathcal{N}_r(i)} \\Theta_r x_j`, ``[N_dst, F_out]``."""
-        R = self.num_relations
+    def _relations(self, graph: Any, x_src: Tensor, x_dst: Tensor, edge_type: Tensor) -> Tensor:
+        """:math:`\\sum_r \\mathrm{aggr}_{j \\in \\mathcal{N}_r(i)} \\Theta_r x_j`, plus the root term
+        and the bias: ``[N_dst, F_out]``.
+
+        Two exact orders of the same sum, both one propagate:
+
+        * *aggregate, then transform* (float ``x`` that needs no gradient, or an aggregation other
+          than a sum or mean): the receivers are split by relation (node ``i * R + r``), the
+          layer's aggregation gives ``[N_dst * R, F_in]`` and one product with the stacked weights
+          (accumulated onto the root term) finishes. Nothing flows back through the aggregation.
+        * *transform, then aggregate* (sum or mean when ``x`` needs a gradient, and featureless
+          inputs): the senders are split by relation, reading row ``j * R + r`` of the table of all
+          ``x_j \\Theta_r`` (one product), and the receivers sum them, weighted for the mean by
+          :math:`d_i / |\\mathcal{N}_r(i)|` (the layer's mean then divides by :math:`d_i`): the
+          gradient of ``x`` takes one pass back over the table instead of two over the aggregates.
+        """
+        R, num_dst = self.num_relations, x_dst.size(0)
         blocks = self.num_blocks is not None
-        if x_src.is_floating_point():
-            # aggregate per relation (receivers i * R + r), then one product with the stacked weights
+        floating = x_src.is_floating_point()
+        summed = self.aggr in ("sum", "add", "mean")
+        if floating and not (summed and x_src.requires_grad and torch.is_grad_enabled()):
             ei = rel.relation_edges(graph, edge_type, R, senders=False, receivers=True)
             size = rel.expanded_size(graph, x_src.size(0), num_dst * R)
-            h = self.propagate(ei, x=x_src, size=size)
-            return rel.transform_aggregates(h, self.weight, self.comp, R, blocks)
-        if blocks:
+            h = self.propagate(ei, x=x_src, edge_weight=None, size=size)
+            return rel.transform_aggregates(h, self.weight, self.comp, R, blocks, self._root_term(x_dst))
+        if blocks and not floating:
             raise ValueError(_BLOCK_ERROR)
-        # featureless: the messages are embedding rows W_r[x_j], aggregated per relation
-        table = rel.relation_table(x_src, self.weight, self.comp, R, blocks)
+        table = rel.relation_table(x_src, self.weight, self.comp, R, blocks)  # [N_src * R, F_out]
+        if summed:
+            ei = rel.relation_edges(graph, edge_type, R, senders=True, receivers=False)
+            weight = (
+                rel.mean_weights(graph, edge_type, R, num_dst, table.dtype) if self.aggr == "mean" else None
+            )
+            size = rel.expanded_size(graph, x_src.size(0) * R, num_dst)
+            return self._finish(self.propagate(ei, x=table, edge_weight=weight, size=size), x_dst)
+        # featureless with another aggregation: embedding rows W_r[x_j] aggregated per relation
         ei = rel.relation_edges(graph, edge_type, R, senders=True, receivers=True)
         size = rel.expanded_size(graph, x_src.size(0) * R, num_dst * R)
-        out = self.propagate(ei, x=table, size=size)
-        return out.view(-1, R, out.size(-1)).sum(1)
+        out = self.propagate(ei, x=table, edge_weight=None, size=size)
+        return self._finish(out.view(-1, R, out.size(-1)).sum(1), x_dst)
+
+    def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
+        """``x_j`` (a node's features, or a row of the relation table), times ``edge_weight``
+        (the mean's relation weights) when given."""
+        return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+    def _root_term(self, x_dst: Tensor) -> Tensor | None:
+        """:math:`\\Theta_{\\textrm{root}} x_i + b` (``None`` without either; the bias alone is ``[F_out]``)."""
+        if self.root is None:
+            return self.bias
+        if not x_dst.is_floating_point():
+            term = self.root.index_select(0, x_dst.long())
+            return term if self.bias is None else term + self.bias
+        if self.bias is None:
+            return x_dst @ self.root
+        return torch.addmm(self.bias, x_dst, self.root)
 
     def _finish(self, out: Tensor, x_dst: Tensor) -> Tensor:
         """Add the root term and the bias."""
-        if self.root is not None:
-            if x_dst.is_floating_point():
-                out = out + x_dst @ self.root
-            else:
-                out = out + self.root.index_select(0, x_dst.long())
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        term = self._root_term(x_dst)
+        return out if term is None else out + term
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_relations={self.num_relations})"
