@@ -109,6 +109,28 @@ def mean_weights(
     return memo(edge_index, key, compute, edge_type)
 
 
+def edge_rows(
+    index: Tensor, edge_type: Tensor, num_relations: int, num_dst: Any, mean: bool, dtype: torch.dtype
+) -> tuple[ops.CSR, Tensor | None]:
+    """``(csr, weight)`` that sum per-edge rows at their receivers: ``csr`` has one row per
+    receiver and one column per edge (``ops.spmm(csr, messages, weight)`` adds the messages of each
+    receiver), ``weight`` is :math:`1 / |\\mathcal{N}_r(i)|` for ``mean`` (else ``None``). Cached per
+    receiver ``index`` tensor (a graph's is the same object every call)."""
+
+    def compute() -> tuple[ops.CSR, Tensor | None]:
+        receiver = index.long()
+        edges = torch.arange(receiver.numel(), device=receiver.device)
+        csr = ops.from_coo(receiver, edges, num_dst, receiver.numel())
+        if not mean:
+            return csr, None
+        group = receiver * num_relations + edge_type.long()
+        ones = torch.ones(group.numel(), dtype=dtype, device=group.device)
+        per_relation = ops.scatter(ones, group, 0, num_dst * num_relations, "sum")
+        return csr, per_relation.index_select(0, group).reciprocal()
+
+    return memo(index, ("relation_edge_rows", num_relations, num_dst, mean, dtype), compute, edge_type)
+
+
 def expanded_size(graph: Graph, num_src: Any, num_dst: Any) -> tuple[Any, Any]:
     """``size`` argument of ``propagate`` (``edge_index`` row order) for the given node counts."""
     size = [None, None]

@@ -321,11 +321,11 @@ class FastRGCNConv(RGCNConv):
     def aggregate(
         self, inputs: Tensor, edge_type: Tensor, index: Tensor, dim_size: int | None = None
     ) -> Tensor:
-        """Sum at the receiver, each message divided by its relation's in-degree for ``"mean"``."""
+        """Sum at the receiver, each message divided by its relation's in-degree for ``"mean"``:
+        one weighted ``ops.spmm`` over the messages (rows: receivers, columns: edges), so the
+        normalization forms no second ``[E, F_out]`` tensor, forward or backward."""
         num_dst = dim_size if dim_size is not None else (int(index.max()) + 1 if index.numel() else 0)
-        if self.aggr == "mean":
-            group = index.long() * self.num_relations + edge_type.long()
-            ones = inputs.new_ones(group.numel())
-            count = ops.scatter(ones, group, 0, num_dst * self.num_relations, "sum")
-            inputs = inputs / count.index_select(0, group).unsqueeze(-1)
-        return ops.scatter(inputs, index, 0, num_dst, "sum")
+        csr, weight = rel.edge_rows(
+            index, edge_type, self.num_relations, num_dst, self.aggr == "mean", inputs.dtype
+        )
+        return ops.spmm(csr, inputs, weight, "sum")
