@@ -37,6 +37,15 @@ def _attr(m, x, ei, ea, batch):
     return m(x, ei, ea)
 
 
+def _relations(ei: torch.Tensor) -> torch.Tensor:
+    """Three relations, a fixed function of each edge (the relational layers' ``edge_type``)."""
+    return (ei[0] + 2 * ei[1]) % 3
+
+
+def _typed(m, x, ei, ea, batch):
+    return m(x, ei, _relations(ei))
+
+
 def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
@@ -90,6 +99,14 @@ CALLS: dict[str, tuple[Build, Call]] = {
         lambda: C.GPSConv(F, C.GINConv(torch.nn.Linear(F, F)), heads=2),
         lambda m, x, ei, ea, b: m(x, ei, b),
     ),
+    # -- relational layers (issue 11) --
+    "RGCNConv": (lambda: C.RGCNConv(F, F, 3, num_bases=2), _typed),
+    "FastRGCNConv": (lambda: C.FastRGCNConv(F, F, 3), _typed),
+    "RGATConv": (
+        lambda: C.RGATConv(F, 4, 3, heads=2, edge_dim=3),
+        lambda m, x, ei, ea, b: m(x, ei, _relations(ei), ea),
+    ),
+    "CuGraphRGCNConv": (lambda: C.CuGraphRGCNConv(F, F, 3), _typed),
 }
 
 

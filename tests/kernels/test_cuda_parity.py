@@ -153,6 +153,27 @@ def test_segment_matmul(dtype):
     run_both("segment_matmul_backward", (inputs, ptr, other, grad, True, True), host=(1,))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, entries", [(5, 13), (5, 30)])  # grouped (N * T > E), table (N * T <= E)
+def test_gather_matmul(dtype, rows, entries):
+    g = torch.Generator().manual_seed(8)
+    inputs = randn(rows, 6, dtype=dtype, seed=8)
+    other = randn(4, 6, 3, dtype=dtype, seed=9)
+    types = torch.randint(0, 3, (entries,), generator=g)  # type 3 has no rows
+    index = torch.randint(0, rows, (entries,), generator=g)
+    grad = randn(entries, 3, dtype=dtype, seed=10)
+    run_both("gather_matmul", (inputs, types, other, index))
+    run_both("gather_matmul", (inputs, types[:rows], other, None))
+    run_both("gather_matmul_backward", (inputs, types, other, index, grad, True, True))
+    run_both("gather_matmul_backward", (inputs, types[:rows], other, None, grad[:rows], True, True))
+    x64 = inputs.double().to(DEVICE).requires_grad_()
+    w64 = other.double().to(DEVICE).requires_grad_()
+    t, i = cuda(types, index)
+    torch.autograd.gradcheck(lambda a, b: K.gather_matmul(a, t, b, i), (x64, w64))
+    with pytest.raises(RuntimeError, match="out of range"):
+        K.gather_matmul(*cuda(inputs, types + 4, other, index))
+
+
 # -- attention (GAT), dot_attention (TransformerConv), gatv2_attention ----------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("with_edge", [False, True])

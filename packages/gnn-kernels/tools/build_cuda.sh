@@ -124,6 +124,7 @@ ops += ["softmax_forward", "softmax_backward"]  # csrc/cuda/softmax.cu
 ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry.cu
 ops += ["multi_reduce", "multi_reduce_backward"]  # csrc/cuda/multi_reduce.cu
 ops += ["random_walk"]  # csrc/cuda/random_walk.cu
+ops += ["gather_matmul", "gather_matmul_backward"]  # csrc/cuda/gather_matmul.cu
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"

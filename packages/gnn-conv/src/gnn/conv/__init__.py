@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .attention import PerformerAttention, PolynormerAttention, QFormer, SGFormerAttention  # noqa: F401
     from .cheb import ChebConv  # noqa: F401
     from .cluster_gcn import ClusterGCNConv  # noqa: F401
+    from .cugraph_rgcn import CuGraphRGCNConv  # noqa: F401
     from .dense import DenseGATConv, DenseGCNConv, DenseGINConv, DenseGraphConv, DenseSAGEConv  # noqa: F401
     from .gcn import GCNConv  # noqa: F401
     from .gcn2 import GCN2Conv  # noqa: F401
@@ -70,6 +71,8 @@ if TYPE_CHECKING:  # pragma: no cover
         MessageNorm,
         PairNorm,
     )
+    from .rgat import RGATConv  # noqa: F401
+    from .rgcn import FastRGCNConv, RGCNConv  # noqa: F401
     from .sage import SAGEConv  # noqa: F401
     from .sg import SGConv  # noqa: F401
     from .simple import SimpleConv  # noqa: F401

@@ -59,6 +59,12 @@ CONVS: dict[str, str] = {
     "DirGNNConv": "dir_gnn",
     # graph transformers
     "GPSConv": "gps",
+    # -- relational layers (issue 11, helper "rel") --
+    "RGCNConv": "rgcn",
+    "FastRGCNConv": "rgcn",
+    "RGATConv": "rgat",
+    "CuGraphRGCNConv": "cugraph_rgcn",
+    # -- end of the relational layers --
 }
 
 

@@ -38,6 +38,7 @@ _OPS = {
     "segment",
     "node_score_attention",
     "segment_matmul",
+    "gather_matmul",
     "dot_attention",
     "additive_attention",
     "softmax",
@@ -66,6 +67,7 @@ _ALWAYS = {
     "softmax",
     "segment_matmul",
     "random_walk",
+    "gather_matmul",  # faster than the reference at every size measured (100 rows and up)
 }
 
 
@@ -247,6 +249,12 @@ class NativeBackend(GeometryOps, WalkOps):
             out = self.ops.segment_matmul(flat, (ptr * inner).contiguous(), other)
             return out.view(tuple(inputs.shape[:-1]) + (other.shape[-1],))
         return self.ops.segment_matmul(inputs, ptr.contiguous(), other)
+
+    def gather_matmul(self, inputs: Tensor, types: Tensor, other: Tensor, index: Tensor | None) -> Tensor:
+        """``out[e] = inputs[index[e]] @ other[types[e]]`` (the table or grouped route in C++)."""
+        types = types.long().contiguous()
+        index = None if index is None else index.long().contiguous()
+        return self.ops.gather_matmul(inputs, types, other, index)
 
     def node_score_attention(
         self,

@@ -10,6 +10,7 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
   :func:`spmm`, :func:`softmax`, :func:`segment_matmul`;
 * one-pass multi-reductions (:mod:`~gnn.core.ops.multi`): :func:`multi_reduce`,
   :func:`multi_spmm` (any subset of sum, mean, min, max, var, std and softmax-weighted sums);
+* typed matmul of gathered rows (:mod:`~gnn.core.ops.relational`): :func:`gather_matmul`;
 * fused attention (:mod:`~gnn.core.ops.attention`): :func:`node_score_attention`,
   :func:`additive_attention`, :func:`dot_attention`;
 * geometry (:mod:`~gnn.core.ops.geometry`): :func:`knn`, :func:`radius`,
@@ -30,6 +31,7 @@ from .csr import CSR, KernelGraph, from_coo, ptr_from_sorted_index, ptr_to_index
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius
 from .multi import MULTI_REDUCTIONS, Reduction, multi_reduce, multi_spmm, sorted_groups
 from .reduce import scatter, segment, segment_matmul, softmax, spmm
+from .relational import gather_matmul
 from .walk import random_walk
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "dot_attention",
     "fps",
     "from_coo",
+    "gather_matmul",
     "graclus",
     "grid_cluster",
     "knn",

@@ -257,3 +257,8 @@ def additive_attention(
     alpha = softmax(score, row, 0, csr.num_rows)
     out = scatter(src * alpha.unsqueeze(-1), row, 0, csr.num_rows, "sum")
     return out, (alpha if return_alpha == "csr" else csr.in_edge_order(alpha) if return_alpha else None)
+
+
+# ops whose pure-torch reference lives in a topic module of its own, found here by the backend
+# selection (gnn.core.ops.backends looks the reference of an op up in this module)
+from .reference_relational import gather_matmul  # noqa: E402,F401
