@@ -113,7 +113,7 @@ class MultiHead(torch.nn.Module):
 
     def _split(self, t: Tensor) -> Tensor:
         """``[*, L, C]`` -> ``[*, H, L, C / H]``."""
-        return t.reshape(t.shape[:-1] + (self.heads, -1)).transpose(-2, -3)
+        return t.reshape(t.shape[:-1] + (self.heads, t.size(-1) // self.heads)).transpose(-2, -3)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
         """``query [*, Q, C]``, ``key``/``value`` ``[*, L, C]`` -> ``[*, Q, out_channels]``."""

@@ -102,7 +102,7 @@ class FeaStConv(MessagePassing):
 
     def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:
         q = torch.softmax(self.u(x_j - x_i) + self.c, dim=1)  # [E, H]
-        transformed = self.lin(x_j).view(x_j.size(0), self.heads, -1)  # [E, H, C]
+        transformed = self.lin(x_j).view(x_j.size(0), self.heads, self.out_channels)  # [E, H, C]
         return (transformed * q.unsqueeze(-1)).sum(dim=1)
 
     def __repr__(self) -> str:
