@@ -97,6 +97,36 @@ def test_bipartite_batches_and_backends():
     testing.assert_close(conv((x_src, x_dst), (b_src.int(), b_dst.int())), expected)
 
 
+@pytest.mark.parametrize("aggr", ["max", "mean"])
+def test_wide_first_layer_applied_per_node(aggr):
+    """With 2F >= 16 inputs the first linear layer runs per node; same numbers and gradients as the
+    per-edge path (forced by a message hook)."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(30, 10, generator=g, dtype=torch.float64)
+    batch = torch.tensor([0] * 12 + [1] * 18)
+    torch.manual_seed(0)
+    nn = torch.nn.Sequential(torch.nn.Linear(20, 7), torch.nn.ReLU(), torch.nn.Linear(7, 5)).double()
+    conv = DynamicEdgeConv(nn, k=5, aggr=aggr)
+    results = []
+    for hooked in (False, True):
+        xx = x.clone().requires_grad_()
+        seen: list[int] = []
+        handle = conv.register_message_forward_hook(lambda m, i, o: seen.append(1)) if hooked else None
+        out = conv(xx, batch)
+        out.square().sum().backward()
+        if handle is not None:
+            handle.remove()
+        assert bool(seen) == hooked
+        results.append([out, xx.grad] + [p.grad.clone() for p in conv.parameters()])
+        conv.zero_grad()
+    for a, b in zip(*results):
+        testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+    reference = loop_reference(
+        conv, x, x, brute_knn(x, x, 5, batch, batch), "amax" if aggr == "max" else "mean"
+    )
+    testing.assert_close(results[0][0], reference)
+
+
 def test_gradients_and_empty():
     x = points(4).requires_grad_()
     conv = DynamicEdgeConv(make_nn(), k=5, aggr="mean")

@@ -10,7 +10,7 @@ import torch
 import torch._dynamo as dynamo
 
 from gnn.conv import PointTransformerConv
-from gnn.core import testing
+from gnn.core import ops, testing
 
 N, E, F, C = 10, 32, 4, 5
 
@@ -72,6 +72,22 @@ def test_matches_loop_reference_on_both_paths(kind):
     handle.remove()
     given_loops = int((ei[0] == ei[1]).sum())
     assert seen == [E if kind == "no_loops" else E - given_loops + N]
+
+
+def test_extreme_scores_take_the_per_row_attention(monkeypatch):
+    x, pos, ei = graph(10)
+    conv = build("default")
+    with torch.no_grad():
+        conv.lin_src.weight.mul_(2000.0)  # scores spread over thousands: one shift cannot serve all rows
+    calls: list[int] = []
+    real = ops.node_score_attention
+    monkeypatch.setattr(ops, "node_score_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    testing.assert_close(conv(x, pos, ei), loop_reference(conv, x, x, pos, pos, ei), atol=1e-10, rtol=1e-8)
+    assert calls == [1]
+    calls.clear()
+    conv = build("default")  # ordinary scores: the shared shift, no attention op
+    testing.assert_close(conv(x, pos, ei), loop_reference(conv, x, x, pos, pos, ei), atol=1e-10, rtol=1e-8)
+    assert calls == []
 
 
 def test_bipartite_and_isolated_targets():

@@ -12,7 +12,10 @@ from gnn.core import MessagePassing
 from gnn.core import validation as v
 from gnn.core.nn.inits import reset
 
-from ._point import batch_pair, knn_graph
+from ._point import batch_pair, knn_graph, linear_parts, messages_unobserved
+
+#: input width of ``nn``'s first linear layer from which it is applied per node
+_PER_NODE_MIN_IN = 16
 
 
 class DynamicEdgeConv(MessagePassing):
@@ -27,7 +30,9 @@ class DynamicEdgeConv(MessagePassing):
 
     The neighbours are found with :func:`gnn.core.ops.knn` (a compiled kernel when gnn-kernels
     is installed; no pyg-lib or torch-cluster needed): squared euclidean distances, ties broken
-    by the smaller index.
+    by the smaller index. Unless hooks or explain mode watch, a first linear layer of ``nn`` with
+    at least 16 inputs is applied per node (:math:`W [\mathbf{x}_i, \mathbf{x}_j - \mathbf{x}_i]
+    + b = \mathbf{a}_i + \mathbf{b}_j`) and only the rest of ``nn`` per edge.
 
     Args:
         nn: :math:`h`, maps ``[E, 2 * F_in]`` to ``[E, F_out]``.
@@ -85,10 +90,38 @@ class DynamicEdgeConv(MessagePassing):
             )
         b = batch_pair(batch, x[0].size(0), x[1].size(0))
         edge_index = knn_graph(x[0], x[1], self.k, b)
-        return self.propagate(edge_index, x=(x[0], x[1]))
+        out = self._per_node_first_layer(x[0], x[1], edge_index)
+        if out is None:
+            out = self.propagate(edge_index, x=(x[0], x[1]))
+        return out
 
     def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:
         return self.nn(torch.cat([x_i, x_j - x_i], dim=-1))
+
+    def _per_node_first_layer(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor) -> Tensor | None:
+        r"""EdgeConv with ``nn``'s first linear layer applied per node, when nothing observes the
+        messages and that layer is wide enough to pay for it: :math:`W [\mathbf{x}_i, \mathbf{x}_j -
+        \mathbf{x}_i] + b = \mathbf{a}_i + \mathbf{b}_j` with :math:`\mathbf{a} = (W_1 - W_2)
+        \mathbf{x} + b`, :math:`\mathbf{b} = W_2 \mathbf{x}`; the rest of ``nn`` runs per edge.
+        ``None``: use ``propagate``."""
+        nn = self.nn
+        first, rest = (nn[0], list(nn)[1:]) if type(nn) is torch.nn.Sequential and len(nn) else (nn, [])
+        parts = linear_parts(first)
+        if parts is None or not messages_unobserved(self, DynamicEdgeConv):
+            return None
+        weight, bias = parts
+        f_in = x_src.size(1)
+        # an [E, 2F] x [2F, H] product against two [E, H] gathers: worth it from about 2F = 16
+        if weight.size(1) != 2 * f_in or 2 * f_in < _PER_NODE_MIN_IN or x_src.dtype != weight.dtype:
+            return None
+        w_root, w_diff = weight[:, :f_in], weight[:, f_in:]
+        a = torch.nn.functional.linear(x_dst, w_root - w_diff, bias)
+        b = torch.nn.functional.linear(x_src, w_diff)
+        src, dst = edge_index[0], edge_index[1]
+        h = a.index_select(0, dst) + b.index_select(0, src)
+        for module in rest:
+            h = module(h)
+        return self.aggregate(h, dst, dim_size=x_dst.size(0))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nn={self.nn}, k={self.k})"

@@ -39,10 +39,11 @@ class PointNetConv(MessagePassing):
     With ``add_self_loops`` the given self loops are replaced by one loop per node. Unless
     hooks or explain mode watch, the replaced loops are not removed (that would make shapes
     depend on the data) but sent to a spare receiving row that is dropped from the output.
-    When ``local_nn`` is ``None`` or one linear layer and the aggregation is a basic
-    reduction (sum, mean, max, min), the result is computed from per-node terms
-    (:math:`W [\mathbf{x}_j, \mathbf{p}_j - \mathbf{p}_i] + b = \mathbf{u}_j - W_p \mathbf{p}_i`)
-    in one ``ops.spmm``: no per-edge message tensor.
+    Unless hooks or explain mode watch, a first linear layer of ``local_nn`` is applied per node
+    (:math:`W [\mathbf{x}_j, \mathbf{p}_j - \mathbf{p}_i] + b = \mathbf{u}_j - W_p \mathbf{p}_i`):
+    when ``local_nn`` is ``None`` or that one layer and the aggregation is a basic reduction (sum,
+    mean, max, min), the result takes one ``ops.spmm`` and no per-edge tensor; when it is a
+    ``torch.nn.Sequential`` starting with a linear layer, only its remaining layers run per edge.
 
     Args:
         local_nn: :math:`h`, maps ``[E, F_in + D]`` (``[E, D]`` without ``x``) to ``[E, F_out]``.
@@ -122,33 +123,51 @@ class PointNetConv(MessagePassing):
         return msg
 
     def _per_node(self, x_pair: tuple, pos_pair: tuple, edge_index: Any, size: Any) -> Tensor | None:
-        r"""The aggregation from per-node terms when ``local_nn`` is affine (or absent) and nothing
-        observes the messages: :math:`\mathrm{reduce}_j(\mathbf{u}_j) - c_i W_p \mathbf{p}_i` with
-        :math:`c_i` the degree (sum) or 1 (mean, max, min; 0 without neighbours). ``None``: use
-        ``propagate``."""
-        reduce = fused_reduction(self.aggr_module)
-        if reduce is None or self.flow != "source_to_target" or not messages_unobserved(self, PointNetConv):
+        r"""The aggregation from per-node terms when nothing observes the messages, or ``None``
+        (``propagate``). With :math:`W [\mathbf{x}_j, \mathbf{p}_j - \mathbf{p}_i] + b =
+        \mathbf{u}_j - W_p \mathbf{p}_i`, :math:`\mathbf{u} = W [\mathbf{x}, \mathbf{p}] + b`:
+
+        * ``local_nn`` ``None`` or one linear layer, basic reduction: one ``ops.spmm``,
+          :math:`\mathrm{reduce}_j(\mathbf{u}_j) - c_i W_p \mathbf{p}_i` with :math:`c_i` the degree
+          (sum) or 1 (mean, max, min; 0 without neighbours);
+        * ``local_nn`` a ``torch.nn.Sequential`` that starts with a linear layer: that layer is
+          applied per node, the rest per edge to :math:`\mathbf{u}_j - W_p \mathbf{p}_i`, and the
+          layer's aggregation follows (no ``[E, F_in + D]`` input, no per-edge first layer).
+        """
+        if self.flow != "source_to_target" or not messages_unobserved(self, PointNetConv):
             return None
         x_src, (pos_src, pos_dst) = x_pair[0], pos_pair
         if x_src is not None and x_src.dtype != pos_src.dtype:
             return None
         feats = pos_src if x_src is None else torch.cat([x_src, pos_src], dim=1)
-        if self.local_nn is None:
+        reduce = fused_reduction(self.aggr_module)
+        local, rest = self.local_nn, None
+        if type(local) is torch.nn.Sequential and len(local) > 1 and linear_parts(local[0]) is not None:
+            local, rest = local[0], list(local)[1:]
+        elif reduce is None:
+            return None
+        if local is None:
             u = feats
-            w = (
-                pos_dst
-                if x_src is None
-                else torch.cat([pos_dst.new_zeros(pos_dst.size(0), x_src.size(1)), pos_dst], 1)
-            )
+            zeros = pos_dst.new_zeros(pos_dst.size(0), feats.size(1) - pos_dst.size(1))
+            w = torch.cat([zeros, pos_dst], 1)
+            w_pos = None
         else:
-            parts = linear_parts(self.local_nn)
+            parts = linear_parts(local)
             if parts is None or parts[0].size(1) != feats.size(1):
                 return None
             weight, bias = parts
             u = torch.nn.functional.linear(feats, weight, bias)
-            w = torch.nn.functional.linear(pos_dst, weight[:, weight.size(1) - pos_dst.size(1) :])
+            w_pos = weight[:, weight.size(1) - pos_dst.size(1) :]
+            w = torch.nn.functional.linear(pos_dst, w_pos)
         graph = read_graph(edge_index, size, self.flow)
         graph.set_nodes(u.size(0), w.size(0), "pos")
+        if rest is not None:
+            src, dst = graph.edge_index[graph.j], graph.index
+            # u_j - W_p p_i in one matrix product (no separate subtraction, forward or backward)
+            h = torch.addmm(u.index_select(0, src), pos_dst.index_select(0, dst), w_pos.t(), alpha=-1.0)
+            for module in rest:
+                h = module(h)
+            return self.aggregate(h, dst, ptr=graph.ptr(), dim_size=w.size(0))
         csr = graph.csr()
         if csr.num_rows != w.size(0):
             raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {w.size(0)}")

@@ -48,8 +48,9 @@ class PointTransformerConv(MessagePassing):
     :math:`\mathbf{t}_j = \mathbf{W}_2\mathbf{x}_j + W\mathbf{p}_j`) and the value
     :math:`\mathbf{r}_j + W\mathbf{p}_i + b` (:math:`\mathbf{r}_j = \mathbf{W}_3\mathbf{x}_j -
     W\mathbf{p}_j`): unless hooks or explain mode watch, the layer then computes the
-    attention from these per-node terms in one ``ops.node_score_attention`` (one head per
-    channel), with no per-edge tensor.
+    attention from these per-node terms: the softmax of sender-only scores is two sums of one
+    ``ops.spmm`` (one shift for all rows, checked to keep every row's weights accurate; else
+    ``ops.node_score_attention`` with one head per channel), with no per-edge tensor.
 
     Args:
         in_channels: input size, ``-1`` for lazy, or ``(F_src, F_dst)``.
@@ -184,18 +185,60 @@ class PointTransformerConv(MessagePassing):
             raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {alpha_dst.size(0)}")
         pos_src_w = pos_src @ weight.t()
         pos_dst_w = torch.nn.functional.linear(pos_dst, weight, bias)  # W p_i + b
-        heads = value.size(1)
-        out, _ = ops.node_score_attention(
-            csr,
-            (value - pos_src_w).unsqueeze(-1),  # r_j, one channel per head
-            -(alpha_src + pos_src_w),  # -t_j
-            alpha_dst + pos_dst_w,  # s_i
-            None,
-            1.0,  # a leaky ReLU of slope 1 is the identity
-            return_alpha=False,
-        )
+        value = value - pos_src_w  # r_j
+        score = -(alpha_src + pos_src_w)  # -t_j: the part of the score that varies within a row
         has_edges = (csr.degree() > 0).to(value.dtype).view(-1, 1)
-        return out.view(-1, heads) + has_edges * pos_dst_w
+        out = _shifted_softmax_sum(csr, score, value)
+        if out is None:
+            heads = value.size(1)
+            out, _ = ops.node_score_attention(
+                csr,
+                value.unsqueeze(-1),  # one channel per head
+                score,
+                alpha_dst + pos_dst_w,  # s_i
+                None,
+                1.0,  # a leaky ReLU of slope 1 is the identity
+                return_alpha=False,
+            )
+            out = out.view(-1, heads)
+        else:
+            # s_i cancels in the softmax: lin_dst stays in the graph with its exact, zero gradient
+            out = out + 0.0 * alpha_dst.sum(dim=1, keepdim=True)
+        return out + has_edges * pos_dst_w
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
+
+
+#: how far (in natural-log units) the largest score of a row may lie below the largest score of all
+#: rows for :func:`_shifted_softmax_sum`: its weights stay far from the denormal range
+_SHIFT_LIMIT = {torch.float32: 60.0, torch.float64: 600.0}
+
+
+def _shifted_softmax_sum(csr: Any, score: Tensor, value: Tensor) -> Tensor | None:
+    r"""``out_i = sum_j softmax_j(score_j) value_j`` per channel over the entries ``j`` of row ``i``,
+    when every score depends on the sender only.
+
+    One shift :math:`M` (the largest score of each channel) serves all rows, since a softmax does
+    not change when a row's scores move together: with :math:`e_j = \exp(\text{score}_j - M)`,
+    :math:`out_i = \sum_j e_j v_j / \sum_j e_j`, two sums in one ``ops.spmm`` and no per-edge
+    tensor. ``None`` (use the per-row attention op) under ``torch.compile``, for other dtypes, or
+    when some row's scores all lie so far below :math:`M` that :math:`e_j` would lose precision.
+    """
+    limit = _SHIFT_LIMIT.get(score.dtype)
+    if limit is None or torch.compiler.is_compiling() or score.size(0) == 0:
+        return None
+    detached = score.detach()
+    shift = detached.amax(dim=0)
+    row_max = ops.spmm(csr, detached, None, "max")  # rows without entries give 0
+    has_edges = (csr.degree() > 0).view(-1, 1)
+    lowest = torch.where(has_edges, row_max - shift, torch.zeros_like(row_max))
+    if row_max.numel() and float(lowest.amin()) < -limit:
+        return None
+    weight = (score - shift).exp()
+    sums = ops.spmm(csr, torch.cat([weight * value, weight], dim=1), None, "sum")
+    numerator, denominator = sums.split(value.size(1), dim=1)
+    return numerator / denominator.clamp(min=torch.finfo(score.dtype).tiny)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
