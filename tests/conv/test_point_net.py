@@ -182,3 +182,15 @@ def test_pyg_parity():
     )
     adj = torch.sparse_coo_tensor(ei.flip(0), torch.ones(E), (N, N))
     testing.assert_close(ours(x, pos, adj), theirs(x, pos, adj))
+
+
+def test_explain_mode_matches_pyg():
+    pyg = pytest.importorskip("torch_geometric")
+    x, pos, ei = graph(10)
+    mask = torch.randn(E, dtype=torch.float64)
+    theirs = pyg.nn.PointNetConv(local_nns()["mlp"], aggr="add")
+    ours = PointNetConv(local_nns()["mlp"], aggr="add")
+    testing.load_pyg_state(ours, theirs)
+    for m in (ours, theirs):  # as PyG's explainers set them: loops are masked out, added loops get 1
+        m.explain, m._edge_mask, m._loop_mask = True, mask, ei[0] != ei[1]
+    testing.assert_close(ours(x, pos, ei), theirs(x, pos, ei))

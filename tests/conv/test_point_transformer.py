@@ -197,3 +197,14 @@ def test_pyg_parity():
     x_dst, pos_dst = torch.randn(6, 3, dtype=torch.float64), pos[:6]
     bip = ei[:, ei[1] < 6]
     testing.assert_close(ours((x, x_dst), (pos, pos_dst), bip), theirs((x, x_dst), (pos, pos_dst), bip))
+
+
+def test_explain_mode_matches_pyg():
+    pyg = pytest.importorskip("torch_geometric")
+    x, pos, ei = graph(11)
+    mask = torch.randn(E, dtype=torch.float64)
+    theirs, ours = pyg.nn.PointTransformerConv(F, C).double(), build("default")
+    testing.load_pyg_state(ours, theirs)
+    for m in (ours, theirs):  # as PyG's explainers set them: loops are masked out, added loops get 1
+        m.explain, m._edge_mask, m._loop_mask = True, mask, ei[0] != ei[1]
+    testing.assert_close(ours(x, pos, ei), theirs(x, pos, ei))
