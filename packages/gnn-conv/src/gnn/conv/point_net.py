@@ -146,11 +146,9 @@ class PointNetConv(MessagePassing):
             local, rest = local[0], list(local)[1:]
         elif reduce is None:
             return None
+        w_pos = None
         if local is None:
             u = feats
-            zeros = pos_dst.new_zeros(pos_dst.size(0), feats.size(1) - pos_dst.size(1))
-            w = torch.cat([zeros, pos_dst], 1)
-            w_pos = None
         else:
             parts = linear_parts(local)
             if parts is None or parts[0].size(1) != feats.size(1):
@@ -158,19 +156,24 @@ class PointNetConv(MessagePassing):
             weight, bias = parts
             u = torch.nn.functional.linear(feats, weight, bias)
             w_pos = weight[:, weight.size(1) - pos_dst.size(1) :]
-            w = torch.nn.functional.linear(pos_dst, w_pos)
+        num_dst = pos_dst.size(0)
         graph = read_graph(edge_index, size, self.flow)
-        graph.set_nodes(u.size(0), w.size(0), "pos")
+        graph.set_nodes(u.size(0), num_dst, "pos")
         if rest is not None:
+            assert w_pos is not None
             src, dst = graph.edge_index[graph.j], graph.index
             # u_j - W_p p_i in one matrix product (no separate subtraction, forward or backward)
             h = torch.addmm(u.index_select(0, src), pos_dst.index_select(0, dst), w_pos.t(), alpha=-1.0)
             for module in rest:
                 h = module(h)
-            return self.aggregate(h, dst, ptr=graph.ptr(), dim_size=w.size(0))
+            return self.aggregate(h, dst, ptr=graph.ptr(), dim_size=num_dst)
+        if w_pos is None:  # no local_nn: the messages are [x_j, p_j - p_i] themselves
+            w = torch.cat([pos_dst.new_zeros(num_dst, feats.size(1) - pos_dst.size(1)), pos_dst], 1)
+        else:
+            w = torch.nn.functional.linear(pos_dst, w_pos)
         csr = graph.csr()
-        if csr.num_rows != w.size(0):
-            raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {w.size(0)}")
+        if csr.num_rows != num_dst:
+            raise ValueError(f"sparse adjacency has {csr.num_rows} rows, expected {num_dst}")
         deg = csr.degree().to(u.dtype).view(-1, 1)
         scale = deg if reduce == "sum" else (deg > 0).to(u.dtype)
         return ops.spmm(csr, u, None, reduce) - scale * w

@@ -219,7 +219,8 @@ def _shifted_softmax_sum(csr: Any, score: Tensor, value: Tensor) -> Tensor | Non
     r"""``out_i = sum_j softmax_j(score_j) value_j`` per channel over the entries ``j`` of row ``i``,
     when every score depends on the sender only.
 
-    One shift :math:`M` (the largest score of each channel) serves all rows, since a softmax does
+    One shift :math:`M` (the largest score of each channel, over all senders, so that no weight
+    exceeds 1) serves all rows, since a softmax does
     not change when a row's scores move together: with :math:`e_j = \exp(\text{score}_j - M)`,
     :math:`out_i = \sum_j e_j v_j / \sum_j e_j`, two sums in one ``ops.spmm`` and no per-edge
     tensor. ``None`` (use the per-row attention op) under ``torch.compile``, for other dtypes, or
@@ -239,6 +240,3 @@ def _shifted_softmax_sum(csr: Any, score: Tensor, value: Tensor) -> Tensor | Non
     sums = ops.spmm(csr, torch.cat([weight * value, weight], dim=1), None, "sum")
     numerator, denominator = sums.split(value.size(1), dim=1)
     return numerator / denominator.clamp(min=torch.finfo(score.dtype).tiny)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
