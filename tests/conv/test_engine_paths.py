@@ -107,6 +107,35 @@ CALLS: dict[str, tuple[Build, Call]] = {
         lambda m, x, ei, ea, b: m(x, ei, _relations(ei), ea),
     ),
     "CuGraphRGCNConv": (lambda: C.CuGraphRGCNConv(F, F, 3), _typed),
+    # -- point-cloud and geometric layers (issue 11): positions and normals cut from x --
+    "GravNetConv": (lambda: C.GravNetConv(F, 4, 3, 4, k=3), lambda m, x, ei, ea, b: m(x, b)),
+    "DNAConv": (
+        lambda: C.DNAConv(F, heads=2, groups=2),
+        lambda m, x, ei, ea, b: m(torch.stack([x, x.flip(0)], dim=1), ei, ea[:, 0].abs() + 0.1),
+    ),
+    "PointNetConv": (
+        lambda: C.PointNetConv(torch.nn.Linear(F + 3, F), torch.nn.Linear(F, F), aggr="mean"),
+        lambda m, x, ei, ea, b: m(x, x[:, :3], ei),
+    ),
+    "PPFConv": (
+        lambda: C.PPFConv(torch.nn.Linear(F + 4, F), aggr="mean"),
+        lambda m, x, ei, ea, b: m(x, x[:, :3], torch.nn.functional.normalize(x[:, 3:6], dim=1), ei),
+    ),
+    "PointTransformerConv": (
+        lambda: C.PointTransformerConv(F, F),
+        lambda m, x, ei, ea, b: m(x, x[:, :3], ei),
+    ),
+    "PointGNNConv": (
+        lambda: C.PointGNNConv(torch.nn.Linear(F, 3), torch.nn.Linear(F + 3, F), torch.nn.Linear(F, F)),
+        lambda m, x, ei, ea, b: m(x, x[:, :3], ei),
+    ),
+    "XConv": (lambda: C.XConv(F, F, 3, 3), lambda m, x, ei, ea, b: m(x, x[:, :3], b)),
+    "DynamicEdgeConv": (
+        lambda: C.DynamicEdgeConv(torch.nn.Linear(2 * F, F), k=3),
+        lambda m, x, ei, ea, b: m(x, b),
+    ),
+    "FeaStConv": (lambda: C.FeaStConv(F, F, heads=2), _plain),
+    "GMMConv": (lambda: C.GMMConv(F, F, dim=3, kernel_size=2), _attr),
 }
 
 
@@ -146,7 +175,7 @@ def test_fused_and_general_paths_agree(name):
     general = _first(call(conv, x, ei, edge_attr, batch))
     for h in handles:
         h.remove()
-    if name not in ("WLConv", "WLConvContinuous"):  # they aggregate without per-edge messages
+    if name not in ("WLConv", "WLConvContinuous", "XConv"):  # they aggregate without per-edge messages
         assert seen, "the message hook never fired: the general path did not run"
     testing.assert_close(general, default, atol=1e-9, rtol=1e-7)
     again = _first(call(conv, x, ei, edge_attr, batch))  # hooks gone: the default path again

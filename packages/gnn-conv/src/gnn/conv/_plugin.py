@@ -65,6 +65,18 @@ CONVS: dict[str, str] = {
     "RGATConv": "rgat",
     "CuGraphRGCNConv": "cugraph_rgcn",
     # -- end of the relational layers --
+    # -- point-cloud and geometric layers (issue 11, helper "point") --
+    "GravNetConv": "gravnet",
+    "DNAConv": "dna",
+    "PointNetConv": "point_net",
+    "PPFConv": "ppf",
+    "PointTransformerConv": "point_transformer",
+    "PointGNNConv": "point_gnn",
+    "XConv": "x_conv",
+    "DynamicEdgeConv": "dynamic_edge_conv",
+    "FeaStConv": "feast",
+    "GMMConv": "gmm",
+    # -- end of point-cloud and geometric layers --
 }
 
 
