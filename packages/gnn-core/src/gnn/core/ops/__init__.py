@@ -13,7 +13,9 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
 * fused attention (:mod:`~gnn.core.ops.attention`): :func:`node_score_attention`,
   :func:`additive_attention`, :func:`dot_attention`;
 * geometry (:mod:`~gnn.core.ops.geometry`): :func:`knn`, :func:`radius`,
-  :func:`nearest`, :func:`fps`, :func:`graclus`, :func:`grid_cluster`.
+  :func:`nearest`, :func:`fps`, :func:`graclus`, :func:`grid_cluster`;
+* B-spline kernels (:mod:`~gnn.core.ops.spline`): :func:`spline_basis`,
+  :func:`spline_weighting` (SplineConv).
 
 Shapes use ``E`` for the number of elements/edges, ``N`` for the number of
 groups/nodes and ``F`` for trailing feature dimensions.
@@ -28,6 +30,7 @@ from .csr import CSR, KernelGraph, from_coo, ptr_from_sorted_index, ptr_to_index
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius
 from .multi import MULTI_REDUCTIONS, Reduction, multi_reduce, multi_spmm, sorted_groups
 from .reduce import scatter, segment, segment_matmul, softmax, spmm
+from .spline import spline_basis, spline_weighting
 
 __all__ = [
     "CSR",
@@ -56,5 +59,7 @@ __all__ = [
     "segment_matmul",
     "softmax",
     "sorted_groups",
+    "spline_basis",
+    "spline_weighting",
     "spmm",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from . import reference, reference_geometry, reference_multi
+from . import reference, reference_geometry, reference_multi, reference_spline
 
 TORCH = "torch"
 _forced = threading.local()
@@ -105,7 +105,9 @@ def _reference(op: str) -> Any:
     impl = getattr(reference, op, None)
     if impl is None:
         impl = getattr(reference_multi, op, None)
-    return impl if impl is not None else reference_geometry.REFERENCES[op]
+    if impl is not None:
+        return impl
+    return reference_spline.REFERENCES.get(op) or reference_geometry.REFERENCES[op]
 
 
 #: answers of :func:`select` per call context (the chosen backend object, or ``None`` for the
@@ -158,6 +160,8 @@ def describe(
         "dot_attention",
         "segment_multi",
         "spmm_multi",
+        "spline_basis",
+        "spline_weighting",
     ),
 ) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
