@@ -123,6 +123,7 @@ ops = ["spmm_sum", "spmm_minmax", "sddmm", "attention_forward", "attention_backw
 ops += ["softmax_forward", "softmax_backward"]  # csrc/cuda/softmax.cu
 ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry.cu
 ops += ["multi_reduce", "multi_reduce_backward"]  # csrc/cuda/multi_reduce.cu
+ops += ["spline_basis", "spline_basis_backward", "spline_weighting", "spline_weighting_backward"]  # spline.cu
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"

@@ -59,6 +59,14 @@ CONVS: dict[str, str] = {
     "DirGNNConv": "dir_gnn",
     # graph transformers
     "GPSConv": "gps",
+    # -- issue 11 (part 2, helper "spline"): spline, hypergraph, mesh, fused and CuGraph layers --
+    "SplineConv": "spline",
+    "HypergraphConv": "hypergraph",
+    "MeshCNNConv": "mesh_cnn",
+    "FusedGATConv": "fused_gat",
+    "CuGraphSAGEConv": "cugraph",
+    "CuGraphGATConv": "cugraph",
+    # -- end of the "spline" block --
 }
 
 

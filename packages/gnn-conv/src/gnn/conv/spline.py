@@ -148,7 +148,7 @@ class SplineConv(MessagePassing):
         x_src = x[0]
         if x_src is None or x_src.dim() != 2:
             raise ValueError(f"'x' must hold [N, F] source node features, got {v.describe(x_src)}")
-        if is_lazy(self.weight):
+        if isinstance(self.weight, UninitializedParameter):
             with torch.no_grad():
                 self.weight.materialize((self.K, x_src.size(-1), self.out_channels))
             uniform(self.weight.size(0) * self.weight.size(1), self.weight)

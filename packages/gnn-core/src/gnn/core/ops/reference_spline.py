@@ -71,9 +71,11 @@ def spline_basis(
     basis = pseudo.new_ones(num_edges, 1)
     weight_index = torch.zeros(num_edges, 1, dtype=torch.int64, device=pseudo.device)
     offset = 1
+    width = 1
     for d in range(dims):  # dimension d is digit d of s (dimension 0 varies fastest)
-        basis = (pieces[:, d, :, None] * basis[:, None, :]).reshape(num_edges, -1)
-        weight_index = (index[:, d, :, None] * offset + weight_index[:, None, :]).reshape(num_edges, -1)
+        width *= degree + 1
+        basis = (pieces[:, d, :, None] * basis[:, None, :]).reshape(num_edges, width)
+        weight_index = (index[:, d, :, None] * offset + weight_index[:, None, :]).reshape(num_edges, width)
         offset = offset * kernel_size[d]
     return basis, weight_index
 
