@@ -122,7 +122,7 @@ class MeshCNNConv(MessagePassing):
         n_a, n_b, n_c, n_d = x_j.view(-1, 4, x_j.size(-1)).unbind(dim=1)
         k = self.kernels
         terms = [k[1]((n_a - n_c).abs()), k[2](n_a + n_c), k[3]((n_b - n_d).abs()), k[4](n_b + n_d)]
-        return torch.stack(terms, dim=1).view(x_j.size(0), -1)
+        return torch.stack(terms, dim=1).view(x_j.size(0), terms[0].size(-1))
 
     def update(self, inputs: Tensor, x: Tensor) -> Tensor:
         """``W_0 x_i`` plus the summed neighbour terms."""
