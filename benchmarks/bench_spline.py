@@ -7,7 +7,7 @@ same time: FusedGATConv's point is the API) and PyG's GATConv, all with ``add_se
 Every row is forward (no grad) or forward+backward of ``out.sum()``; interleaved medians in one
 process, ratios printed as a markdown table.
 
-    python benchmarks/bench_spline.py --nodes 50000 --edges 500000 --rounds 5
+    python benchmarks/bench_spline.py --nodes 50000 --edges 500000 --rounds 5 [--configs dim2-deg1] [--no-gat]
 """
 
 from __future__ import annotations
@@ -18,8 +18,16 @@ from collections.abc import Callable
 import torch
 from timing import interleaved_median_ms
 
+CONFIGS = {  # name -> (dim, kernel_size, degree)
+    "dim2-deg1": (2, 5, 1),
+    "dim2-deg3": (2, 5, 3),
+    "dim3-deg1": (3, 5, 1),
+}
 
-def spline_rows(nodes: int, edges: int, rounds: int, seed: int = 0) -> list[tuple[str, float, float]]:
+
+def spline_rows(
+    nodes: int, edges: int, rounds: int, configs: list[str], seed: int = 0
+) -> list[tuple[str, float, float]]:
     from gnn.conv import SplineConv
     from gnn.core import ops
 
@@ -27,11 +35,9 @@ def spline_rows(nodes: int, edges: int, rounds: int, seed: int = 0) -> list[tupl
     x = torch.randn(nodes, 32, generator=g).requires_grad_()
     edge_index = torch.randint(0, nodes, (2, edges), generator=g)
     rows = []
-    for label, dim, kernel_size, degree in (
-        ("SplineConv dim=2 k=5 deg=1", 2, 5, 1),
-        ("SplineConv dim=2 k=5 deg=3", 2, 5, 3),
-        ("SplineConv dim=3 k=5 deg=1", 3, 5, 1),
-    ):
+    for name in configs:
+        dim, kernel_size, degree = CONFIGS[name]
+        label = f"SplineConv dim={dim} k={kernel_size} deg={degree}"
         torch.manual_seed(seed)
         conv = SplineConv(32, 32, dim=dim, kernel_size=kernel_size, degree=degree)
         pseudo = torch.rand(edges, dim, generator=g)
@@ -106,6 +112,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=50_000)
     parser.add_argument("--edges", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--no-gat", action="store_true")
     args = parser.parse_args()
     print(
@@ -114,7 +121,7 @@ def main() -> None:
     )
     print("\n| row | kernels (ms) | pure torch (ms) | torch / kernels | target |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for label, kernels, reference in spline_rows(args.nodes, args.edges, args.rounds):
+    for label, kernels, reference in spline_rows(args.nodes, args.edges, args.rounds, args.configs):
         print(f"| {label} | {kernels:.1f} | {reference:.1f} | {reference / kernels:.2f}x | >= 3x |")
     if args.no_gat:
         return

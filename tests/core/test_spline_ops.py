@@ -148,6 +148,13 @@ def test_reference_chunks_agree(monkeypatch):
     (g1,) = torch.autograd.grad(whole.sum(), x)
     (g2,) = torch.autograd.grad(chunked.sum(), x)
     torch.testing.assert_close(g1, g2)
+    # the reference's own backward (it recomputes each chunk's products), over several chunks
+    w = weight.clone().requires_grad_()
+    b = basis.clone().requires_grad_()
+    torch.autograd.gradcheck(lambda a, ww, bb: reference_spline.spline_weighting(a, ww, bb, index), (x, w, b))
+    (only_w,) = torch.autograd.grad(reference_spline.spline_weighting(x.detach(), w, basis, index).sum(), w)
+    (all_w,) = torch.autograd.grad(reference_spline.spline_weighting(x, w, b, index).sum(), w)
+    torch.testing.assert_close(only_w, all_w)
 
 
 def test_empty_and_out_of_range_coordinates():

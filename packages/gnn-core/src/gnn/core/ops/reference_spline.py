@@ -8,6 +8,8 @@ torch's autograd.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -80,31 +82,78 @@ def spline_basis(
     return basis, weight_index
 
 
-#: edges per chunk of the reference weighting (bounds its ``[chunk, K, F_out]`` temporary)
+#: edges per chunk of the reference weighting (bounds its ``[chunk, K, F_out]`` temporaries)
 _CHUNK_ELEMENTS = 1 << 22
 
 
 def spline_weighting(x: Tensor, weight: Tensor, basis: Tensor, weight_index: Tensor) -> Tensor:
     """``out[e] = sum_s basis[e, s] * x[e] @ weight[weight_index[e, s]]`` (see
-    :func:`gnn.core.ops.spline_weighting`), in edge chunks: every chunk multiplies its rows with
-    all ``K`` kernel matrices at once (one matrix product) and gathers the ``S`` it needs."""
-    num_edges, f_in = x.shape
-    k, _, f_out = weight.shape
-    all_kernels = weight.permute(1, 0, 2).reshape(f_in, k * f_out)  # [F_in, K * F_out]
+    :func:`gnn.core.ops.spline_weighting`).
+
+    In chunks of edges, each chunk's rows are multiplied with all ``K`` kernel matrices at once
+    (one matrix product ``[C, F_in] @ [F_in, K * F_out]``) and the ``S`` products each edge needs
+    are gathered. The backward pass recomputes a chunk's products instead of keeping them, so
+    memory stays at one chunk's ``[C, K, F_out]`` whatever the number of edges.
+    """
+    return _SplineWeighting.apply(x, weight, basis, weight_index)
+
+
+def _chunks(num_edges: int, k: int, f_out: int) -> list[slice]:
     if torch.compiler.is_compiling():  # one chunk: a loop over the edges would specialize the trace on E
-        return _weigh(x, all_kernels, basis, weight_index, k, f_out)
+        return [slice(None)]
     chunk = max(1, _CHUNK_ELEMENTS // max(1, k * f_out))
-    if num_edges <= chunk:
-        return _weigh(x, all_kernels, basis, weight_index, k, f_out)
-    # torch.split (not slicing): its backward concatenates the chunks' gradients once
-    parts = zip(x.split(chunk), basis.split(chunk), weight_index.split(chunk))
-    return torch.cat([_weigh(xs, all_kernels, bs, ws, k, f_out) for xs, bs, ws in parts], dim=0)
+    return [slice(start, start + chunk) for start in range(0, num_edges, chunk)] or [slice(None)]
 
 
-def _weigh(x: Tensor, all_kernels: Tensor, basis: Tensor, weight_index: Tensor, k: int, f_out: int) -> Tensor:
-    products = (x @ all_kernels).view(-1, k, f_out)  # [C, K, F_out]
-    picked = products.gather(1, weight_index.long().unsqueeze(-1).expand(-1, -1, f_out))  # [C, S, F_out]
-    return (basis.unsqueeze(-1) * picked).sum(dim=1)
+def _all_kernels(weight: Tensor) -> Tensor:
+    """``[F_in, K * F_out]``: the kernel matrices side by side."""
+    k, f_in, f_out = weight.shape
+    return weight.permute(1, 0, 2).reshape(f_in, k * f_out)
+
+
+class _SplineWeighting(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, basis: Tensor, weight_index: Tensor) -> Tensor:
+        k, _, f_out = weight.shape
+        index = weight_index.long()
+        kernels = _all_kernels(weight)
+        out = x.new_empty(x.size(0), f_out)
+        for part in _chunks(x.size(0), k, f_out):
+            xs = x[part]
+            products = (xs @ kernels).view(xs.size(0), k, f_out)  # [C, K, F_out]
+            picked = products.gather(1, index[part].unsqueeze(-1).expand(-1, -1, f_out))  # [C, S, F_out]
+            out[part] = (basis[part].unsqueeze(-1) * picked).sum(dim=1)
+        ctx.save_for_backward(x, weight, basis, index)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight, basis, index = ctx.saved_tensors
+        need_x, need_weight, need_basis = ctx.needs_input_grad[:3]
+        k, f_in, f_out = weight.shape
+        kernels = _all_kernels(weight)
+        grad_x = torch.empty_like(x) if need_x else None
+        grad_kernels = torch.zeros_like(kernels) if need_weight else None
+        grad_basis = torch.empty_like(basis) if need_basis else None
+        for part in _chunks(x.size(0), k, f_out):
+            g = grad_out[part]
+            if need_basis:
+                xs = x[part]
+                products = (xs @ kernels).view(xs.size(0), k, f_out)
+                picked = products.gather(1, index[part].unsqueeze(-1).expand(-1, -1, f_out))
+                grad_basis[part] = (picked * g.unsqueeze(1)).sum(dim=-1)
+            if need_x or need_weight:
+                # d out / d products[e, k] = (sum of basis[e, s] over the s with index k) * g[e]
+                coef = basis.new_zeros(g.size(0), k).scatter_add_(1, index[part], basis[part])
+                grad_products = (coef.unsqueeze(-1) * g.unsqueeze(1)).view(g.size(0), k * f_out)
+                if need_x:
+                    grad_x[part] = grad_products @ kernels.t()
+                if need_weight:
+                    grad_kernels.addmm_(x[part].t(), grad_products)
+        grad_weight = None
+        if need_weight:
+            grad_weight = grad_kernels.view(f_in, k, f_out).permute(1, 0, 2).contiguous()
+        return grad_x, grad_weight, grad_basis, None
 
 
 REFERENCES = {"spline_basis": spline_basis, "spline_weighting": spline_weighting}
