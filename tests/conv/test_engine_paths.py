@@ -136,6 +136,24 @@ CALLS: dict[str, tuple[Build, Call]] = {
     ),
     "FeaStConv": (lambda: C.FeaStConv(F, F, heads=2), _plain),
     "GMMConv": (lambda: C.GMMConv(F, F, dim=3, kernel_size=2), _attr),
+    # issue 11, part 2 (helper "spline")
+    "SplineConv": (
+        lambda: C.SplineConv(F, F, dim=3, kernel_size=3, degree=2),
+        lambda m, x, ei, ea, b: m(x, ei, ea.sigmoid()),
+    ),
+    "HypergraphConv": (lambda: C.HypergraphConv(F, F), _plain),
+    "MeshCNNConv": (
+        lambda: C.MeshCNNConv(F, F),
+        lambda m, x, ei, ea, b: m(
+            x, torch.stack([torch.arange(N).repeat_interleave(4), ei.flatten()[: 4 * N] % N])
+        ),
+    ),
+    "FusedGATConv": (
+        lambda: C.FusedGATConv(F, 4, heads=2, add_self_loops=False),
+        lambda m, x, ei, ea, b: m(x, *C.FusedGATConv.to_graph_format(ei, (N, N))),
+    ),
+    "CuGraphSAGEConv": (lambda: C.CuGraphSAGEConv(F, F, aggr="max"), _plain),
+    "CuGraphGATConv": (lambda: C.CuGraphGATConv(F, 4, heads=2), lambda m, x, ei, ea, b: m(x, ei, None)),
 }
 
 

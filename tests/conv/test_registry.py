@@ -56,11 +56,11 @@ def test_resolved_layer_runs():
     assert type(registry.convs.resolve(gnn.conv.SAGEConv, 4, 8)) is gnn.conv.SAGEConv
 
 
-def test_all_52_layers_registered_by_gnn_conv():
+def test_all_62_layers_registered_by_gnn_conv():
     entries = [e for e in registry.convs.entries() if e.dist == "gnn-conv"]
     targets = {e.target for e in entries}
     assert targets == {f"gnn.conv.{module}:{name}" for name, module in CONVS.items()}
-    assert len(CONVS) == 56
+    assert len(CONVS) == 62
     names = {e.name for e in entries}
     assert {"gcn", "appnp", "gatv2", "gine", "wlconvcontinuous", "mixhop", "dirgnn", "gps"} <= names
     dense_and_attention = {

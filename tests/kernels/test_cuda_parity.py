@@ -370,3 +370,36 @@ def test_multi_reduce_gradcheck_and_bad_input_on_gpu():
     with pytest.raises(RuntimeError, match="out of range"):
         K.multi_reduce(rowptr, bad, x, codes, temps, None, None, False)
     torch.cuda.synchronize()
+
+
+# -- B-spline ops (csrc/cuda/spline.cu) ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_spline_basis_and_weighting(dtype, degree):
+    g = torch.Generator().manual_seed(40 + degree)
+    pseudo = torch.rand(E, 3, generator=g, dtype=dtype)
+    pseudo[0] = 1.0
+    kernel_size, is_open = torch.tensor([4, 5, 3]), torch.tensor([1, 0, 1], dtype=torch.uint8)
+    basis, index = run_both("spline_basis", (pseudo, kernel_size, is_open, degree))
+    grad_basis = randn(*basis.shape, dtype=dtype, seed=41)
+    run_both("spline_basis_backward", (grad_basis, pseudo, kernel_size, is_open, degree))
+    for f_in, f_out in ((C, C), (3, WIDE)):
+        x, weight = randn(E, f_in, dtype=dtype, seed=42), randn(60, f_in, f_out, dtype=dtype, seed=43)
+        out = run_both("spline_weighting", (x, weight, basis, index))
+        grad = randn(*out.shape, dtype=dtype, seed=44)
+        run_both("spline_weighting_backward", (grad, x, weight, basis, index, True, True, True))
+
+
+def test_spline_gradcheck_and_bad_index_on_gpu():
+    g = torch.Generator().manual_seed(45)
+    pseudo = (0.05 + 0.9 * torch.rand(12, 2, generator=g, dtype=torch.float64)).to(DEVICE).requires_grad_()
+    ks, op = torch.tensor([4, 3], device=DEVICE), torch.tensor([1, 0], dtype=torch.uint8, device=DEVICE)
+    torch.autograd.gradcheck(lambda p: K.spline_basis(p, ks, op, 2)[0], (pseudo,))
+    basis, index = K.spline_basis(pseudo.detach(), ks, op, 2)
+    x = torch.randn(12, 3, dtype=torch.float64, generator=g).to(DEVICE).requires_grad_()
+    w = torch.randn(12, 3, 2, dtype=torch.float64, generator=g).to(DEVICE).requires_grad_()
+    b = basis.clone().requires_grad_()
+    torch.autograd.gradcheck(lambda a, ww, bb: K.spline_weighting(a, ww, bb, index), (x, w, b))
+    with pytest.raises(RuntimeError, match="weight_index"):
+        K.spline_weighting(x.detach(), w.detach()[:5], basis, index)
+    torch.cuda.synchronize()  # the context is still usable

@@ -125,6 +125,7 @@ ops += ["knn", "radius", "fps", "graclus", "grid_cluster"]  # csrc/cuda/geometry
 ops += ["multi_reduce", "multi_reduce_backward"]  # csrc/cuda/multi_reduce.cu
 ops += ["random_walk"]  # csrc/cuda/random_walk.cu
 ops += ["gather_matmul", "gather_matmul_backward"]  # csrc/cuda/gather_matmul.cu
+ops += ["spline_basis", "spline_basis_backward", "spline_weighting", "spline_weighting_backward"]  # spline.cu
 missing = []
 for op in ops:
     name = f"gnn_kernels::{op}"

@@ -50,15 +50,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from .attention import PerformerAttention, PolynormerAttention, QFormer, SGFormerAttention  # noqa: F401
     from .cheb import ChebConv  # noqa: F401
     from .cluster_gcn import ClusterGCNConv  # noqa: F401
+    from .cugraph import CuGraphGATConv, CuGraphSAGEConv  # noqa: F401
     from .cugraph_rgcn import CuGraphRGCNConv  # noqa: F401
     from .dense import DenseGATConv, DenseGCNConv, DenseGINConv, DenseGraphConv, DenseSAGEConv  # noqa: F401
+    from .fused_gat import FusedGATConv  # noqa: F401
     from .gcn import GCNConv  # noqa: F401
     from .gcn2 import GCN2Conv  # noqa: F401
     from .gin import GINConv, GINEConv  # noqa: F401
     from .gps import GPSConv  # noqa: F401
     from .graph_conv import GraphConv  # noqa: F401
+    from .hypergraph import HypergraphConv  # noqa: F401
     from .le import LEConv  # noqa: F401
     from .lg import LGConv  # noqa: F401
+    from .mesh_cnn import MeshCNNConv  # noqa: F401
     from .mixhop import MixHopConv  # noqa: F401
     from .norm import (  # noqa: F401
         BatchNorm,
@@ -76,6 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .sage import SAGEConv  # noqa: F401
     from .sg import SGConv  # noqa: F401
     from .simple import SimpleConv  # noqa: F401
+    from .spline import SplineConv  # noqa: F401
     from .ssg import SSGConv  # noqa: F401
     from .tag import TAGConv  # noqa: F401
     from .wl import WLConv, WLConvContinuous  # noqa: F401

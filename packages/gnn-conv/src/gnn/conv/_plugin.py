@@ -77,6 +77,14 @@ CONVS: dict[str, str] = {
     "FeaStConv": "feast",
     "GMMConv": "gmm",
     # -- end of point-cloud and geometric layers --
+    # -- issue 11 (part 2, helper "spline"): spline, hypergraph, mesh, fused and CuGraph layers --
+    "SplineConv": "spline",
+    "HypergraphConv": "hypergraph",
+    "MeshCNNConv": "mesh_cnn",
+    "FusedGATConv": "fused_gat",
+    "CuGraphSAGEConv": "cugraph",
+    "CuGraphGATConv": "cugraph",
+    # -- end of the "spline" block --
 }
 
 

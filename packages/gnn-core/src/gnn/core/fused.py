@@ -68,6 +68,8 @@ def weighted_sum(
             if weight.dim() != 1:  # the message is weight.view(-1, 1) * x_j: one weight per edge
                 if weight.dim() == 2 and weight.size(1) == 1:
                     weight = weight.view(-1)
+                elif weight.dim() == 2 and x_src.dim() == 3 and weight.size(1) == x_src.size(1):
+                    return None  # one weight per edge and head: the layer's own message does it
                 else:
                     raise ValueError(
                         f"'{plan.weight}' must hold one weight per edge ([E]), got {v.describe(weight)}"

@@ -51,6 +51,8 @@ _OPS = {
     "graclus",
     "grid_cluster",
     "random_walk",
+    "spline_basis",
+    "spline_weighting",
 }
 #: below this many elements read (``work``), a call's fixed cost in the custom-op
 #: machinery (about 60 us) exceeds what the kernel saves and the pure-torch reference runs.
@@ -240,6 +242,27 @@ class NativeBackend(GeometryOps, WalkOps):
             graph.rowptr, graph.col, x.contiguous(), codes, temps, t_rowptr, t_col, stats
         )
         return out
+
+    def spline_basis(
+        self, pseudo: Tensor, kernel_size: Tensor, is_open_spline: Tensor, degree: int
+    ) -> tuple[Tensor, Tensor]:
+        """B-spline basis products and kernel indices of every row of ``pseudo`` ``[E, D]``."""
+        device = pseudo.device
+        return self.ops.spline_basis(
+            pseudo.contiguous(),
+            kernel_size.to(device=device, dtype=torch.long).contiguous(),
+            is_open_spline.to(device=device, dtype=torch.uint8).contiguous(),
+            degree,
+        )
+
+    def spline_weighting(self, x: Tensor, weight: Tensor, basis: Tensor, weight_index: Tensor) -> Tensor:
+        """``sum_s basis[e, s] * x[e] @ weight[weight_index[e, s]]`` without any per-edge matrix."""
+        return self.ops.spline_weighting(
+            x.contiguous(),
+            weight.contiguous(),
+            basis.to(x.dtype).contiguous(),
+            weight_index.long().contiguous(),
+        )
 
     def segment_matmul(self, inputs: Tensor, ptr: Tensor, other: Tensor) -> Tensor:
         ptr = ptr.to(device="cpu", dtype=torch.long)

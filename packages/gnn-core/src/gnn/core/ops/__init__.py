@@ -17,6 +17,8 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
   :func:`nearest`, :func:`fps`, :func:`graclus`, :func:`grid_cluster`;
 * random walks (:mod:`~gnn.core.ops.walk`): :func:`random_walk` (uniform or
   node2vec-biased).
+* B-spline kernels (:mod:`~gnn.core.ops.spline`): :func:`spline_basis`,
+  :func:`spline_weighting` (SplineConv).
 
 Shapes use ``E`` for the number of elements/edges, ``N`` for the number of
 groups/nodes and ``F`` for trailing feature dimensions.
@@ -32,6 +34,7 @@ from .geometry import fps, graclus, grid_cluster, knn, nearest, radius
 from .multi import MULTI_REDUCTIONS, Reduction, multi_reduce, multi_spmm, sorted_groups
 from .reduce import scatter, segment, segment_matmul, softmax, spmm
 from .relational import gather_matmul
+from .spline import spline_basis, spline_weighting
 from .walk import random_walk
 
 __all__ = [
@@ -63,5 +66,7 @@ __all__ = [
     "segment_matmul",
     "softmax",
     "sorted_groups",
+    "spline_basis",
+    "spline_weighting",
     "spmm",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from . import reference, reference_geometry, reference_multi, reference_walk
+from . import reference, reference_geometry, reference_multi, reference_spline, reference_walk
 
 TORCH = "torch"
 _forced = threading.local()
@@ -107,7 +107,11 @@ def _reference(op: str) -> Any:
         impl = getattr(reference_multi, op, None)
     if impl is not None:
         return impl
-    return reference_geometry.REFERENCES.get(op) or reference_walk.REFERENCES[op]
+    return (
+        reference_spline.REFERENCES.get(op)
+        or reference_geometry.REFERENCES.get(op)
+        or reference_walk.REFERENCES[op]
+    )
 
 
 #: answers of :func:`select` per call context (the chosen backend object, or ``None`` for the
@@ -160,6 +164,8 @@ def describe(
         "dot_attention",
         "segment_multi",
         "spmm_multi",
+        "spline_basis",
+        "spline_weighting",
     ),
 ) -> dict[str, str]:
     """Active backend per op for float32 CPU inputs (for ``python -m gnn.core info``)."""
