@@ -108,10 +108,10 @@ def node_offsets(x_dict: Any, node_types: list[str], name: str) -> dict[str, int
     total = 0
     for key in node_types:
         value = require(x_dict, key, name)
-        if not isinstance(value, Tensor) or value.dim() < 2:
-            raise ValueError(f"'{name}[{key!r}]' must be a [N, F] tensor, got {v.describe(value)}")
+        if not isinstance(value, Tensor) or value.dim() < 1:
+            raise ValueError(f"'{name}[{key!r}]' must be a [N, ...] tensor, got {v.describe(value)}")
         out[key] = total
-        total = total + value.size(-2)
+        total = total + value.size(0)
     return out
 
 
@@ -139,10 +139,11 @@ def edge_type_vector(edge_dict: Any, edge_types: list[tuple[str, str, str]], nam
 
 
 def group_nodes(x_dict: Any, node_types: list[str], name: str) -> Tensor:
-    """The node-level values of all types, concatenated in ``node_types`` order."""
+    """The node-level values of all types, concatenated (along the nodes, dimension 0) in
+    ``node_types`` order."""
     x_dict = check_dict(x_dict, name)
     parts = [require(x_dict, key, name) for key in node_types]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
 
 
 def group_edges(
@@ -160,7 +161,7 @@ def group_edges(
         and first.size(0) == 2
     )
     if not is_graph:
-        return first if len(parts) == 1 else torch.cat(parts, dim=-2)
+        return first if len(parts) == 1 else torch.cat(parts, dim=0)
     graphs = [edge_index_of(p, f"{name}[{key!r}]") for p, key in zip(parts, edge_types)]
     if len(graphs) == 1 and not is_sparse(first):
         return first
@@ -175,10 +176,10 @@ def group_edges(
 
 
 def split_output(output: Tensor, offsets: dict[Any, int]) -> dict[Any, Tensor]:
-    """Cut the rows of ``output`` back into one tensor per type."""
-    starts = list(offsets.values()) + [output.size(-2)]
+    """Cut the rows (dimension 0) of ``output`` back into one tensor per type."""
+    starts = list(offsets.values()) + [output.size(0)]
     sizes = [starts[i + 1] - starts[i] for i in range(len(offsets))]
-    return dict(zip(offsets, output.split(sizes, dim=-2)))
+    return dict(zip(offsets, output.split(sizes, dim=0)))
 
 
 class ToHeteroWithBasesTransformer(Transformer):
