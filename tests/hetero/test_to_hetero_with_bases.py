@@ -71,7 +71,7 @@ def test_the_basis_formula(graph, metadata, close):
     offsets = {"paper": 0, "author": 9}
     xs = torch.cat([x["paper"], x["author"]])
     expected = torch.zeros(15, 3, dtype=torch.float64)
-    for b, conv in enumerate(model.conv.convs):
+    for conv in model.conv.convs:
         agg = torch.zeros(15, 4, dtype=torch.float64)
         for r, (src, rel, dst) in enumerate(metadata[1]):
             ei = data["edge_index"][(src, rel, dst)]
