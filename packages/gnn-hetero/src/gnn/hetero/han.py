@@ -134,8 +134,8 @@ class HANConv(MessagePassing):
         """Reset the projections; Glorot attention vectors."""
         super().reset_parameters()
         reset(self.proj)
-        glorot(list(self.lin_src.values()))
-        glorot(list(self.lin_dst.values()))
+        glorot(self.lin_src)
+        glorot(self.lin_dst)
         self.k_lin.reset_parameters()
         glorot(self.q)
 

@@ -138,8 +138,8 @@ class HGTConv(MessagePassing):
         self.out_lin.reset_parameters()
         self.k_rel.reset_parameters()
         self.v_rel.reset_parameters()
-        ones(list(self.skip.values()))
-        ones(list(self.p_rel.values()))
+        ones(self.skip)
+        ones(self.p_rel)
 
     def forward(
         self, x_dict: dict[NodeType, Tensor], edge_index_dict: dict[EdgeType, Any]
