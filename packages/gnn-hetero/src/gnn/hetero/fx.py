@@ -251,7 +251,10 @@ class Transformer:
 
     def _print(self, when: str) -> None:
         print(f"-- graph {when} the transformation --")
-        self.graph.print_tabular()
+        try:
+            self.graph.print_tabular()  # needs the optional package tabulate
+        except ImportError:
+            print(self.graph)
         print()
         code = self.graph.python_code("self")
         print(code.src if hasattr(code, "src") else code)
