@@ -86,7 +86,10 @@ CALLS: dict[str, tuple[Build, Call]] = {
     "SignedConv": (lambda: C.SignedConv(F, 4, first_aggr=True), lambda m, x, ei, ea, b: m(x, ei, ei.flip(0))),
     "AntiSymmetricConv": (lambda: C.AntiSymmetricConv(F), _weighted),
     "DirGNNConv": (lambda: C.DirGNNConv(C.GCNConv(F, F)), _plain),
-    "GPSConv": (lambda: C.GPSConv(F, C.GINConv(torch.nn.Linear(F, F)), heads=2), lambda m, x, ei, ea, b: m(x, ei, b)),
+    "GPSConv": (
+        lambda: C.GPSConv(F, C.GINConv(torch.nn.Linear(F, F)), heads=2),
+        lambda m, x, ei, ea, b: m(x, ei, b),
+    ),
 }
 
 

@@ -78,9 +78,6 @@ class MalformedComponent(ValueError):
     """A plugin tried to register something that is not a component."""
 
 
-
 def canonical_dist(name: str) -> str:
     """A distribution name normalized as PEP 503 does: ``GNN_Conv``, ``gnn.conv`` -> ``gnn-conv``."""
     return re.sub(r"[-_.]+", "-", name).lower()
-
-

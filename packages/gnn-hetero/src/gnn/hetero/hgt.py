@@ -153,7 +153,9 @@ class HGTConv(MessagePassing):
         kqv_dict = self.kqv_lin({k: x for k, x in x_dict.items() if k in self.kqv_lin.lins})
         k_dict, q_dict, v_dict = {}, {}, {}
         for key, val in kqv_dict.items():
-            k_dict[key], q_dict[key], v_dict[key] = torch.tensor_split(val, 3, dim=1)
+            # unbind, not three slices: its backward stacks the three gradients into one buffer
+            # instead of adding three zero-filled [N, 3F] ones
+            k_dict[key], q_dict[key], v_dict[key] = val.view(-1, 3, F_out).unbind(1)
 
         # the receivers: every node type's queries, one after the other
         dst_offset: dict[NodeType, int] = {}
@@ -205,9 +207,11 @@ class HGTConv(MessagePassing):
         out = out.reshape(-1, F_out)
 
         out_dict: dict[NodeType, Tensor | None] = {}
-        for node_type, start in dst_offset.items():
+        # split, not slices: the backward concatenates the pieces' gradients (no zero-filled buffer each)
+        pieces = out.split([q_dict[t].size(0) for t in dst_offset]) if len(dst_offset) > 1 else [out]
+        for node_type, piece in zip(dst_offset, pieces):
             if node_type in self.dst_node_types:
-                out_dict[node_type] = F.gelu(out[start : start + q_dict[node_type].size(0)])
+                out_dict[node_type] = F.gelu(piece)
         a_dict = self.out_lin(out_dict)
         for node_type in out_dict:
             res = a_dict[node_type]
