@@ -53,6 +53,9 @@ class Aggregation(torch.nn.Module):
         dim: int = -2,
         **kwargs: Any,
     ) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            # symbolic tracing (torch.fx, e.g. gnn.hetero.to_hetero): the call is recorded as is
+            return super().__call__(x, index=index, ptr=ptr, dim_size=dim_size, dim=dim, **kwargs)
         v.check_tensor("x", x)
         if not -x.dim() <= dim < x.dim():
             raise ValueError(
