@@ -100,8 +100,18 @@ def backend(name: str) -> Iterator[None]:
         _forced.name = old
 
 
+_references: dict[str, Any] = {}
+
+
 def _reference(op: str) -> Any:
-    """The pure-torch implementation of ``op``."""
+    """The pure-torch implementation of ``op`` (looked up once per op)."""
+    impl = _references.get(op)
+    if impl is None:
+        impl = _references[op] = _find_reference(op)
+    return impl
+
+
+def _find_reference(op: str) -> Any:
     impl = getattr(reference, op, None)
     if impl is None:
         impl = getattr(reference_multi, op, None)

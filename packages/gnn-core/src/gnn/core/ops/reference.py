@@ -144,9 +144,9 @@ def spmm_self(
     flat = x.reshape(x.size(0), feats)
     flat_self = None if x_self is None else x_self.reshape(csr.num_rows, feats)
     if (
-        reduce in ("sum", "add", "mean")
+        csr.nnz * feats >= _SPARSE_MM_MIN_WORK  # the cheap test first: small graphs stop here
+        and reduce in ("sum", "add", "mean")
         and _torch_sparse_ok(flat, value)
-        and csr.nnz * feats >= _SPARSE_MM_MIN_WORK
     ):
         if value is not None and value.dtype != flat.dtype:
             value = value.to(flat.dtype)
