@@ -250,7 +250,7 @@ class RENet(torch.nn.Module):
             v.check_index_range(names[2], batch, batch_size, "events")
         slot = step.long() + batch.long() * self.seq_len
         mean = ops.scatter(self.ent[node], slot, 0, batch_size * self.seq_len, reduce="mean")
-        return mean.view(batch_size, self.seq_len, -1)
+        return mean.view(batch_size, self.seq_len, self.hidden_channels)
 
     def forward(self, data: Any) -> tuple[Tensor, Tensor]:
         """``(log_prob_obj, log_prob_sub)``: ``[B, num_nodes]`` log-probabilities of the
