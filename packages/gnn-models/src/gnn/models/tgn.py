@@ -398,10 +398,9 @@ class LastNeighborLoader:
         self.cur_e_id += num
 
         # the new interactions of every touched node, most recent first, at most `size` of them
-        uniq, group = torch.unique(nodes, return_inverse=True)
+        uniq, group, counts = torch.unique(nodes, return_inverse=True, return_counts=True)
         order = torch.argsort(group * (2 * num) + (2 * num - 1 - torch.arange(2 * num, device=src.device)))
         group, neighbors, e_id = group[order], neighbors[order], e_id[order]
-        counts = torch.bincount(group, minlength=uniq.numel())
         start = torch.cumsum(counts, 0) - counts
         rank = torch.arange(2 * num, device=src.device) - start[group]
         fits = rank < self.size
