@@ -51,7 +51,9 @@ def molecules(num=128, in_channels=39, edge_dim=10, seed=0):
 
 
 def row(name, times, check=""):
-    line = f"| {name} | {times['pyg']:.1f} | {times['gnn']:.1f} | {times['pyg'] / times['gnn']:.2f}x | {check} |"
+    line = (
+        f"| {name} | {times['pyg']:.1f} | {times['gnn']:.1f} | {times['pyg'] / times['gnn']:.2f}x | {check} |"
+    )
     print(line, flush=True)
 
 
@@ -71,9 +73,14 @@ def molecule_rows(repeat):
     x, edge_index, edge_attr, batch = molecules()
     theirs, mine = pyg.AttentiveFP(39, 200, 1, 10, 2, 2), ours.AttentiveFP(39, 200, 1, 10, 2, 2)
     mine.load_state_dict(theirs.state_dict(), strict=True)
-    ok = torch.allclose(mine(x, edge_index, edge_attr, batch), theirs(x, edge_index, edge_attr, batch), atol=1e-5)
+    ok = torch.allclose(
+        mine(x, edge_index, edge_attr, batch), theirs(x, edge_index, edge_attr, batch), atol=1e-5
+    )
     times = interleaved_median_ms(
-        {"pyg": fwd_bwd(theirs, x, edge_index, edge_attr, batch), "gnn": fwd_bwd(mine, x, edge_index, edge_attr, batch)},
+        {
+            "pyg": fwd_bwd(theirs, x, edge_index, edge_attr, batch),
+            "gnn": fwd_bwd(mine, x, edge_index, edge_attr, batch),
+        },
         repeat,
     )
     row(f"AttentiveFP fwd+bwd, 128 molecules ({x.size(0)} atoms)", times, "equal" if ok else "DIFFER")
@@ -123,7 +130,9 @@ def tgn_rows(repeat):
         # same memory after the stream where PyG's aggregation is exact (Mean; Last: its
         # fallback misplaces empty groups, see the README)
         same = torch.allclose(mine.memory, theirs.memory, atol=1e-5)
-        check = "equal" if same else ("differs (PyG's LastAggregator fallback)" if aggr == "Last" else "DIFFER")
+        check = (
+            "equal" if same else ("differs (PyG's LastAggregator fallback)" if aggr == "Last" else "DIFFER")
+        )
         row(f"TGNMemory train stream, {steps} x {batch} events, {aggr}Aggregator", times, check)
 
 
