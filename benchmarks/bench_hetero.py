@@ -33,7 +33,12 @@ from gnn.core import ops
 from gnn.core.testing import load_pyg_state
 
 #: model -> target PyG / gnn time ratio
-TARGETS: dict[str, float] = {"HGTConv": 4.0, "HANConv": 3.0, "HeteroConv(SAGE)": 2.0, "to_hetero(SAGE x2)": 2.0}
+TARGETS: dict[str, float] = {
+    "HGTConv": 4.0,
+    "HANConv": 3.0,
+    "HeteroConv(SAGE)": 2.0,
+    "to_hetero(SAGE x2)": 2.0,
+}
 
 
 def metadata(node_types: int, edge_types: int) -> tuple[list[str], list[tuple[str, str, str]]]:
@@ -147,7 +152,9 @@ print((status('VmHWM:') - before) / 1024)
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=30_000)
     parser.add_argument("--edges", type=int, default=300_000)
     parser.add_argument("--features", type=int, default=64)
@@ -193,7 +200,16 @@ def main() -> None:
     def fmt(value: float | None, spec: str = ".1f") -> str:
         return "-" if value is None else format(value, spec)
 
-    header = ("model", "gnn (ms)", "PyG (ms)", "PyG / gnn", "target", "peak gnn (MB)", "peak PyG (MB)", "gnn / PyG")
+    header = (
+        "model",
+        "gnn (ms)",
+        "PyG (ms)",
+        "PyG / gnn",
+        "target",
+        "peak gnn (MB)",
+        "peak PyG (MB)",
+        "gnn / PyG",
+    )
     lines = [
         (name, fmt(t_gnn), fmt(t_pyg), "-" if t_pyg is None else f"{t_pyg / t_gnn:.2f}x", f">= {target:.0f}x",
          fmt(m_gnn, ".0f"), fmt(m_pyg, ".0f"), "-" if not (m_gnn and m_pyg) else f"{m_gnn / m_pyg:.2f}x")
@@ -207,7 +223,9 @@ def main() -> None:
     else:
         widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
         for line in [header, *lines]:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+            print(
+                "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+            )
     if rows and rows[0][2] is None:
         print("(PyG is not installed: its columns are skipped)")
 

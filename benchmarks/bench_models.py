@@ -129,7 +129,9 @@ def main() -> None:
     print("| row | gnn (ms) | PyG (ms) | PyG / gnn |")
     print("| --- | ---: | ---: | ---: |")
     x, edge_index, y, mask = make_graph(args)
-    y_soft = torch.softmax(torch.randn(y.numel(), args.classes, generator=torch.Generator().manual_seed(3)), -1)
+    y_soft = torch.softmax(
+        torch.randn(y.numel(), args.classes, generator=torch.Generator().manual_seed(3)), -1
+    )
     for name in args.rows:
         if name in GNNS:
             check_gnn(name, args)

@@ -82,11 +82,22 @@ _EXPORTS.update(
     }
 )
 
+# -- issue 16 (part 2): molecular fingerprints and temporal models (branch h-moltemp) ----------
+_EXPORTS.update(
+    {
+        "AttentiveFP": ".attentive_fp",
+        "NeuralFingerprint": ".neural_fingerprint",
+        "RENet": ".renet",
+        "TGNMemory": ".tgn",
+    }
+)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from gnn.core.nn.mlp import MLP  # noqa: F401
 
+    from .attentive_fp import AttentiveFP  # noqa: F401
     from .autoencoder import ARGA, ARGVA, GAE, VGAE, InnerProductDecoder  # noqa: F401
     from .basic_gnn import GAT, GCN, GIN, GNN, PNA, BasicGNN, EdgeCNN, GraphSAGE  # noqa: F401
     from .captum import captum_output_to_dicts, to_captum_input, to_captum_model  # noqa: F401
@@ -106,11 +117,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .meta import MetaLayer  # noqa: F401
     from .metapath2vec import MetaPath2Vec  # noqa: F401
     from .model_hub import PyGModelHubMixin  # noqa: F401
+    from .neural_fingerprint import NeuralFingerprint  # noqa: F401
     from .node2vec import Node2Vec  # noqa: F401
     from .pmlp import PMLP  # noqa: F401
     from .rect import RECT_L  # noqa: F401
+    from .renet import RENet  # noqa: F401
     from .rev_gnn import GroupAddRev  # noqa: F401
     from .signed_gcn import SignedGCN  # noqa: F401
+    from .tgn import TGNMemory  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
