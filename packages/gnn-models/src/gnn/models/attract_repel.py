@@ -105,4 +105,4 @@ class ARLinkPredictor(torch.nn.Module):
         r"""The share of the squared norm in the repel part, :math:`\|R\|^2 / (\|A\|^2 + \|R\|^2 + 10^{-10})`."""
         attract = attract_z.square().sum()
         repel = repel_z.square().sum()
-        return float(repel / (attract + repel + 1e-10))
+        return (repel / (attract + repel + 1e-10)).item()
