@@ -16,11 +16,18 @@ from gnn.models import Polynormer, SGFormer
 N, E, F_IN, HIDDEN, C = 14, 40, 5, 8, 3
 
 
-def graph(seed: int = 0, dtype: torch.dtype = torch.float32, num_graphs: int = 3):
+def graph(seed: int = 0, dtype: torch.dtype = torch.float32, num_graphs: int = 3, kind: str = "unsorted"):
     x, edge_index = testing.random_graph(N, E, F_IN, seed=seed, dtype=dtype)
     g = torch.Generator().manual_seed(seed + 7)
     batch = torch.randint(0, num_graphs, (N,), generator=g)  # unsorted, uneven graph sizes
+    if kind == "sorted":
+        batch = batch.sort().values
+    elif kind == "single":  # one graph, with index 2: PyG pads two empty graphs before it
+        batch = torch.full((N,), 2)
     return x, edge_index, batch
+
+
+BATCH_KINDS = ["unsorted", "sorted", "single"]
 
 
 def same_signature(ours, theirs) -> None:
@@ -36,7 +43,8 @@ def pyg_nn():
 # -- SGFormer -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("aggregate", ["add", "cat"])
 @pytest.mark.parametrize("heads", [1, 2])
-def test_sgformer_matches_pyg(aggregate, heads):
+@pytest.mark.parametrize("kind", BATCH_KINDS)
+def test_sgformer_matches_pyg(aggregate, heads, kind):
     pyg = pyg_nn()
     torch.manual_seed(0)
     theirs = pyg.SGFormer(F_IN, HIDDEN, C, trans_num_heads=heads, aggregate=aggregate, gnn_num_layers=2)
@@ -44,17 +52,18 @@ def test_sgformer_matches_pyg(aggregate, heads):
     testing.load_pyg_state(ours, theirs)
     assert repr(ours) == repr(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    x, edge_index, batch = graph(1)
+    x, edge_index, batch = graph(1, kind=kind)
     ours.eval(), theirs.eval()
     testing.assert_close(ours(x, edge_index, batch), theirs(x, edge_index, batch), atol=1e-5, rtol=1e-5)
 
 
-def test_sgformer_gradients_match_pyg():
+@pytest.mark.parametrize("kind", BATCH_KINDS)
+def test_sgformer_gradients_match_pyg(kind):
     pyg = pyg_nn()
     torch.manual_seed(1)
     kwargs = dict(trans_dropout=0.0, gnn_dropout=0.0, trans_num_heads=2)
     theirs, ours = pyg.SGFormer(F_IN, HIDDEN, C, **kwargs), SGFormer(F_IN, HIDDEN, C, **kwargs)
-    x, edge_index, batch = graph(2)  # training mode: batch norm uses the batch statistics
+    x, edge_index, batch = graph(2, kind=kind)  # training mode: batch norm uses the batch statistics
     testing.assert_gradients_match_pyg(ours, theirs, x, edge_index, batch, atol=1e-5, rtol=1e-4)
 
 
@@ -164,13 +173,14 @@ def test_polynormer_matches_pyg(options, use_global):
 
 
 @pytest.mark.parametrize("use_global", [False, True])
-def test_polynormer_gradients_match_pyg(use_global):
+@pytest.mark.parametrize("kind", BATCH_KINDS)
+def test_polynormer_gradients_match_pyg(use_global, kind):
     pyg = pyg_nn()
     torch.manual_seed(6)
     kwargs = dict(local_layers=2, in_dropout=0.0, dropout=0.0, global_dropout=0.0)
     theirs, ours = pyg.Polynormer(F_IN, HIDDEN, C, **kwargs), Polynormer(F_IN, HIDDEN, C, **kwargs)
     theirs._global = ours._global = use_global
-    x, edge_index, batch = graph(8)
+    x, edge_index, batch = graph(8, kind=kind)
     testing.assert_gradients_match_pyg(ours, theirs, x, edge_index, batch, atol=1e-5, rtol=1e-4)
 
 

@@ -42,11 +42,22 @@ def check_batch(batch: object, num_nodes: int) -> Tensor | None:
 def pad_nodes(x: Tensor, batch: Tensor | None) -> Padded:
     """Group the rows of ``x`` ``[N, F]`` by graph and pad them to ``[B, N_max, F]``.
 
-    With ``batch=None`` all nodes form one graph and no copy is made.
+    With ``batch=None``, or a ``batch`` whose entries are all equal, all nodes form one
+    graph: ``x`` is used as it is (no copy, no mask). An already sorted ``batch`` is not
+    permuted. (Padding to the largest graph already needs the graph sizes on the host, so
+    these two checks add no new synchronization point; under ``torch.compile`` the general
+    path is taken.)
     """
     if batch is None:
         return Padded(x.unsqueeze(0), None, None)
-    sorted_batch, perm = torch.sort(batch.long(), stable=True)
+    batch = batch.long()
+    eager = not torch.compiler.is_compiling()
+    if eager and batch.numel() and bool((batch == batch[0]).all()):
+        return Padded(x.unsqueeze(0), None, None)
+    if eager and bool((batch[1:] >= batch[:-1]).all()):
+        dense, mask = to_dense_batch(x, batch)
+        return Padded(dense, mask, None)
+    sorted_batch, perm = torch.sort(batch, stable=True)
     dense, mask = to_dense_batch(x.index_select(0, perm), sorted_batch)
     return Padded(dense, mask, perm)
 
@@ -57,6 +68,8 @@ def unpad_nodes(dense: Tensor, padded: Padded) -> Tensor:
     if padded.mask is None:
         return dense.squeeze(0)
     rows = dense[padded.mask]
+    if padded.perm is None:
+        return rows
     inverse = torch.empty_like(padded.perm)
     inverse[padded.perm] = torch.arange(padded.perm.numel(), device=padded.perm.device)
     return rows.index_select(0, inverse)
