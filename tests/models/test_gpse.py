@@ -239,6 +239,54 @@ def test_signatures():
     same_signature(GPSE.from_pretrained, pg.GPSE.from_pretrained)
     same_signature(GPSENodeEncoder.__init__, pg.GPSENodeEncoder.__init__)
     same_signature(GPSENodeEncoder.forward, pg.GPSENodeEncoder.forward)
-    for name in ("gpse_process", "gpse_process_batch", "gpse_loss", "cosim_col_sep", "process_batch_idx"):
+    names = (
+        "gpse_process",
+        "gpse_process_batch",
+        "precompute_GPSE",
+        "gpse_loss",
+        "cosim_col_sep",
+        "process_batch_idx",
+    )
+    for name in names:
         same_signature(getattr(ours_gpse, name), getattr(pg, name))
     assert GPSE.url_dict == pg.GPSE.url_dict
+
+
+def test_precompute_gpse_with_virtual_nodes():
+    torch.manual_seed(7)
+    model = GPSE(**SMALL).eval()
+    model.post_mp = ours_gpse.IdentityHead()
+    edges = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    graphs = [
+        Data(edge_index=edges, num_nodes=4),
+        Data(edge_index=torch.empty(2, 0, dtype=torch.long), num_nodes=2),
+    ]
+    torch.manual_seed(8)
+    result = ours_gpse.precompute_GPSE(model, graphs, batch_size=2)
+    assert result[0] is graphs[0]
+    assert graphs[0].pestat_GPSE.shape == (4, 8) and graphs[1].pestat_GPSE.shape == (2, 8)
+    # the same random features by hand: graph 0 with its virtual node (index 4) then graph 1 (index 2)
+    torch.manual_seed(8)
+    x = torch.randn(8, 4)
+    x[4] = 0.0
+    x[7] = 0.0
+    edge_index = torch.cat(
+        [
+            ours_gpse._with_virtual_node(edges, 4),
+            ours_gpse._with_virtual_node(torch.empty(2, 0, dtype=torch.long), 2) + 5,
+        ],
+        1,
+    )
+    out, _ = model(Data(x=x, edge_index=edge_index))
+    testing.assert_close(graphs[0].pestat_GPSE, out[:4])
+    testing.assert_close(graphs[1].pestat_GPSE, out[5:7])
+
+
+def test_virtual_node_edges_match_pyg_transform():
+    transforms = pytest.importorskip("torch_geometric.transforms")
+    from torch_geometric.data import Data as PyGData
+
+    edges = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    theirs = transforms.VirtualNode()(PyGData(edge_index=edges, num_nodes=3)).edge_index
+    ours = ours_gpse._with_virtual_node(edges, 3)
+    assert sorted(map(tuple, ours.t().tolist())) == sorted(map(tuple, theirs.t().tolist()))

@@ -33,6 +33,7 @@ __all__ = [
     "gpse_loss",
     "gpse_process",
     "gpse_process_batch",
+    "precompute_GPSE",
     "process_batch_idx",
 ]
 
@@ -725,6 +726,48 @@ def gpse_process_batch(
         x[last] = 0.0
     batch.x = x.to(device)
     return _encode(model, batch, neighbor_loader), ptr
+
+
+def _with_virtual_node(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """``edge_index`` plus the edges ``i -> N`` and ``N -> i`` of a virtual node ``N`` joined to every node."""
+    nodes = torch.arange(num_nodes, device=edge_index.device)
+    hub = torch.full_like(nodes, num_nodes)
+    return torch.cat([edge_index.long(), torch.stack([nodes, hub]), torch.stack([hub, nodes])], dim=1)
+
+
+@torch.no_grad()
+def precompute_GPSE(  # noqa: N802 - PyG's name
+    model: GPSE, dataset: Any, use_vn: bool = True, rand_type: str = "NormalSE", **kwargs: Any
+) -> list[Any]:
+    r"""Compute GPSE encodings for every graph of ``dataset`` and store them as ``pestat_GPSE``
+    (``[N_i, dim_inner]``) on each graph object.
+
+    ``dataset`` is a sequence of graphs (each with ``edge_index`` and ``num_nodes``), e.g. a list
+    of :class:`gnn.core.data.Data`; the graphs are processed ``batch_size`` (keyword, default 1)
+    at a time. With ``use_vn`` each graph gets a virtual node joined to all its nodes for the
+    computation (as the published models were trained), whose row is dropped afterwards.
+    Returns the graphs (the same objects, updated in place).
+    """
+    from gnn.core.data import Batch, Data
+
+    batch_size = int(kwargs.pop("batch_size", 1))
+    if batch_size < 1:
+        raise ValueError(f"'batch_size' must be a positive int, got {batch_size}")
+    graphs = [dataset[i] for i in range(len(dataset))]
+    for start in range(0, len(graphs), batch_size):
+        chunk = graphs[start : start + batch_size]
+        light = []
+        for graph in chunk:
+            n = int(graph.num_nodes)
+            edge_index = graph.edge_index.cpu()
+            if use_vn:
+                edge_index, n = _with_virtual_node(edge_index, n), n + 1
+            light.append(Data(edge_index=edge_index, num_nodes=n))
+        out, ptr = gpse_process_batch(model, Batch.from_data_list(light), rand_type, use_vn=use_vn, **kwargs)
+        for i, graph in enumerate(chunk):
+            end = int(ptr[i + 1]) - (1 if use_vn else 0)
+            graph.pestat_GPSE = out[int(ptr[i]) : end]
+    return graphs
 
 
 def cosim_col_sep(pred: Tensor, true: Tensor, batch_idx: Tensor) -> Tensor:
