@@ -299,3 +299,24 @@ def test_ar_link_predictor_signatures():
     pyg = pytest.importorskip("torch_geometric.nn")
     for name in ("__init__", "forward", "encode", "decode", "calculate_r_fraction"):
         same_signature(getattr(ARLinkPredictor, name), getattr(pyg.ARLinkPredictor, name))
+
+
+def test_lpformer_builds_the_ppr_table_once_per_matrix(monkeypatch):
+    import gnn.models.lpformer as lp
+
+    calls = []
+    original = lp.SparseRows.from_sparse
+
+    def counting(matrix):
+        calls.append(1)
+        return original(matrix)
+
+    monkeypatch.setattr(lp.SparseRows, "from_sparse", staticmethod(counting))
+    model = LPFormer(F_IN, HIDDEN).eval()
+    x, edge_index, pairs = graph(12)
+    ppr = ppr_of(edge_index)
+    first = model(pairs, x, edge_index, ppr)
+    torch.testing.assert_close(model(pairs, x, edge_index, ppr), first)
+    assert len(calls) == 1
+    model(pairs, x, edge_index, ppr_of(edge_index, eps=1e-3))  # another matrix: a new table
+    assert len(calls) == 2

@@ -12,6 +12,7 @@ from torch.nn import Parameter
 
 from gnn.core import MessagePassing, ops
 from gnn.core import validation as v
+from gnn.core.cache import memo
 from gnn.core.nn.inits import glorot, zeros
 from gnn.core.nn.linear import Linear
 
@@ -381,13 +382,24 @@ class LPFormer(torch.nn.Module):
         if isinstance(edge_index, Tensor) and not edge_index.is_sparse and edge_index.layout == torch.strided:
             v.check_edge_index(edge_index)
             v.check_index_range("edge_index", edge_index, num_nodes)
-        if ppr_matrix.layout == torch.strided:
-            return SparseRows.from_sparse(ppr_matrix.to_sparse())
-        return SparseRows.from_sparse(ppr_matrix)
+        # the row table of a PPR matrix is built once per matrix (kept in the per-graph cache)
+        dense = ppr_matrix.layout == torch.strided
+        return memo(
+            ppr_matrix,
+            "lpformer_ppr_rows",
+            lambda: SparseRows.from_sparse(ppr_matrix.to_sparse() if dense else ppr_matrix),
+        )
 
     def _adjacency(self, edge_index: Any, num_nodes: int, device: torch.device) -> SparseRows:
         """The 0/1 adjacency (duplicate edges merged) as rows ``edge_index[0]`` -> columns ``edge_index[1]``;
-        a sparse input is read as it is (its row index first)."""
+        a sparse input is read as it is (its row index first). Built once per graph (per-graph cache)."""
+        if isinstance(edge_index, Tensor):
+            key = ("lpformer_adjacency", num_nodes, str(device))
+            return memo(edge_index, key, lambda: self._build_adjacency(edge_index, num_nodes, device))
+        return self._build_adjacency(edge_index, num_nodes, device)
+
+    @staticmethod
+    def _build_adjacency(edge_index: Any, num_nodes: int, device: torch.device) -> SparseRows:
         if isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
             row, col = edge_index[0], edge_index[1]
         elif isinstance(edge_index, Tensor):
@@ -544,4 +556,7 @@ class LPFormer(torch.nn.Module):
         """The approximate PPR matrix of the graph, sparse COO ``[num_nodes, num_nodes]``
         (see :func:`approximate_ppr`; computed on the CPU, as PyG does)."""
         index, value = approximate_ppr(edge_index.cpu(), num_nodes, alpha=alpha, eps=eps)
-        return torch.sparse_coo_tensor(index, value, [num_nodes, num_nodes])
+        # the entries come sorted by (row, column) without repeats: a coalesced matrix
+        return torch.sparse_coo_tensor(
+            index, value, [num_nodes, num_nodes], is_coalesced=True, check_invariants=False
+        )
