@@ -320,3 +320,30 @@ def test_lpformer_builds_the_ppr_table_once_per_matrix(monkeypatch):
     assert len(calls) == 1
     model(pairs, x, edge_index, ppr_of(edge_index, eps=1e-3))  # another matrix: a new table
     assert len(calls) == 2
+
+
+def test_lp_attention_layer_loop_reference():
+    from gnn.models.lpformer import LPAttLayer
+
+    torch.manual_seed(13)
+    layer = LPAttLayer(4, 4, None, 1, 0.0).double()
+    torch.nn.init.normal_(layer.bias)
+    pairs, nodes = 3, 6
+    edge_feats, node_feats = torch.randn(pairs, 8).double(), torch.randn(nodes, 4).double()
+    index = torch.tensor([[0, 0, 0, 2, 2], [1, 3, 5, 0, 1]])  # pair 1 attends to nothing
+    pes = torch.randn(5, 4).double()
+    out = layer(index, edge_feats, node_feats, pes)
+    expected = []
+    for p in range(pairs):
+        ks = [k for k in range(index.size(1)) if int(index[0, k]) == p]
+        query = layer.lin_l(edge_feats[p, :4]) + layer.lin_l(edge_feats[p, 4:])
+        total = torch.zeros(4, dtype=torch.float64)
+        if ks:
+            values = [layer.lin_r(torch.cat([node_feats[int(index[1, k])], pes[k]])) for k in ks]
+            scores = torch.stack(
+                [(torch.nn.functional.leaky_relu(m * query, 0.2) * layer.att.view(-1)).sum() for m in values]
+            )
+            for weight, m in zip(torch.softmax(scores, 0), values):
+                total = total + weight * m
+        expected.append(layer.post_att_norm(total + layer.bias))
+    torch.testing.assert_close(out, torch.stack(expected))
