@@ -177,6 +177,11 @@ def test_gpse_bad_inputs_and_empty_graph():
     model = GPSE(**SMALL).eval()
     with pytest.raises(TypeError, match="batch.x"):
         model(Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2))
+    with pytest.raises(TypeError, match="batch.edge_index"):
+        model(Data(x=torch.randn(2, 4)))
+    linear = GPSE(**{**SMALL, "layer_type": "linear"}).eval()  # no message passing: no graph needed
+    linear.post_mp = ours_gpse.IdentityHead()
+    assert linear(Data(x=torch.randn(3, 4)))[0].shape == (3, 8)
     with pytest.raises(ValueError, match="batch.edge_index"):
         model(Data(x=torch.randn(2, 4), edge_index=torch.tensor([0, 1])))
     with pytest.raises(ValueError, match="batch.y"):

@@ -232,8 +232,18 @@ def test_polynormer_node_order_empty_and_bad_inputs():
         model(x[:, :3], edge_index, batch)
     with pytest.raises(ValueError, match="'batch'"):
         model(x, edge_index, batch[:3])
-    with pytest.raises(ValueError, match="'local_layers'"):
-        Polynormer(F_IN, HIDDEN, C, local_layers=0)
+    with pytest.raises(TypeError, match="'local_layers'"):
+        Polynormer(F_IN, HIDDEN, C, local_layers=2.0)
+
+
+def test_polynormer_zero_local_layers_builds_one_like_pyg():
+    pyg = pyg_nn()
+    theirs, ours = (
+        pyg.Polynormer(F_IN, HIDDEN, C, local_layers=0),
+        Polynormer(F_IN, HIDDEN, C, local_layers=0),
+    )
+    testing.load_pyg_state(ours, theirs)
+    assert len(ours.local_convs) == 1
 
 
 def test_polynormer_signatures():

@@ -77,7 +77,12 @@ class ResGatedGCNConv(torch.nn.Module):
         self.model = ResGatedGraphConv(in_channels, out_channels, bias=bias, **kwargs)
 
     def forward(self, batch: Any) -> Any:
-        batch.x = self.model(_features(batch), batch.edge_index)
+        edge_index = getattr(batch, "edge_index", None)
+        if edge_index is None:
+            raise TypeError(
+                "GPSE's message passing reads the graph from 'batch.edge_index', which is missing"
+            )
+        batch.x = self.model(_features(batch), edge_index)
         return batch
 
 
@@ -545,7 +550,8 @@ class GPSE(torch.nn.Module):
         if v.validation_enabled():
             if x.dim() != 2:
                 raise ValueError(f"'batch.x' must be a [N, F] tensor, got {v.describe(x)}")
-            v.check_edge_index(getattr(batch, "edge_index", None), "batch.edge_index")
+            if getattr(batch, "edge_index", None) is not None:
+                v.check_edge_index(batch.edge_index, "batch.edge_index")
         batch = _clone_graph(batch)
         for module in self.children():
             batch = module(batch)

@@ -43,7 +43,7 @@ class Polynormer(torch.nn.Module):
         in_channels: input feature size.
         hidden_channels: hidden size per head.
         out_channels: number of classes.
-        local_layers: number of local layers.
+        local_layers: number of local layers (at least one is built, as in PyG).
         global_layers: number of global attention layers.
         in_dropout: dropout of the input features.
         dropout: dropout of the local layers.
@@ -86,8 +86,8 @@ class Polynormer(torch.nn.Module):
         local_attn: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(local_layers, int) or isinstance(local_layers, bool) or local_layers < 1:
-            raise ValueError(f"'local_layers' must be a positive int, got {local_layers!r}")
+        if not isinstance(local_layers, int) or isinstance(local_layers, bool):
+            raise TypeError(f"'local_layers' must be an int, got {local_layers!r}")
         self._global = False
         self.in_channels = in_channels
         self.in_drop = in_dropout
@@ -105,7 +105,7 @@ class Polynormer(torch.nn.Module):
             self.pre_lns = torch.nn.ModuleList()
         if post_bn:
             self.post_bns = torch.nn.ModuleList()
-        for layer in range(local_layers):
+        for layer in range(max(local_layers, 1)):  # PyG 2.8 always builds the first layer
             size_in = in_channels if layer == 0 else inner
             self.h_lins.append(torch.nn.Linear(size_in, inner))
             if local_attn:
