@@ -276,8 +276,8 @@ class LPFormer(torch.nn.Module):
         num_transformer_layers: int = 1,
         num_heads: int = 1,
         transformer_dropout: float = 0.1,
-        ppr_thresholds: list = None,  # noqa: RUF013 - PyG's signature
-        gcn_cache=False,
+        ppr_thresholds: list | None = None,
+        gcn_cache: bool = False,
     ) -> None:
         super().__init__()
         if ppr_thresholds is None:
