@@ -82,7 +82,7 @@ _EXPORTS.update(
     }
 )
 
-# -- issue 16 (part 2): molecular fingerprints and temporal models (branch h-moltemp) ----------
+# -- issue 16 (part 2): molecular fingerprints and temporal models --------------------------------
 _EXPORTS.update(
     {
         "AttentiveFP": ".attentive_fp",
@@ -92,12 +92,25 @@ _EXPORTS.update(
     }
 )
 
+# -- graph transformers and link predictors (issue 16, part 2: GPSE, SGFormer, Polynormer, LPFormer) --
+_EXPORTS.update(
+    {
+        "GPSE": ".gpse",
+        "GPSENodeEncoder": ".gpse",
+        "SGFormer": ".sgformer",
+        "Polynormer": ".polynormer",
+        "LPFormer": ".lpformer",
+        "ARLinkPredictor": ".attract_repel",
+    }
+)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from gnn.core.nn.mlp import MLP  # noqa: F401
 
     from .attentive_fp import AttentiveFP  # noqa: F401
+    from .attract_repel import ARLinkPredictor  # noqa: F401
     from .autoencoder import ARGA, ARGVA, GAE, VGAE, InnerProductDecoder  # noqa: F401
     from .basic_gnn import GAT, GCN, GIN, GNN, PNA, BasicGNN, EdgeCNN, GraphSAGE  # noqa: F401
     from .captum import captum_output_to_dicts, to_captum_input, to_captum_model  # noqa: F401
@@ -107,12 +120,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .deepgcn import DeepGCNLayer  # noqa: F401
     from .encoding import PositionalEncoding, TemporalEncoding  # noqa: F401
     from .functional import bro, gini  # noqa: F401
+    from .gpse import GPSE, GPSENodeEncoder  # noqa: F401
     from .graph_unet import GraphUNet  # noqa: F401
     from .jumping_knowledge import JumpingKnowledge  # noqa: F401
     from .kge import ComplEx, DistMult, KGEModel, RotatE, TransE  # noqa: F401
     from .label_prop import LabelPropagation  # noqa: F401
     from .lightgcn import LightGCN  # noqa: F401
     from .linkx import LINKX  # noqa: F401
+    from .lpformer import LPFormer  # noqa: F401
     from .mask_label import MaskLabel  # noqa: F401
     from .meta import MetaLayer  # noqa: F401
     from .metapath2vec import MetaPath2Vec  # noqa: F401
@@ -120,9 +135,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .neural_fingerprint import NeuralFingerprint  # noqa: F401
     from .node2vec import Node2Vec  # noqa: F401
     from .pmlp import PMLP  # noqa: F401
+    from .polynormer import Polynormer  # noqa: F401
     from .rect import RECT_L  # noqa: F401
     from .renet import RENet  # noqa: F401
     from .rev_gnn import GroupAddRev  # noqa: F401
+    from .sgformer import SGFormer  # noqa: F401
     from .signed_gcn import SignedGCN  # noqa: F401
     from .tgn import TGNMemory  # noqa: F401
 
