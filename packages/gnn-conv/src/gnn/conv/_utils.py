@@ -264,3 +264,19 @@ def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tens
 def weighted_message(x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
     """``edge_weight * x_j`` (or ``x_j`` without weights): the fused message."""
     return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+
+def add_root_and_bias(out: Tensor, root: Any, x_dst: Tensor | None, bias: Tensor | None) -> Tensor:
+    r"""``out + root(x_dst) + bias``: the output step of the layers with a root weight
+    (:math:`\mathbf{x}'_i = \mathrm{aggr}_i + \mathbf{W}_{\text{root}} \mathbf{x}_i + \mathbf{b}`).
+
+    The root term is left out when ``root`` (a gnn ``Linear``) or ``x_dst`` (targets without
+    features) is ``None``, the bias when ``bias`` is ``None``. The root product is added inside the
+    matrix multiply (``Linear.add_to``).
+
+    Shapes:
+        ``out`` ``[N_dst, F_out]``, ``x_dst`` ``[N_dst, F_in]``, ``bias`` ``[F_out]`` -> ``[N_dst, F_out]``.
+    """
+    if root is not None and x_dst is not None:
+        out = root.add_to(out, x_dst)
+    return out if bias is None else out + bias
