@@ -246,7 +246,15 @@ def skipgram_loss(embedding: torch.nn.Embedding, pos_rw: Tensor, neg_rw: Tensor,
         -\frac{1}{|N|}\sum_{(u, v) \in N} \log(1 - \sigma(z_u^\top z_v) + \epsilon)
 
     over the (centre, other) pairs ``P`` of ``pos_rw`` and ``N`` of ``neg_rw``.
+
+    Both must be ``[num_windows, context_size]`` index tensors into ``embedding``'s rows
+    (``ValueError`` / ``v.IndexRangeError`` naming ``pos_rw`` or ``neg_rw`` otherwise).
     """
+    for name, rw in (("pos_rw", pos_rw), ("neg_rw", neg_rw)):
+        v.check_tensor(name, rw)
+        if rw.dim() != 2:
+            raise ValueError(f"'{name}' must have shape [num_windows, context_size], got {v.describe(rw)}")
+        v.check_index_range(name, rw, embedding.weight.size(0))
     total = pos_rw.new_zeros((), dtype=embedding.weight.dtype)
     for rw, positive in ((pos_rw, True), (neg_rw, False)):
         z = embedding(rw.long())  # [n, C, D]
