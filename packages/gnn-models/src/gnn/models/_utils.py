@@ -13,6 +13,7 @@ from torch import Tensor
 
 from gnn.core import validation as v
 from gnn.core.utils import maybe_num_nodes
+from gnn.core.validation import check_int as check_int  # re-exported: the models import it from here
 
 __all__ = [
     "average_precision",
@@ -185,15 +186,6 @@ def check_index_vector(name: str, value: object, upper: int | None = None, size:
     if upper is not None:
         v.check_index_range(name, t, upper)
     return t
-
-
-def check_int(name: str, value: object, low: int) -> int:
-    """``value`` checked as an ``int >= low``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int, got {v.describe(value)}")
-    if value < low:
-        raise ValueError(f"'{name}' must be at least {low}, got {value}")
-    return value
 
 
 class _TextProgress:
