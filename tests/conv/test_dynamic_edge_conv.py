@@ -4,8 +4,6 @@ and bad input."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 
@@ -118,12 +116,7 @@ def test_bad_input():
 
 def test_pyg_parity(pyg_with_knn):
     pyg = pyg_with_knn
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(DynamicEdgeConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.DynamicEdgeConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(DynamicEdgeConv, pyg.nn.DynamicEdgeConv)
     x, batch = points(7), torch.tensor([0] * 8 + [1] * 12)
     for aggr in ("max", "mean"):
         theirs = pyg.nn.DynamicEdgeConv(make_nn(), k=4, aggr=aggr)

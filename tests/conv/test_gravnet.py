@@ -4,7 +4,6 @@ inputs), gradients through the distance weights, PyG (its layer runs here on a b
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
@@ -87,12 +86,7 @@ def test_bad_input_and_deprecated_workers():
 
 def test_pyg_parity(pyg_with_knn):
     pyg = pyg_with_knn
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(GravNetConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.GravNetConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(GravNetConv, pyg.nn.GravNetConv)
     x, batch = points(7), torch.tensor([0] * 8 + [1] * 12)
     theirs, ours = pyg.nn.GravNetConv(F, OUT, S, P, k=4).double(), build()
     assert repr(ours) == repr(theirs)

@@ -4,7 +4,6 @@ input formats, edge order, empty graphs and validation."""
 
 from __future__ import annotations
 
-import inspect
 import itertools
 
 import pytest
@@ -99,13 +98,7 @@ def _pyg_spline(monkeypatch):
 
 def test_signatures_match_pyg():
     pyg = pytest.importorskip("torch_geometric")
-    for ours, theirs in (
-        (SplineConv.__init__, pyg.nn.SplineConv.__init__),
-        (SplineConv.forward, pyg.nn.SplineConv.forward),
-    ):
-        a, b = inspect.signature(ours).parameters, inspect.signature(theirs).parameters
-        assert list(a) == list(b)
-        assert [p.default for p in a.values()] == [p.default for p in b.values()]
+    testing.assert_signatures_match(SplineConv, pyg.nn.SplineConv)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"degree": 2, "is_open_spline": False, "aggr": "add", "bias": False}])

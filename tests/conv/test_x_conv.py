@@ -3,8 +3,6 @@ runs here on a brute-force ``pyg::knn`` from conftest.py), in train and eval mod
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 
@@ -81,12 +79,7 @@ def test_bad_input():
 
 def test_pyg_parity(pyg_with_knn):
     pyg = pyg_with_knn
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(XConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.XConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(XConv, pyg.nn.XConv)
     x, pos = cloud(4)
     batch = torch.tensor([0] * 9 + [1] * 11)
     for kw in ({}, {"dilation": 2, "hidden_channels": 3}):

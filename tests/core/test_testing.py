@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gnn.core import testing, utils
@@ -62,3 +63,34 @@ def test_to_dense_sums_duplicate_entries_in_every_form():
     torch.testing.assert_close(dense, torch.stack([expected, -expected], dim=-1))
     for name, adj in testing.edge_index_formats(edge_index, 4, heads):
         torch.testing.assert_close(testing.to_dense(adj), torch.stack([expected, -expected], -1), msg=name)
+
+
+def test_assert_signatures_match_checks_names_order_and_defaults():
+    class Ours:
+        def __init__(self, a, b=1):
+            pass
+
+        def forward(self, x, edge_index=None):
+            pass
+
+    class SameNamesOtherDefault:
+        def __init__(self, a, b=2):
+            pass
+
+        def forward(self, x, edge_index=None):
+            pass
+
+    class OtherOrder:
+        def __init__(self, b=1, a=None):
+            pass
+
+        def forward(self, x, edge_index=None):
+            pass
+
+    testing.assert_signatures_match(Ours, Ours)
+    with pytest.raises(AssertionError, match="__init__"):
+        testing.assert_signatures_match(Ours, SameNamesOtherDefault)
+    testing.assert_signatures_match(Ours, SameNamesOtherDefault, defaults=False)
+    testing.assert_signatures_match(Ours, SameNamesOtherDefault, ("forward",))
+    with pytest.raises(AssertionError, match="__init__"):
+        testing.assert_signatures_match(Ours, OtherOrder, defaults=False)

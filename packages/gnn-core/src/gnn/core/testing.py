@@ -10,7 +10,8 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -175,6 +176,26 @@ def assert_attention_parity(
     assert_close(out, out_p)
     assert torch.equal(ei, ei_p)
     assert_close(alpha, alpha_p)
+
+
+def assert_signatures_match(
+    ours: Any, theirs: Any, methods: Sequence[str] = ("__init__", "forward"), defaults: bool = True
+) -> None:
+    """``ours.<method>`` and ``theirs.<method>`` (classes or modules, e.g. a gnn layer and PyG's)
+    take the same parameters in the same order and, with ``defaults``, with the same defaults,
+    for every name in ``methods``.
+
+    Example:
+        >>> from gnn.core import Linear
+        >>> assert_signatures_match(Linear, Linear)
+    """
+    for method in methods:
+        a = inspect.signature(getattr(ours, method)).parameters.values()
+        b = inspect.signature(getattr(theirs, method)).parameters.values()
+        got = [(p.name, p.default) if defaults else p.name for p in a]
+        want = [(p.name, p.default) if defaults else p.name for p in b]
+        if got != want:
+            raise AssertionError(f"signature of {method} differs:\n ours:   {got}\n theirs: {want}")
 
 
 def assert_gradients_match_pyg(
