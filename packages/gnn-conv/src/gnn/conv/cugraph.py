@@ -21,39 +21,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 
-from gnn.core import Linear, MessagePassing, ops, plans
+from gnn.core import Linear, MessagePassing, plans
 from gnn.core import validation as v
-from gnn.core.cache import memo
 from gnn.core.graph import read_graph
 from gnn.core.nn.inits import zeros
 from gnn.core.ops import CSR
 from gnn.core.utils import is_sparse
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_in_channels, csc_edge_index
 
 __all__ = ["CuGraphModule", "CuGraphSAGEConv", "CuGraphGATConv"]
 
 SAGE_AGGRS = ("mean", "sum", "min", "max")
-
-
-def _csc_edges(row: Tensor, colptr: Tensor) -> Tensor:
-    """``[2, E]`` (sources, targets) of a CSC pair, cached per graph."""
-    v.check_tensor("row", row)
-    v.check_tensor("colptr", colptr)
-    v.check_index_dtype("row", row)
-    v.check_index_dtype("colptr", colptr)
-    if row.dim() != 1 or colptr.dim() != 1 or colptr.numel() == 0:
-        raise ValueError(
-            f"the CSC graph must hold row [E] and colptr [N_dst + 1], got {v.describe(row)} and "
-            f"{v.describe(colptr)}"
-        )
-    v.check_ptr("colptr", colptr, row.numel())
-
-    def build() -> Tensor:
-        return torch.stack([row, ops.ptr_to_index(colptr.long(), row.numel()).to(row.dtype)])
-
-    return memo(row, ("cugraph_csc", colptr.numel()), build, colptr)
 
 
 class CuGraphModule(MessagePassing):
@@ -111,7 +91,7 @@ class CuGraphModule(MessagePassing):
                 num_src = int(num_src)
             if isinstance(num_src, bool) or not isinstance(num_src, int) or num_src < 0:
                 raise TypeError(f"'num_src_nodes' must be a non-negative int, got {v.describe(num_src)}")
-            return _csc_edges(row, colptr), num_src, colptr.numel() - 1
+            return csc_edge_index(row, colptr), num_src, colptr.numel() - 1
         if (
             isinstance(edge_index, Tensor)
             and hasattr(edge_index, "sparse_size")
