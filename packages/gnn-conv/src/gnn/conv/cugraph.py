@@ -120,6 +120,20 @@ class CuGraphModule(MessagePassing):
             )
         return num_src, num_dst
 
+    def _read_inputs(self, x: Tensor, edge_index: Any, max_num_neighbors: int | None) -> tuple[Any, int, int]:
+        """``(graph, num_src, num_dst)`` of a layer call, after checking ``x`` (``[N, in_channels]``,
+        the subclass's size), ``max_num_neighbors`` and the graph (:meth:`read_cugraph`,
+        :meth:`_node_counts`)."""
+        check_in_channels(x, self.in_channels)
+        if x.dim() != 2:
+            raise ValueError(f"'x' must have shape [N, F], got {v.describe(x)}")
+        _check_max_num_neighbors(max_num_neighbors)
+        graph, num_src, num_dst = self.read_cugraph(edge_index)
+        if is_sparse(graph):
+            num_dst, num_src = graph.size(0), graph.size(1)
+        num_src, num_dst = self._node_counts(x, num_src, num_dst)
+        return graph, num_src, num_dst
+
     def get_cugraph(self, edge_index: Any, max_num_neighbors: int | None = None) -> CSR:
         """The graph as gnn's :class:`~gnn.core.ops.CSR` (rows are the targets): what these layers run on
         (PyG returns a cugraph-ops graph object)."""
@@ -200,14 +214,7 @@ class CuGraphSAGEConv(CuGraphModule):
 
     def forward(self, x: Tensor, edge_index: Any, max_num_neighbors: int | None = None) -> Tensor:
         """Aggregate the sources into the targets (see the class docstring)."""
-        check_in_channels(x, self.in_channels)
-        if x.dim() != 2:
-            raise ValueError(f"'x' must have shape [N, F], got {v.describe(x)}")
-        _check_max_num_neighbors(max_num_neighbors)
-        graph, num_src, num_dst = self.read_cugraph(edge_index)
-        if is_sparse(graph):
-            num_dst, num_src = graph.size(0), graph.size(1)
-        num_src, num_dst = self._node_counts(x, num_src, num_dst)
+        graph, num_src, num_dst = self._read_inputs(x, edge_index, max_num_neighbors)
         if self.project:
             x = self.pre_lin(x).relu()
         x_dst = x[:num_dst]
@@ -298,16 +305,9 @@ class CuGraphGATConv(CuGraphModule):
         max_num_neighbors: int | None = None,
     ) -> Tensor:
         """Attend over the incoming edges of every target node (see the class docstring)."""
-        check_in_channels(x, self.in_channels)
-        if x.dim() != 2:
-            raise ValueError(f"'x' must have shape [N, F], got {v.describe(x)}")
-        _check_max_num_neighbors(max_num_neighbors)
+        graph, num_src, num_dst = self._read_inputs(x, edge_index, max_num_neighbors)
         if edge_attr is not None:
             v.check_tensor("edge_attr", edge_attr)
-        graph, num_src, num_dst = self.read_cugraph(edge_index)
-        if is_sparse(graph):
-            num_dst, num_src = graph.size(0), graph.size(1)
-        num_src, num_dst = self._node_counts(x, num_src, num_dst)
         H, C = self.heads, self.out_channels
         x = self.lin(x).view(-1, H, C)
         x_dst = x[:num_dst]
