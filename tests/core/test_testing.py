@@ -94,3 +94,18 @@ def test_assert_signatures_match_checks_names_order_and_defaults():
     testing.assert_signatures_match(Ours, SameNamesOtherDefault, ("forward",))
     with pytest.raises(AssertionError, match="__init__"):
         testing.assert_signatures_match(Ours, OtherOrder, defaults=False)
+
+
+def test_bspline_kernel_weights_hand_values_and_partition_of_unity():
+    # open, degree 1, 5 knots: v = u * 4; u = 0.3 -> v = 1.2 -> 0.8 on kernel 1, 0.2 on kernel 2
+    expected = torch.tensor([0.0, 0.8, 0.2, 0.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(testing.bspline_kernel_weights([0.3], [5], [True], 1), expected)
+    # closed, degree 1, 4 knots: v = u * 4; u = 0.9 -> v = 3.6 -> 0.4 on kernel 3, 0.6 wraps to kernel 0
+    expected = torch.tensor([0.6, 0.0, 0.0, 0.4], dtype=torch.float64)
+    torch.testing.assert_close(testing.bspline_kernel_weights([0.9], [4], [False], 1), expected)
+    # 2-D: dimension 0 varies fastest, and the weights of any point sum to one
+    w = testing.bspline_kernel_weights([0.3, 0.9], [5, 4], [True, False], 1)
+    torch.testing.assert_close(w.view(4, 5)[3, 1], torch.tensor(0.8 * 0.4, dtype=torch.float64))
+    for degree in (1, 2, 3):
+        w = testing.bspline_kernel_weights([0.37, 0.81], [6, 5], [True, False], degree)
+        torch.testing.assert_close(w.sum(), torch.tensor(1.0, dtype=torch.float64))
