@@ -5,8 +5,6 @@ message-flow graphs and bad inputs."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 from torch import Tensor
@@ -77,13 +75,7 @@ def test_signature_and_pyg_state_dict(monkeypatch):
     from torch_geometric.nn.conv.cugraph import base
 
     theirs_cls = pyg.nn.CuGraphRGCNConv
-    for method in ("__init__", "forward"):
-        a, b = (
-            inspect.signature(getattr(CuGraphRGCNConv, method)),
-            inspect.signature(getattr(theirs_cls, method)),
-        )
-        assert list(a.parameters) == list(b.parameters)
-        assert [p.default for p in a.parameters.values()] == [p.default for p in b.parameters.values()]
+    testing.assert_signatures_match(CuGraphRGCNConv, theirs_cls)
     # PyG's constructor asks for pylibcugraphops, which it only needs in forward
     monkeypatch.setattr(base, "HAS_PYLIBCUGRAPHOPS", True)
     x, edge_index, edge_type = graph(3)

@@ -3,7 +3,6 @@ caching and bad input."""
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
@@ -115,12 +114,7 @@ def test_bad_input():
 
 def test_pyg_parity():
     pyg = pytest.importorskip("torch_geometric")
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(DNAConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.DNAConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(DNAConv, pyg.nn.DNAConv)
     x, ei, weight = graph(4)
     for kw in ({}, {"heads": 4, "groups": 2}, {"bias": False, "add_self_loops": False}):
         theirs, ours = pyg.nn.DNAConv(C, **kw).double(), DNAConv(C, **kw).double()

@@ -1,56 +1,16 @@
 """DynamicEdgeConv against a brute-force kNN + EdgeConv loop reference (batches, bipartite inputs),
-both kNN backends, PyG (its layer runs here on a brute-force ``pyg::knn`` defined in this test)
+both kNN backends, PyG (its layer runs here on a brute-force ``pyg::knn`` from conftest.py)
 and bad input."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
-from torch import Tensor
 
 from gnn.conv import DynamicEdgeConv
 from gnn.core import ops, testing
 
 F = 4
-
-
-def brute_knn(x_src, x_dst, k, b_src=None, b_dst=None) -> list[list[int]]:
-    """For every target: its k nearest sources of the same example, by (squared distance, index)."""
-    b_src = torch.zeros(x_src.size(0), dtype=torch.long) if b_src is None else b_src
-    b_dst = torch.zeros(x_dst.size(0), dtype=torch.long) if b_dst is None else b_dst
-    out = []
-    for i in range(x_dst.size(0)):
-        cand = [j for j in range(x_src.size(0)) if b_src[j] == b_dst[i]]
-        dist = [float(((x_src[j] - x_dst[i]) ** 2).sum()) for j in cand]
-        out.append([j for _, j in sorted(zip(dist, cand))[:k]])
-    return out
-
-
-def install_pyg_knn(monkeypatch) -> object:
-    """PyG's kNN layers need pyg-lib's ``torch.ops.pyg.knn``; without it, define a brute-force one."""
-    pyg = pytest.importorskip("torch_geometric")
-    monkeypatch.setattr(pyg.typing, "WITH_KNN", True)
-    if not hasattr(torch.ops.pyg, "knn"):
-
-        @torch.library.custom_op("pyg::knn", mutates_args=())
-        def knn(
-            x: Tensor,
-            y: Tensor,
-            ptr_x: Tensor | None,
-            ptr_y: Tensor | None,
-            k: int,
-            cosine: bool,
-            workers: int,
-        ) -> Tensor:
-            bx = None if ptr_x is None else torch.repeat_interleave(ptr_x.diff())
-            by = None if ptr_y is None else torch.repeat_interleave(ptr_y.diff())
-            nbrs = brute_knn(x, y, k, bx, by)
-            rows = [i for i, n in enumerate(nbrs) for _ in n]
-            return torch.tensor([rows, [j for n in nbrs for j in n]], dtype=torch.long).view(2, -1)
-
-    return pyg
 
 
 def make_nn() -> torch.nn.Module:
@@ -77,7 +37,7 @@ def points(seed: int, n: int = 20):
 
 
 @pytest.mark.parametrize("aggr, reduce", [("max", "amax"), ("mean", "mean"), ("add", "sum")])
-def test_matches_brute_force_reference(aggr, reduce):
+def test_matches_brute_force_reference(aggr, reduce, brute_knn):
     x = points(1)
     batch = torch.tensor([0] * 6 + [1] * 3 + [2] * 11)  # example 1 has fewer points than k
     conv = DynamicEdgeConv(make_nn(), k=4, aggr=aggr)
@@ -85,7 +45,7 @@ def test_matches_brute_force_reference(aggr, reduce):
     testing.assert_close(conv(x), loop_reference(conv, x, x, brute_knn(x, x, 4), reduce))
 
 
-def test_bipartite_batches_and_backends():
+def test_bipartite_batches_and_backends(brute_knn):
     x_src, x_dst = points(2, 15), points(3, 9)
     b_src, b_dst = torch.tensor([0] * 7 + [2] * 8), torch.tensor([0] * 3 + [1] * 2 + [2] * 4)
     conv = DynamicEdgeConv(make_nn(), k=3)
@@ -98,7 +58,7 @@ def test_bipartite_batches_and_backends():
 
 
 @pytest.mark.parametrize("aggr", ["max", "mean"])
-def test_wide_first_layer_applied_per_node(aggr):
+def test_wide_first_layer_applied_per_node(aggr, brute_knn):
     """With 2F >= 16 inputs the first linear layer runs per node; same numbers and gradients as the
     per-edge path (forced by a message hook)."""
     g = torch.Generator().manual_seed(9)
@@ -154,14 +114,9 @@ def test_bad_input():
         DynamicEdgeConv(make_nn(), k=0)
 
 
-def test_pyg_parity(monkeypatch):
-    pyg = install_pyg_knn(monkeypatch)
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(DynamicEdgeConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.DynamicEdgeConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+def test_pyg_parity(pyg_with_knn):
+    pyg = pyg_with_knn
+    testing.assert_signatures_match(DynamicEdgeConv, pyg.nn.DynamicEdgeConv)
     x, batch = points(7), torch.tensor([0] * 8 + [1] * 12)
     for aggr in ("max", "mean"):
         theirs = pyg.nn.DynamicEdgeConv(make_nn(), k=4, aggr=aggr)

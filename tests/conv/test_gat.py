@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -331,13 +329,8 @@ def test_pyg_parity_bipartite_and_size():
 
 def test_pyg_signature_and_state_dict():
     pyg = pytest.importorskip("torch_geometric")
-    ours, theirs = inspect.signature(GATConv.__init__), inspect.signature(pyg.nn.GATConv.__init__)
-    assert [(p.name, p.default) for p in ours.parameters.values()] == [
-        (p.name, p.default) for p in theirs.parameters.values()
-    ]
-    assert list(inspect.signature(GATConv.forward).parameters) == list(
-        inspect.signature(pyg.nn.GATConv.forward).parameters
-    )
+    testing.assert_signatures_match(GATConv, pyg.nn.GATConv, ("__init__",))
+    testing.assert_signatures_match(GATConv, pyg.nn.GATConv, ("forward",), defaults=False)
     for kwargs in ({}, dict(edge_dim=2, residual=True, bias=False), dict(concat=False)):
         a, b = GATConv((4, 6), C, heads=2, **kwargs), pyg.nn.GATConv((4, 6), C, heads=2, **kwargs)
         assert {k: v.shape for k, v in a.state_dict().items()} == {

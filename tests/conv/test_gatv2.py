@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -220,13 +218,8 @@ def test_pyg_parity_bipartite():
 
 def test_pyg_signature():
     pyg = pytest.importorskip("torch_geometric")
-    ours, theirs = inspect.signature(GATv2Conv.__init__), inspect.signature(pyg.nn.GATv2Conv.__init__)
-    assert [(p.name, p.default) for p in ours.parameters.values()] == [
-        (p.name, p.default) for p in theirs.parameters.values()
-    ]
-    assert list(inspect.signature(GATv2Conv.forward).parameters) == list(
-        inspect.signature(pyg.nn.GATv2Conv.forward).parameters
-    )
+    testing.assert_signatures_match(GATv2Conv, pyg.nn.GATv2Conv, ("__init__",))
+    testing.assert_signatures_match(GATv2Conv, pyg.nn.GATv2Conv, ("forward",), defaults=False)
 
 
 # -- the fused gatv2_attention path ------------------------------------------------------------

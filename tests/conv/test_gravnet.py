@@ -1,57 +1,18 @@
 """GravNetConv against a brute-force kNN loop reference in the learned space (batches, bipartite
 inputs), gradients through the distance weights, PyG (its layer runs here on a brute-force
-``pyg::knn`` defined in this test) and bad input."""
+``pyg::knn`` from conftest.py) and bad input."""
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
 import torch
-from torch import Tensor
 
 from gnn.conv import GravNetConv
 from gnn.core import ops, testing
 
 F, OUT, S, P = 6, 5, 3, 4
-
-
-def brute_knn(x_src, x_dst, k, b_src=None, b_dst=None) -> list[list[int]]:
-    """For every target: its k nearest sources of the same example, by (squared distance, index)."""
-    b_src = torch.zeros(x_src.size(0), dtype=torch.long) if b_src is None else b_src
-    b_dst = torch.zeros(x_dst.size(0), dtype=torch.long) if b_dst is None else b_dst
-    out = []
-    for i in range(x_dst.size(0)):
-        cand = [j for j in range(x_src.size(0)) if b_src[j] == b_dst[i]]
-        dist = [float(((x_src[j] - x_dst[i]) ** 2).sum()) for j in cand]
-        out.append([j for _, j in sorted(zip(dist, cand))[:k]])
-    return out
-
-
-def install_pyg_knn(monkeypatch) -> object:
-    """PyG's kNN layers need pyg-lib's ``torch.ops.pyg.knn``; without it, define a brute-force one."""
-    pyg = pytest.importorskip("torch_geometric")
-    monkeypatch.setattr(pyg.typing, "WITH_KNN", True)
-    if not hasattr(torch.ops.pyg, "knn"):
-
-        @torch.library.custom_op("pyg::knn", mutates_args=())
-        def knn(
-            x: Tensor,
-            y: Tensor,
-            ptr_x: Tensor | None,
-            ptr_y: Tensor | None,
-            k: int,
-            cosine: bool,
-            workers: int,
-        ) -> Tensor:
-            bx = None if ptr_x is None else torch.repeat_interleave(ptr_x.diff())
-            by = None if ptr_y is None else torch.repeat_interleave(ptr_y.diff())
-            nbrs = brute_knn(x, y, k, bx, by)
-            rows = [i for i, n in enumerate(nbrs) for _ in n]
-            return torch.tensor([rows, [j for n in nbrs for j in n]], dtype=torch.long).view(2, -1)
-
-    return pyg
 
 
 def build(in_channels=F, k=4) -> GravNetConv:
@@ -63,12 +24,13 @@ def points(seed: int, n: int = 20):
     return torch.randn(n, F, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def loop_reference(conv, x_src, x_dst, k, b_src=None, b_dst=None):
-    """lin_out1(x_i) + lin_out2([mean_j w_ji h_j, max_j w_ji h_j]), neighbours found in s = lin_s(x)."""
+def loop_reference(knn, conv, x_src, x_dst, k, b_src=None, b_dst=None):
+    """lin_out1(x_i) + lin_out2([mean_j w_ji h_j, max_j w_ji h_j]), neighbours found in s = lin_s(x)
+    by ``knn`` (the ``brute_knn`` fixture)."""
     with torch.no_grad():
         s_src, s_dst, h = conv.lin_s(x_src), conv.lin_s(x_dst), conv.lin_h(x_src)
         out = []
-        for i, src in enumerate(brute_knn(s_src, s_dst, k, b_src, b_dst)):
+        for i, src in enumerate(knn(s_src, s_dst, k, b_src, b_dst)):
             agg = torch.zeros(2 * P, dtype=torch.float64)
             if src:
                 msgs = torch.stack(
@@ -79,21 +41,21 @@ def loop_reference(conv, x_src, x_dst, k, b_src=None, b_dst=None):
         return torch.stack(out)
 
 
-def test_matches_brute_force_reference():
+def test_matches_brute_force_reference(brute_knn):
     x = points(1)
     batch = torch.tensor([0] * 7 + [1] * 2 + [2] * 11)
     conv = build()
-    testing.assert_close(conv(x, batch), loop_reference(conv, x, x, 4, batch, batch))
-    testing.assert_close(conv(x), loop_reference(conv, x, x, 4))
+    testing.assert_close(conv(x, batch), loop_reference(brute_knn, conv, x, x, 4, batch, batch))
+    testing.assert_close(conv(x), loop_reference(brute_knn, conv, x, x, 4))
     with ops.backend("torch"):
-        testing.assert_close(conv(x, batch), loop_reference(conv, x, x, 4, batch, batch))
+        testing.assert_close(conv(x, batch), loop_reference(brute_knn, conv, x, x, 4, batch, batch))
 
 
-def test_bipartite_and_empty():
+def test_bipartite_and_empty(brute_knn):
     x_src, x_dst = points(2, 14), points(3, 8)
     b_src, b_dst = torch.tensor([0] * 6 + [2] * 8), torch.tensor([0] * 3 + [1] * 2 + [2] * 3)
     conv = build(k=3)
-    expected = loop_reference(conv, x_src, x_dst, 3, b_src, b_dst)
+    expected = loop_reference(brute_knn, conv, x_src, x_dst, 3, b_src, b_dst)
     testing.assert_close(conv((x_src, x_dst), (b_src, b_dst)), expected)
     assert conv(points(4, 0)).shape == (0, OUT)
 
@@ -122,14 +84,9 @@ def test_bad_input_and_deprecated_workers():
         GravNetConv(F, OUT, S, P, k=2, num_workers=2)
 
 
-def test_pyg_parity(monkeypatch):
-    pyg = install_pyg_knn(monkeypatch)
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(GravNetConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.GravNetConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+def test_pyg_parity(pyg_with_knn):
+    pyg = pyg_with_knn
+    testing.assert_signatures_match(GravNetConv, pyg.nn.GravNetConv)
     x, batch = points(7), torch.tensor([0] * 8 + [1] * 12)
     theirs, ours = pyg.nn.GravNetConv(F, OUT, S, P, k=4).double(), build()
     assert repr(ours) == repr(theirs)

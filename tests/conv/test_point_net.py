@@ -3,8 +3,6 @@ sparse inputs, bipartite graphs, PyG's exact edge set under hooks, and bad input
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 
@@ -157,12 +155,7 @@ def test_bad_input():
 
 def test_pyg_parity():
     pyg = pytest.importorskip("torch_geometric")
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(PointNetConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.PointNetConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(PointNetConv, pyg.nn.PointNetConv)
     x, pos, ei = graph(9)
     for kind in ("none", "linear", "mlp"):
         for aggr in ("max", "mean"):

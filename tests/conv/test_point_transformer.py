@@ -3,8 +3,6 @@ sparse inputs, bipartite graphs, torch.compile and bad input."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 import torch._dynamo as dynamo
@@ -177,12 +175,7 @@ def test_lazy_and_bad_input():
 
 def test_pyg_parity():
     pyg = pytest.importorskip("torch_geometric")
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(PointTransformerConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.PointTransformerConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(PointTransformerConv, pyg.nn.PointTransformerConv)
     x, pos, ei = graph(9)
     for kind in ("default", "attn", "pos_mlp", "no_loops"):
         ours = build(kind)

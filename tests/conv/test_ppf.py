@@ -3,7 +3,6 @@ inputs, bipartite graphs and bad input."""
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
@@ -123,12 +122,7 @@ def test_bad_input():
 
 def test_pyg_parity():
     pyg = pytest.importorskip("torch_geometric")
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(PPFConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.PPFConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+    testing.assert_signatures_match(PPFConv, pyg.nn.PPFConv)
     x, pos, normal, ei = graph(6)
     for aggr in ("max", "mean"):
         theirs = pyg.nn.PPFConv(mlp(F + 4), torch.nn.Linear(5, 2).double(), aggr=aggr)

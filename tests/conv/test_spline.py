@@ -4,9 +4,6 @@ input formats, edge order, empty graphs and validation."""
 
 from __future__ import annotations
 
-import inspect
-import itertools
-
 import pytest
 import torch
 
@@ -14,24 +11,10 @@ from gnn.conv import SplineConv
 from gnn.core import ops, testing
 
 
-def cardinal(x: float, m: int) -> float:
-    if m == 0:
-        return 1.0 if 0.0 <= x < 1.0 else 0.0
-    return (x * cardinal(x, m - 1) + (m + 1 - x) * cardinal(x - 1, m - 1)) / m
-
-
 def kernel_of(u, weight, kernel_size, is_open, m):
-    """h(u) = sum_p W_p prod_d N_{p_d}(u_d), over all K kernel matrices (open: M(v - p + m); closed: periodic)."""
-    out = torch.zeros(weight.shape[1:], dtype=torch.float64)
-    for flat, p in enumerate(itertools.product(*[range(k) for k in reversed(kernel_size)])):
-        p = p[::-1]  # dimension 0 varies fastest
-        w = 1.0
-        for d, k in enumerate(kernel_size):
-            v = u[d] * (k - m * is_open[d])
-            shifts = (0,) if is_open[d] else (-2, -1, 0, 1, 2)
-            w *= sum(cardinal(v - p[d] + m + r * k, m) for r in shifts)
-        out += w * weight[flat].double()
-    return out
+    """h(u) = sum_p B_p(u) W_p over all K kernel matrices (B: the loop B-spline reference)."""
+    basis = testing.bspline_kernel_weights(u, kernel_size, is_open, m)
+    return (basis.view(-1, 1, 1) * weight.double()).sum(0)
 
 
 def loop_spline_conv(conv, x_src, x_dst, edge_index, pseudo, aggr):
@@ -99,13 +82,7 @@ def _pyg_spline(monkeypatch):
 
 def test_signatures_match_pyg():
     pyg = pytest.importorskip("torch_geometric")
-    for ours, theirs in (
-        (SplineConv.__init__, pyg.nn.SplineConv.__init__),
-        (SplineConv.forward, pyg.nn.SplineConv.forward),
-    ):
-        a, b = inspect.signature(ours).parameters, inspect.signature(theirs).parameters
-        assert list(a) == list(b)
-        assert [p.default for p in a.values()] == [p.default for p in b.values()]
+    testing.assert_signatures_match(SplineConv, pyg.nn.SplineConv)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"degree": 2, "is_open_spline": False, "aggr": "add", "bias": False}])

@@ -1,55 +1,15 @@
 """XConv against a per-point loop reference (brute-force kNN, dilation, batches), PyG (its layer
-runs here on a brute-force ``pyg::knn`` defined in this test), in train and eval mode, and bad input."""
+runs here on a brute-force ``pyg::knn`` from conftest.py), in train and eval mode, and bad input."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
-from torch import Tensor
 
 from gnn.conv import XConv
 from gnn.core import testing
 
 F, OUT, D, K = 6, 5, 3, 4
-
-
-def brute_knn(x_src, x_dst, k, b_src=None, b_dst=None) -> list[list[int]]:
-    """For every target: its k nearest sources of the same example, by (squared distance, index)."""
-    b_src = torch.zeros(x_src.size(0), dtype=torch.long) if b_src is None else b_src
-    b_dst = torch.zeros(x_dst.size(0), dtype=torch.long) if b_dst is None else b_dst
-    out = []
-    for i in range(x_dst.size(0)):
-        cand = [j for j in range(x_src.size(0)) if b_src[j] == b_dst[i]]
-        dist = [float(((x_src[j] - x_dst[i]) ** 2).sum()) for j in cand]
-        out.append([j for _, j in sorted(zip(dist, cand))[:k]])
-    return out
-
-
-def install_pyg_knn(monkeypatch) -> object:
-    """PyG's kNN layers need pyg-lib's ``torch.ops.pyg.knn``; without it, define a brute-force one."""
-    pyg = pytest.importorskip("torch_geometric")
-    monkeypatch.setattr(pyg.typing, "WITH_KNN", True)
-    if not hasattr(torch.ops.pyg, "knn"):
-
-        @torch.library.custom_op("pyg::knn", mutates_args=())
-        def knn(
-            x: Tensor,
-            y: Tensor,
-            ptr_x: Tensor | None,
-            ptr_y: Tensor | None,
-            k: int,
-            cosine: bool,
-            workers: int,
-        ) -> Tensor:
-            bx = None if ptr_x is None else torch.repeat_interleave(ptr_x.diff())
-            by = None if ptr_y is None else torch.repeat_interleave(ptr_y.diff())
-            nbrs = brute_knn(x, y, k, bx, by)
-            rows = [i for i, n in enumerate(nbrs) for _ in n]
-            return torch.tensor([rows, [j for n in nbrs for j in n]], dtype=torch.long).view(2, -1)
-
-    return pyg
 
 
 def build(**kw) -> XConv:
@@ -64,13 +24,14 @@ def cloud(seed: int, n: int = 20):
     )
 
 
-def loop_reference(conv, x, pos, batch=None):
+def loop_reference(knn, conv, x, pos, batch=None):
     """Point by point (eval mode): neighbours P_i (every dilation-th of the K * dilation nearest),
-    lifted = [mlp1(P_i - p_i), x_P], X = mlp2(P_i - p_i), out = conv(lifted^T X)."""
+    lifted = [mlp1(P_i - p_i), x_P], X = mlp2(P_i - p_i), out = conv(lifted^T X); ``knn`` is the
+    ``brute_knn`` fixture."""
     reach = conv.kernel_size * conv.dilation
     out = []
     with torch.no_grad():
-        for i, nbrs in enumerate(brute_knn(pos, pos, reach, batch, batch)):
+        for i, nbrs in enumerate(knn(pos, pos, reach, batch, batch)):
             idx = torch.tensor(nbrs[:: conv.dilation])
             rel = pos[idx] - pos[i]  # [K, D]
             lifted = conv.mlp1[:-1](rel)  # [K, C_delta] (the last step only reshapes)
@@ -82,19 +43,21 @@ def loop_reference(conv, x, pos, batch=None):
 
 
 @pytest.mark.parametrize("kw", [{}, {"dilation": 2, "hidden_channels": 3}, {"bias": False}])
-def test_matches_loop_reference(kw):
+def test_matches_loop_reference(kw, brute_knn):
     x, pos = cloud(1)
     batch = torch.tensor([0] * 9 + [1] * 11)
     conv = build(**kw).eval()
-    testing.assert_close(conv(x, pos, batch), loop_reference(conv, x, pos, batch), atol=1e-10, rtol=1e-8)
-    testing.assert_close(conv(x, pos), loop_reference(conv, x, pos), atol=1e-10, rtol=1e-8)
+    testing.assert_close(
+        conv(x, pos, batch), loop_reference(brute_knn, conv, x, pos, batch), atol=1e-10, rtol=1e-8
+    )
+    testing.assert_close(conv(x, pos), loop_reference(brute_knn, conv, x, pos), atol=1e-10, rtol=1e-8)
 
 
-def test_positions_only_and_empty():
+def test_positions_only_and_empty(brute_knn):
     _, pos = cloud(2)
     torch.manual_seed(0)
     conv = XConv(0, OUT, D, K, hidden_channels=4).double().eval()
-    testing.assert_close(conv(None, pos), loop_reference(conv, None, pos))
+    testing.assert_close(conv(None, pos), loop_reference(brute_knn, conv, None, pos))
     conv = build().eval()
     assert conv(torch.zeros(0, F, dtype=torch.float64), pos[:0]).shape == (0, OUT)
 
@@ -114,14 +77,9 @@ def test_bad_input():
         XConv(3, OUT, D, K)  # in_channels // 4 == 0
 
 
-def test_pyg_parity(monkeypatch):
-    pyg = install_pyg_knn(monkeypatch)
-    for method in ("__init__", "forward"):
-        ours_sig = inspect.signature(getattr(XConv, method))
-        theirs_sig = inspect.signature(getattr(pyg.nn.XConv, method))
-        assert [(p.name, p.default) for p in ours_sig.parameters.values()] == [
-            (p.name, p.default) for p in theirs_sig.parameters.values()
-        ]
+def test_pyg_parity(pyg_with_knn):
+    pyg = pyg_with_knn
+    testing.assert_signatures_match(XConv, pyg.nn.XConv)
     x, pos = cloud(4)
     batch = torch.tensor([0] * 9 + [1] * 11)
     for kw in ({}, {"dilation": 2, "hidden_channels": 3}):

@@ -1,43 +1,13 @@
-"""gnn.core.ops.spline_basis / spline_weighting (pure-torch path) against a loop reference written
-from the B-spline definition (Cox-de Boor recursion on integer knots), gradcheck, validation."""
+"""gnn.core.ops.spline_basis / spline_weighting (pure-torch path) against the loop reference written
+from the B-spline definition (``gnn.core.testing.bspline_kernel_weights``: Cox-de Boor recursion on
+integer knots), gradcheck, validation."""
 
 from __future__ import annotations
-
-import itertools
 
 import pytest
 import torch
 
-from gnn.core import ops
-
-
-def cardinal_bspline(x: float, m: int) -> float:
-    """The cardinal B-spline M_m(x) of degree m, support [0, m + 1): Cox-de Boor on integer knots."""
-    if m == 0:
-        return 1.0 if 0.0 <= x < 1.0 else 0.0
-    return (x * cardinal_bspline(x, m - 1) + (m + 1 - x) * cardinal_bspline(x - 1, m - 1)) / m
-
-
-def basis_function(i: int, v: float, k: int, m: int, is_open: bool) -> float:
-    """Basis function of kernel weight i (0 <= i < k) at scaled coordinate v: M_m(v - i + m), summed
-    over the periods of a closed spline."""
-    if is_open:
-        return cardinal_bspline(v - i + m, m)
-    return sum(cardinal_bspline(v - i + m + r * k, m) for r in (-2, -1, 0, 1, 2))
-
-
-def loop_kernel_weights(u, kernel_size, is_open, m):
-    """[K] weight of every kernel matrix at pseudo-coordinates u (all K of them, dense)."""
-    dims = len(kernel_size)
-    out = []
-    for p in itertools.product(*[range(k) for k in reversed(kernel_size)]):
-        p = p[::-1]  # dimension 0 varies fastest
-        w = 1.0
-        for d in range(dims):
-            v = u[d] * (kernel_size[d] - m * is_open[d])
-            w *= basis_function(p[d], v, kernel_size[d], m, bool(is_open[d]))
-        out.append(w)
-    return torch.tensor(out, dtype=torch.float64)
+from gnn.core import ops, testing
 
 
 def dense_from_sparse(basis, index, num_kernels):
@@ -75,7 +45,9 @@ def test_basis_matches_the_b_spline_definition(degree, kernel_size, is_open):
     assert basis.shape == index.shape == (12, (degree + 1) ** len(kernel_size))
     assert index.dtype == torch.int64 and int(index.min()) >= 0 and int(index.max()) < num_kernels
     dense = dense_from_sparse(basis, index, num_kernels)
-    expected = torch.stack([loop_kernel_weights(u.tolist(), kernel_size, is_open, degree) for u in pseudo])
+    expected = torch.stack(
+        [testing.bspline_kernel_weights(u.tolist(), kernel_size, is_open, degree) for u in pseudo]
+    )
     torch.testing.assert_close(dense, expected, atol=1e-12, rtol=1e-10)
     torch.testing.assert_close(basis.sum(1), torch.ones(12, dtype=torch.float64))  # a partition of unity
 
@@ -99,8 +71,8 @@ def test_basis_gradient_wrt_pseudo(degree):
             lo[d] -= eps
             diff = (
                 (
-                    loop_kernel_weights(hi.tolist(), kernel_size, is_open, degree)
-                    - loop_kernel_weights(lo.tolist(), kernel_size, is_open, degree)
+                    testing.bspline_kernel_weights(hi.tolist(), kernel_size, is_open, degree)
+                    - testing.bspline_kernel_weights(lo.tolist(), kernel_size, is_open, degree)
                 )
                 @ weights
                 / (2 * eps)
@@ -111,7 +83,9 @@ def test_basis_gradient_wrt_pseudo(degree):
 def loop_weighting(x, weight, u, kernel_size, is_open, m):
     out = torch.zeros(x.size(0), weight.size(-1), dtype=torch.float64)
     for e in range(x.size(0)):
-        kernel = (loop_kernel_weights(u[e].tolist(), kernel_size, is_open, m).view(-1, 1, 1) * weight).sum(0)
+        kernel = (
+            testing.bspline_kernel_weights(u[e].tolist(), kernel_size, is_open, m).view(-1, 1, 1) * weight
+        ).sum(0)
         out[e] = x[e] @ kernel
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gnn.core import testing, utils
@@ -62,3 +63,49 @@ def test_to_dense_sums_duplicate_entries_in_every_form():
     torch.testing.assert_close(dense, torch.stack([expected, -expected], dim=-1))
     for name, adj in testing.edge_index_formats(edge_index, 4, heads):
         torch.testing.assert_close(testing.to_dense(adj), torch.stack([expected, -expected], -1), msg=name)
+
+
+def test_assert_signatures_match_checks_names_order_and_defaults():
+    class Ours:
+        def __init__(self, a, b=1):
+            pass
+
+        def forward(self, x, edge_index=None):
+            pass
+
+    class SameNamesOtherDefault:
+        def __init__(self, a, b=2):
+            pass
+
+        def forward(self, x, edge_index=None):
+            pass
+
+    class OtherOrder:
+        def __init__(self, b=1, a=None):
+            pass
+
+        def forward(self, x, edge_index=None):
+            pass
+
+    testing.assert_signatures_match(Ours, Ours)
+    with pytest.raises(AssertionError, match="__init__"):
+        testing.assert_signatures_match(Ours, SameNamesOtherDefault)
+    testing.assert_signatures_match(Ours, SameNamesOtherDefault, defaults=False)
+    testing.assert_signatures_match(Ours, SameNamesOtherDefault, ("forward",))
+    with pytest.raises(AssertionError, match="__init__"):
+        testing.assert_signatures_match(Ours, OtherOrder, defaults=False)
+
+
+def test_bspline_kernel_weights_hand_values_and_partition_of_unity():
+    # open, degree 1, 5 knots: v = u * 4; u = 0.3 -> v = 1.2 -> 0.8 on kernel 1, 0.2 on kernel 2
+    expected = torch.tensor([0.0, 0.8, 0.2, 0.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(testing.bspline_kernel_weights([0.3], [5], [True], 1), expected)
+    # closed, degree 1, 4 knots: v = u * 4; u = 0.9 -> v = 3.6 -> 0.4 on kernel 3, 0.6 wraps to kernel 0
+    expected = torch.tensor([0.6, 0.0, 0.0, 0.4], dtype=torch.float64)
+    torch.testing.assert_close(testing.bspline_kernel_weights([0.9], [4], [False], 1), expected)
+    # 2-D: dimension 0 varies fastest, and the weights of any point sum to one
+    w = testing.bspline_kernel_weights([0.3, 0.9], [5, 4], [True, False], 1)
+    torch.testing.assert_close(w.view(4, 5)[3, 1], torch.tensor(0.8 * 0.4, dtype=torch.float64))
+    for degree in (1, 2, 3):
+        w = testing.bspline_kernel_weights([0.37, 0.81], [6, 5], [True, False], degree)
+        torch.testing.assert_close(w.sum(), torch.tensor(1.0, dtype=torch.float64))

@@ -42,10 +42,12 @@ def signature(obj) -> list:
 
 
 class VariationalEncoder(torch.nn.Module):
-    def __init__(self):
+    """``(mu, logstd)`` from two ``conv(C, D)`` layers (gnn's GCNConv, or PyG's for the parity runs)."""
+
+    def __init__(self, conv=GCNConv):
         super().__init__()
-        self.mu = GCNConv(C, D)
-        self.logstd = GCNConv(C, D)
+        self.mu = conv(C, D)
+        self.logstd = conv(C, D)
 
     def forward(self, x, edge_index):
         return self.mu(x, edge_index), self.logstd(x, edge_index)
@@ -186,17 +188,7 @@ def test_vgae_encode_and_kl_loss_by_formula_and_pyg():
     torch.manual_seed(0)
     testing.assert_close(z, mu + torch.randn_like(logstd) * logstd.exp())
     pyg = pytest.importorskip("torch_geometric")
-
-    class TheirEncoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mu = pyg.nn.GCNConv(C, D)
-            self.logstd = pyg.nn.GCNConv(C, D)
-
-        def forward(self, x, edge_index):
-            return self.mu(x, edge_index), self.logstd(x, edge_index)
-
-    theirs = pyg.nn.VGAE(TheirEncoder())
+    theirs = pyg.nn.VGAE(VariationalEncoder(pyg.nn.GCNConv))
     testing.load_pyg_state(model, theirs)
     for m in (model, theirs):
         torch.manual_seed(1)
@@ -236,19 +228,7 @@ def test_arga_and_argva_losses_by_formula_and_pyg(variational):
         assert model.__mu__ is model.VGAE.__mu__
         testing.assert_close(model.kl_loss(), model.VGAE.kl_loss())
     pyg = pytest.importorskip("torch_geometric")
-    their_encoder = pyg.nn.GCNConv(C, D) if not variational else None
-    if variational:
-
-        class TheirEncoder(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.mu = pyg.nn.GCNConv(C, D)
-                self.logstd = pyg.nn.GCNConv(C, D)
-
-            def forward(self, x, edge_index):
-                return self.mu(x, edge_index), self.logstd(x, edge_index)
-
-        their_encoder = TheirEncoder()
+    their_encoder = VariationalEncoder(pyg.nn.GCNConv) if variational else pyg.nn.GCNConv(C, D)
     theirs = (pyg.nn.ARGVA if variational else pyg.nn.ARGA)(their_encoder, discriminator())
     testing.load_pyg_state(model, theirs)  # (ARGVA: the VGAE.* keys too)
     for m in (model, theirs):

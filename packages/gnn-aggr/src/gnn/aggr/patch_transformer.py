@@ -8,47 +8,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core import Aggregation
+from gnn.core.nn.encoding import PositionalEncoding
 
 from ._attention_blocks import MultiheadAttentionBlock
 
 __all__ = ["PatchTransformerAggregation"]
 
 _REDUCTIONS = ("sum", "mean", "min", "max", "var", "std")
-
-
-class _PositionalEncoding(torch.nn.Module):
-    r"""Sinusoidal encoding of positions (PyG's ``PositionalEncoding`` layout, buffer ``frequency``).
-
-    .. math::
-        \mathrm{PE}(p) = \big[\sin(p\,\omega_0), \dots, \sin(p\,\omega_{d/2-1}),
-        \cos(p\,\omega_0), \dots, \cos(p\,\omega_{d/2-1})\big], \quad
-        \omega_i = b^{\,i / (d/2 - 1)}
-
-    with base frequency :math:`b` (``1e-4``) and ``p`` divided by ``granularity``.
-    """
-
-    def __init__(
-        self,
-        out_channels: int,
-        base_freq: float = 1e-4,
-        granularity: float = 1.0,
-        device: torch.device | None = None,
-    ) -> None:
-        super().__init__()
-        if out_channels % 2 != 0:
-            raise ValueError(f"'out_channels' of a positional encoding must be even, got {out_channels}")
-        self.out_channels = out_channels
-        self.base_freq = base_freq
-        self.granularity = granularity
-        exponent = torch.linspace(0, 1, out_channels // 2, device=device)
-        self.register_buffer("frequency", base_freq**exponent)
-
-    def forward(self, position: Tensor) -> Tensor:
-        angle = (position / self.granularity).view(-1, 1) * self.frequency.view(1, -1)
-        return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
-
-    def __repr__(self) -> str:
-        return f"PositionalEncoding({self.out_channels})"
 
 
 class PatchTransformerAggregation(Aggregation):
@@ -131,7 +97,7 @@ class PatchTransformerAggregation(Aggregation):
 
         self.lin = torch.nn.Linear(in_channels, hidden_channels, device=device)
         self.pad_projector = torch.nn.Linear(patch_size * hidden_channels, hidden_channels, device=device)
-        self.pe = _PositionalEncoding(hidden_channels, device=device)
+        self.pe = PositionalEncoding(hidden_channels, device=device)
         self.blocks = torch.nn.ModuleList(
             MultiheadAttentionBlock(hidden_channels, heads, layer_norm=True, dropout=dropout, device=device)
             for _ in range(num_transformer_blocks)

@@ -9,6 +9,8 @@
   loops are sent to a spare receiving row that is cut off afterwards), or, when
   hooks or explain mode watch (``MessagePassing.exact_edges``), builds PyG's exact
   edge set;
+* :class:`LocalGlobalConv`: the constructor, reset, output step and ``repr`` that
+  :class:`~gnn.conv.PointNetConv` and :class:`~gnn.conv.PPFConv` share;
 * per-node paths: :func:`linear_parts` (the weight of a one-layer network) and
   :func:`messages_unobserved` (nothing can see per-edge messages, so a layer may
   compute its aggregation from per-node terms).
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +30,12 @@ from gnn.core import validation as v
 from gnn.core.cache import memo
 from gnn.core.graph import read_graph
 from gnn.core.message_passing import MessagePassing
+from gnn.core.nn.inits import reset
 from gnn.core.nn.linear import is_lazy
 from gnn.core.utils.sparse import is_sparse
 
 __all__ = [
+    "LocalGlobalConv",
     "LoopedGraph",
     "batch_pair",
     "check_points",
@@ -216,6 +221,49 @@ def replace_self_loops(
     if spare:
         sizes = (sizes[0] + 1, sizes[1] + 1)
     return LoopedGraph(looped, sizes, spare)
+
+
+class LocalGlobalConv(MessagePassing):
+    r"""Frame of the point layers :math:`\gamma\big(\mathrm{aggr}_{j} h([\mathbf{x}_j,
+    \mathbf{f}_{j,i}])\big)` (:class:`~gnn.conv.PointNetConv`, :class:`~gnn.conv.PPFConv`):
+    ``local_nn`` (:math:`h`) and ``global_nn`` (:math:`\gamma`), either may be ``None``, the
+    aggregation defaults to ``"max"`` and ``add_self_loops`` replaces the given self loops by one
+    loop per node (:func:`replace_self_loops`). A subclass writes ``forward`` and ``message``
+    (the pair features :math:`\mathbf{f}_{j,i}`, then :meth:`local_message`)."""
+
+    def __init__(
+        self,
+        local_nn: Callable[..., Tensor] | None = None,
+        global_nn: Callable[..., Tensor] | None = None,
+        add_self_loops: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("aggr", "max")
+        super().__init__(**kwargs)
+        self.local_nn = local_nn
+        self.global_nn = global_nn
+        self.add_self_loops = add_self_loops
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Reset ``local_nn`` and ``global_nn``."""
+        super().reset_parameters()
+        reset(self.local_nn)
+        reset(self.global_nn)
+
+    def local_message(self, x_j: Tensor | None, features: Tensor) -> Tensor:
+        """``local_nn([x_j, features])`` (``features`` alone without ``x_j``; no network: the input)."""
+        msg = features if x_j is None else torch.cat([x_j, features], dim=1)
+        return msg if self.local_nn is None else self.local_nn(msg)
+
+    def global_output(self, out: Tensor, looped: LoopedGraph | None) -> Tensor:
+        """The aggregation ``out`` without ``looped``'s spare row (if any), through ``global_nn``."""
+        if looped is not None:
+            out = looped.trim(out)
+        return out if self.global_nn is None else self.global_nn(out)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(local_nn={self.local_nn}, global_nn={self.global_nn})"
 
 
 def graph_input(edge_index: Any) -> Any:

@@ -9,7 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gnn.core import ops
 from gnn.core import validation as v
+from gnn.core.cache import memo
 from gnn.core.utils.normalization import gcn_norm
 
 
@@ -264,3 +266,51 @@ def edge_list(edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Tens
 def weighted_message(x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
     """``edge_weight * x_j`` (or ``x_j`` without weights): the fused message."""
     return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+
+def add_root_and_bias(out: Tensor, root: Any, x_dst: Tensor | None, bias: Tensor | None) -> Tensor:
+    r"""``out + root(x_dst) + bias``: the output step of the layers with a root weight
+    (:math:`\mathbf{x}'_i = \mathrm{aggr}_i + \mathbf{W}_{\text{root}} \mathbf{x}_i + \mathbf{b}`).
+
+    The root term is left out when ``root`` (a gnn ``Linear``) or ``x_dst`` (targets without
+    features) is ``None``, the bias when ``bias`` is ``None``. The root product is added inside the
+    matrix multiply (``Linear.add_to``).
+
+    Shapes:
+        ``out`` ``[N_dst, F_out]``, ``x_dst`` ``[N_dst, F_in]``, ``bias`` ``[F_out]`` -> ``[N_dst, F_out]``.
+    """
+    if root is not None and x_dst is not None:
+        out = root.add_to(out, x_dst)
+    return out if bias is None else out + bias
+
+
+def csc_edge_index(row: Any, colptr: Any, name: str | None = None, max_targets: int | None = None) -> Tensor:
+    """``[2, E]`` (sources, targets; sorted by target) of a CSC graph ``(row, colptr)``, checked and
+    cached per graph (:func:`gnn.core.cache.memo`): the graph input of the CuGraph layers and
+    ``FusedGATConv``.
+
+    ``name`` is how errors call the pair (``"csc"``: ``'csc[0]'`` / ``'csc[1]'``; ``None``:
+    ``'row'`` / ``'colptr'``); ``max_targets`` bounds the number of target nodes ``N_dst``.
+
+    Shapes:
+        ``row`` ``[E]``, ``colptr`` ``[N_dst + 1]`` (integer tensors) -> ``[2, E]``.
+    """
+    row_name, ptr_name = (f"{name}[0]", f"{name}[1]") if name else ("row", "colptr")
+    v.check_tensor(row_name, row)
+    v.check_tensor(ptr_name, colptr)
+    v.check_index_dtype(row_name, row)
+    v.check_index_dtype(ptr_name, colptr)
+    if row.dim() != 1 or colptr.dim() != 1 or colptr.numel() == 0:
+        subject = f"'{name}'" if name else "the CSC graph"
+        raise ValueError(
+            f"{subject} must hold row [E] and colptr [N_dst + 1], got {v.describe(row)} and {v.describe(colptr)}"
+        )
+    num_dst = colptr.numel() - 1
+    if max_targets is not None and num_dst > max_targets:
+        raise ValueError(f"'{name or 'colptr'}' has {num_dst} target nodes but 'x' has {max_targets} nodes")
+    v.check_ptr(ptr_name, colptr, row.numel())
+
+    def build() -> Tensor:
+        return torch.stack([row, ops.ptr_to_index(colptr.long(), row.numel()).to(row.dtype)])
+
+    return memo(row, ("csc_edge_index", num_dst), build, colptr)

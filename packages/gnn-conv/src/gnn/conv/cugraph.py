@@ -21,39 +21,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 
-from gnn.core import Linear, MessagePassing, ops, plans
+from gnn.core import Linear, MessagePassing, plans
 from gnn.core import validation as v
-from gnn.core.cache import memo
 from gnn.core.graph import read_graph
 from gnn.core.nn.inits import zeros
 from gnn.core.ops import CSR
 from gnn.core.utils import is_sparse
 
 from . import _attention as att
-from ._utils import check_in_channels
+from ._utils import check_in_channels, csc_edge_index
 
 __all__ = ["CuGraphModule", "CuGraphSAGEConv", "CuGraphGATConv"]
 
 SAGE_AGGRS = ("mean", "sum", "min", "max")
-
-
-def _csc_edges(row: Tensor, colptr: Tensor) -> Tensor:
-    """``[2, E]`` (sources, targets) of a CSC pair, cached per graph."""
-    v.check_tensor("row", row)
-    v.check_tensor("colptr", colptr)
-    v.check_index_dtype("row", row)
-    v.check_index_dtype("colptr", colptr)
-    if row.dim() != 1 or colptr.dim() != 1 or colptr.numel() == 0:
-        raise ValueError(
-            f"the CSC graph must hold row [E] and colptr [N_dst + 1], got {v.describe(row)} and "
-            f"{v.describe(colptr)}"
-        )
-    v.check_ptr("colptr", colptr, row.numel())
-
-    def build() -> Tensor:
-        return torch.stack([row, ops.ptr_to_index(colptr.long(), row.numel()).to(row.dtype)])
-
-    return memo(row, ("cugraph_csc", colptr.numel()), build, colptr)
 
 
 class CuGraphModule(MessagePassing):
@@ -111,7 +91,7 @@ class CuGraphModule(MessagePassing):
                 num_src = int(num_src)
             if isinstance(num_src, bool) or not isinstance(num_src, int) or num_src < 0:
                 raise TypeError(f"'num_src_nodes' must be a non-negative int, got {v.describe(num_src)}")
-            return _csc_edges(row, colptr), num_src, colptr.numel() - 1
+            return csc_edge_index(row, colptr), num_src, colptr.numel() - 1
         if (
             isinstance(edge_index, Tensor)
             and hasattr(edge_index, "sparse_size")
@@ -139,6 +119,20 @@ class CuGraphModule(MessagePassing):
                 "first source nodes (cugraph's convention)"
             )
         return num_src, num_dst
+
+    def _read_inputs(self, x: Tensor, edge_index: Any, max_num_neighbors: int | None) -> tuple[Any, int, int]:
+        """``(graph, num_src, num_dst)`` of a layer call, after checking ``x`` (``[N, in_channels]``,
+        the subclass's size), ``max_num_neighbors`` and the graph (:meth:`read_cugraph`,
+        :meth:`_node_counts`)."""
+        check_in_channels(x, self.in_channels)
+        if x.dim() != 2:
+            raise ValueError(f"'x' must have shape [N, F], got {v.describe(x)}")
+        _check_max_num_neighbors(max_num_neighbors)
+        graph, num_src, num_dst = self.read_cugraph(edge_index)
+        if is_sparse(graph):
+            num_dst, num_src = graph.size(0), graph.size(1)
+        num_src, num_dst = self._node_counts(x, num_src, num_dst)
+        return graph, num_src, num_dst
 
     def get_cugraph(self, edge_index: Any, max_num_neighbors: int | None = None) -> CSR:
         """The graph as gnn's :class:`~gnn.core.ops.CSR` (rows are the targets): what these layers run on
@@ -220,14 +214,7 @@ class CuGraphSAGEConv(CuGraphModule):
 
     def forward(self, x: Tensor, edge_index: Any, max_num_neighbors: int | None = None) -> Tensor:
         """Aggregate the sources into the targets (see the class docstring)."""
-        check_in_channels(x, self.in_channels)
-        if x.dim() != 2:
-            raise ValueError(f"'x' must have shape [N, F], got {v.describe(x)}")
-        _check_max_num_neighbors(max_num_neighbors)
-        graph, num_src, num_dst = self.read_cugraph(edge_index)
-        if is_sparse(graph):
-            num_dst, num_src = graph.size(0), graph.size(1)
-        num_src, num_dst = self._node_counts(x, num_src, num_dst)
+        graph, num_src, num_dst = self._read_inputs(x, edge_index, max_num_neighbors)
         if self.project:
             x = self.pre_lin(x).relu()
         x_dst = x[:num_dst]
@@ -318,16 +305,9 @@ class CuGraphGATConv(CuGraphModule):
         max_num_neighbors: int | None = None,
     ) -> Tensor:
         """Attend over the incoming edges of every target node (see the class docstring)."""
-        check_in_channels(x, self.in_channels)
-        if x.dim() != 2:
-            raise ValueError(f"'x' must have shape [N, F], got {v.describe(x)}")
-        _check_max_num_neighbors(max_num_neighbors)
+        graph, num_src, num_dst = self._read_inputs(x, edge_index, max_num_neighbors)
         if edge_attr is not None:
             v.check_tensor("edge_attr", edge_attr)
-        graph, num_src, num_dst = self.read_cugraph(edge_index)
-        if is_sparse(graph):
-            num_dst, num_src = graph.size(0), graph.size(1)
-        num_src, num_dst = self._node_counts(x, num_src, num_dst)
         H, C = self.heads, self.out_channels
         x = self.lin(x).view(-1, H, C)
         x_dst = x[:num_dst]

@@ -7,11 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gnn.core import ops
 from gnn.core import validation as v
-from gnn.core.cache import memo
 from gnn.core.utils import is_sparse
 
+from ._utils import csc_edge_index
 from .gat import GATConv
 
 
@@ -145,22 +144,4 @@ class FusedGATConv(GATConv):
         """The ``[2, E]`` edge_index (sorted by target) of a ``(row, colptr)`` pair, cached per graph."""
         if not isinstance(csc, (tuple, list)) or len(csc) != 2:
             raise TypeError(f"'csc' must be the pair (row, colptr), got {v.describe(csc)}")
-        row, colptr = csc
-        v.check_tensor("csc[0]", row)
-        v.check_tensor("csc[1]", colptr)
-        v.check_index_dtype("csc[0]", row)
-        v.check_index_dtype("csc[1]", colptr)
-        if row.dim() != 1 or colptr.dim() != 1 or colptr.numel() == 0:
-            raise ValueError(
-                f"'csc' must hold row [E] and colptr [N_dst + 1], got {v.describe(row)} and {v.describe(colptr)}"
-            )
-        num_dst = colptr.numel() - 1
-        if num_dst > num_nodes:
-            raise ValueError(f"'csc' has {num_dst} target nodes but 'x' has {num_nodes} nodes")
-        v.check_ptr("csc[1]", colptr, row.numel())
-
-        def build() -> Tensor:
-            target = ops.ptr_to_index(colptr.long(), row.numel()).to(row.dtype)
-            return torch.stack([row, target])
-
-        return memo(row, ("fused_gat_csc", num_dst), build, colptr)
+        return csc_edge_index(csc[0], csc[1], "csc", num_nodes)

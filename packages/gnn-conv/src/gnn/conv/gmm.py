@@ -15,7 +15,7 @@ from gnn.core.nn.linear import is_lazy
 from gnn.core.utils.sparse import is_sparse
 
 from ._point import graph_input
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import add_root_and_bias, check_edge_attr, check_in_channels
 
 #: keeps the Gaussians finite for a zero sigma
 EPS = 1e-15
@@ -174,9 +174,7 @@ class GMMConv(MessagePassing):
             out = self.propagate(edge_index, x=(x_src, x_dst), edge_attr=edge_attr, size=size)
         else:
             out = self.propagate(edge_index, x=(x_src @ self.g, x_dst), edge_attr=edge_attr, size=size)
-        if x_dst is not None and self.root is not None:
-            out = self.root.add_to(out, x_dst)
-        return out if self.bias is None else out + self.bias
+        return add_root_and_bias(out, self.root, x_dst, self.bias)
 
     def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
         E = x_j.size(0)

@@ -14,7 +14,7 @@ from gnn.core import validation as v
 from gnn.core.nn.inits import reset, zeros
 from gnn.core.utils import is_sparse
 
-from ._utils import check_edge_attr, check_flat_nodes, check_in_channels
+from ._utils import add_root_and_bias, check_edge_attr, check_flat_nodes, check_in_channels
 
 
 class NNConv(MessagePassing):
@@ -103,12 +103,7 @@ class NNConv(MessagePassing):
             # the message reads only x_j: give propagate the target count of a bipartite x
             size = (x[0].size(0), x[1].size(0))
         out = self.propagate(edge_index, x=x, edge_attr=edge_attr, size=size)
-        x_dst = x[1]
-        if x_dst is not None and self.root_weight:
-            out = self.lin.add_to(out, x_dst)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return add_root_and_bias(out, self.lin if self.root_weight else None, x[1], self.bias)
 
     def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
         weight = self.nn(edge_attr)

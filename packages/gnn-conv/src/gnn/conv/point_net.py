@@ -2,18 +2,17 @@ r"""PointNetConv: the PointNet set layer (Qi et al., 2017; PointNet++)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gnn.core import MessagePassing, ops
+from gnn.core import ops
 from gnn.core.aggr.basic import fused_reduction
 from gnn.core.graph import read_graph
-from gnn.core.nn.inits import reset
 
 from ._point import (
+    LocalGlobalConv,
     check_points,
     check_rows,
     graph_input,
@@ -24,7 +23,7 @@ from ._point import (
 )
 
 
-class PointNetConv(MessagePassing):
+class PointNetConv(LocalGlobalConv):
     r"""The PointNet set layer from "PointNet: Deep Learning on Point Sets for 3D Classification
     and Segmentation" and "PointNet++".
 
@@ -63,26 +62,6 @@ class PointNetConv(MessagePassing):
         torch.Size([10, 32])
     """
 
-    def __init__(
-        self,
-        local_nn: Callable[..., Tensor] | None = None,
-        global_nn: Callable[..., Tensor] | None = None,
-        add_self_loops: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("aggr", "max")
-        super().__init__(**kwargs)
-        self.local_nn = local_nn
-        self.global_nn = global_nn
-        self.add_self_loops = add_self_loops
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Reset ``local_nn`` and ``global_nn``."""
-        super().reset_parameters()
-        reset(self.local_nn)
-        reset(self.global_nn)
-
     def forward(
         self,
         x: Tensor | None | tuple[Tensor | None, Tensor | None],
@@ -108,19 +87,10 @@ class PointNetConv(MessagePassing):
         out = self._per_node(x_pair, pos_pair, edge_index, size)
         if out is None:
             out = self.propagate(edge_index, x=x_pair, pos=pos_pair, size=size)
-        if looped is not None:
-            out = looped.trim(out)
-        if self.global_nn is not None:
-            out = self.global_nn(out)
-        return out
+        return self.global_output(out, looped)
 
     def message(self, x_j: Tensor | None, pos_i: Tensor, pos_j: Tensor) -> Tensor:
-        msg = pos_j - pos_i
-        if x_j is not None:
-            msg = torch.cat([x_j, msg], dim=1)
-        if self.local_nn is not None:
-            msg = self.local_nn(msg)
-        return msg
+        return self.local_message(x_j, pos_j - pos_i)
 
     def _per_node(self, x_pair: tuple, pos_pair: tuple, edge_index: Any, size: Any) -> Tensor | None:
         r"""The aggregation from per-node terms when nothing observes the messages, or ``None``
@@ -177,6 +147,3 @@ class PointNetConv(MessagePassing):
         deg = csr.degree().to(u.dtype).view(-1, 1)
         scale = deg if reduce == "sum" else (deg > 0).to(u.dtype)
         return ops.spmm(csr, u, None, reduce) - scale * w
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(local_nn={self.local_nn}, global_nn={self.global_nn})"

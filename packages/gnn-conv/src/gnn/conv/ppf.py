@@ -2,16 +2,19 @@ r"""PPFConv: the PPFNet operator (Deng et al., 2018)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gnn.core import MessagePassing
-from gnn.core.nn.inits import reset
-
-from ._point import check_points, check_rows, graph_input, replace_self_loops, source_features
+from ._point import (
+    LocalGlobalConv,
+    check_points,
+    check_rows,
+    graph_input,
+    replace_self_loops,
+    source_features,
+)
 
 
 def _angle(a: Tensor, b: Tensor) -> Tensor:
@@ -30,7 +33,7 @@ def _pair_features(pos_i: Tensor, pos_j: Tensor, normal_i: Tensor, normal_j: Ten
     )
 
 
-class PPFConv(MessagePassing):
+class PPFConv(LocalGlobalConv):
     r"""The PPFNet operator from "PPFNet: Global Context Aware Local Features for Robust 3D Point
     Matching".
 
@@ -69,26 +72,6 @@ class PPFConv(MessagePassing):
         torch.Size([10, 32])
     """
 
-    def __init__(
-        self,
-        local_nn: Callable[..., Tensor] | None = None,
-        global_nn: Callable[..., Tensor] | None = None,
-        add_self_loops: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("aggr", "max")
-        super().__init__(**kwargs)
-        self.local_nn = local_nn
-        self.global_nn = global_nn
-        self.add_self_loops = add_self_loops
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Reset ``local_nn`` and ``global_nn``."""
-        super().reset_parameters()
-        reset(self.local_nn)
-        reset(self.global_nn)
-
     def forward(
         self,
         x: Tensor | None | tuple[Tensor | None, Tensor | None],
@@ -119,21 +102,9 @@ class PPFConv(MessagePassing):
             edge_index, size = looped.edge_index, looped.sizes
             x_pair, pos_pair, normal_pair = looped.pad(x_pair), looped.pad(pos_pair), looped.pad(normal_pair)
         out = self.propagate(edge_index, x=x_pair, pos=pos_pair, normal=normal_pair, size=size)
-        if looped is not None:
-            out = looped.trim(out)
-        if self.global_nn is not None:
-            out = self.global_nn(out)
-        return out
+        return self.global_output(out, looped)
 
     def message(
         self, x_j: Tensor | None, pos_i: Tensor, pos_j: Tensor, normal_i: Tensor, normal_j: Tensor
     ) -> Tensor:
-        msg = _pair_features(pos_i, pos_j, normal_i, normal_j)
-        if x_j is not None:
-            msg = torch.cat([x_j, msg], dim=1)
-        if self.local_nn is not None:
-            msg = self.local_nn(msg)
-        return msg
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(local_nn={self.local_nn}, global_nn={self.global_nn})"
+        return self.local_message(x_j, _pair_features(pos_i, pos_j, normal_i, normal_j))

@@ -13,7 +13,7 @@ from gnn.core.graph import read_graph
 from gnn.core.nn.inits import zeros
 
 from . import _attention as att
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import add_root_and_bias, check_edge_attr, check_in_channels
 
 #: the default gate (stateless, shared like PyG's default argument)
 _SIGMOID = torch.nn.Sigmoid()
@@ -128,11 +128,7 @@ class ResGatedGraphConv(MessagePassing):
             att.by_row(v, None, self.flow),
         )
         out = self.propagate(graph.edge_index, k=k, q=q, v=v, edge_attr=edge_attr, size=size)
-        if self.lin_skip is not None:
-            out = self.lin_skip.add_to(out, x_dst)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return add_root_and_bias(out, self.lin_skip, x_dst, self.bias)
 
     def message(self, k_i: Tensor, q_j: Tensor, v_j: Tensor, edge_attr: Tensor | None) -> Tensor:
         """``act(k_i + q_j) * v_j`` (edge features concatenated first when ``edge_dim`` is set)."""

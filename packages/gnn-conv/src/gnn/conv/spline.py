@@ -15,7 +15,7 @@ from gnn.core.cache import memo
 from gnn.core.nn.inits import uniform, zeros
 from gnn.core.utils import is_sparse
 
-from ._utils import check_edge_attr, check_in_channels
+from ._utils import add_root_and_bias, check_edge_attr, check_in_channels
 
 
 def _per_dim(name: str, value: Any, dim: int) -> list[Any]:
@@ -158,12 +158,7 @@ class SplineConv(MessagePassing):
         if size is None and x[1] is not None:
             size = (x_src.size(0), x[1].size(0))  # the message reads x_j only
         out = self.propagate(edge_index, x=x, edge_attr=edge_attr, size=size)
-        x_dst = x[1]
-        if x_dst is not None and self.root_weight:
-            out = self.lin.add_to(out, x_dst)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return add_root_and_bias(out, self.lin if self.root_weight else None, x[1], self.bias)
 
     def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
         """``x_j`` times the edge's kernel :math:`h_\\Theta(\\mathbf{e}_{i,j})`."""

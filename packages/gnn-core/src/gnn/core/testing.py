@@ -10,7 +10,9 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+import inspect
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -177,6 +179,26 @@ def assert_attention_parity(
     assert_close(alpha, alpha_p)
 
 
+def assert_signatures_match(
+    ours: Any, theirs: Any, methods: Sequence[str] = ("__init__", "forward"), defaults: bool = True
+) -> None:
+    """``ours.<method>`` and ``theirs.<method>`` (classes or modules, e.g. a gnn layer and PyG's)
+    take the same parameters in the same order and, with ``defaults``, with the same defaults,
+    for every name in ``methods``.
+
+    Example:
+        >>> from gnn.core import Linear
+        >>> assert_signatures_match(Linear, Linear)
+    """
+    for method in methods:
+        a = inspect.signature(getattr(ours, method)).parameters.values()
+        b = inspect.signature(getattr(theirs, method)).parameters.values()
+        got = [(p.name, p.default) if defaults else p.name for p in a]
+        want = [(p.name, p.default) if defaults else p.name for p in b]
+        if got != want:
+            raise AssertionError(f"signature of {method} differs:\n ours:   {got}\n theirs: {want}")
+
+
 def assert_gradients_match_pyg(
     ours: torch.nn.Module, theirs: torch.nn.Module, *inputs: Any, atol: float = 1e-10, rtol: float = 1e-8
 ) -> None:
@@ -289,6 +311,41 @@ def assert_fused_skipped_for_dropout_and_hooks(
     conv.register_message_forward_hook(lambda module, inputs, output: None)
     conv(x, graph)
     assert calls == [1]
+
+
+def _cardinal_bspline(x: float, m: int) -> float:
+    """The cardinal B-spline :math:`M_m(x)` of degree ``m`` (support ``[0, m + 1)``), Cox-de Boor."""
+    if m == 0:
+        return 1.0 if 0.0 <= x < 1.0 else 0.0
+    return (x * _cardinal_bspline(x, m - 1) + (m + 1 - x) * _cardinal_bspline(x - 1, m - 1)) / m
+
+
+def bspline_kernel_weights(
+    u: Sequence[float], kernel_size: Sequence[int], is_open_spline: Sequence[Any], degree: int
+) -> Tensor:
+    r"""Loop reference of SplineCNN's B-spline basis: the ``[K]`` weight of every kernel matrix
+    (``K = prod(kernel_size)``, dimension 0 varying fastest) at pseudo-coordinates ``u`` in ``[0, 1]``.
+
+    Kernel index :math:`p` weighs :math:`\prod_d B_{p_d}(v_d)` with :math:`v_d = u_d (k_d - m)`
+    (open spline) or :math:`u_d k_d` (closed), :math:`B_i(v) = M_m(v - i + m)` summed over the
+    periods of a closed spline, :math:`m` = ``degree``. Written from the definition, for tests of
+    ``ops.spline_basis`` and ``SplineConv`` (float64, one point at a time).
+
+    Example:
+        >>> bspline_kernel_weights([0.5], [3], [True], 1)
+        tensor([0., 1., 0.], dtype=torch.float64)
+    """
+    m = degree
+    out = []
+    for p in itertools.product(*[range(k) for k in reversed(kernel_size)]):
+        p = p[::-1]  # dimension 0 varies fastest
+        w = 1.0
+        for d, k in enumerate(kernel_size):
+            v = u[d] * (k - m * is_open_spline[d])
+            shifts = (0,) if is_open_spline[d] else (-2, -1, 0, 1, 2)
+            w *= sum(_cardinal_bspline(v - p[d] + m + r * k, m) for r in shifts)
+        out.append(w)
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def dense_gcn_adjacency(

@@ -59,6 +59,22 @@ def describe(obj: object) -> str:
     return f"{type(obj).__name__} {obj!r}"[:200]
 
 
+def check_int(name: str, value: object, low: int) -> int:
+    """``value`` checked as a Python ``int`` (not ``bool``) of at least ``low``, and returned.
+
+    Raises ``TypeError`` for another type and ``ValueError`` below ``low``, naming ``name``.
+
+    Example:
+        >>> check_int("num_nodes", 5, 1)
+        5
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"'{name}' must be an int, got {describe(value)}")
+    if value < low:
+        raise ValueError(f"'{name}' must be at least {low}, got {value}")
+    return value
+
+
 def check_tensor(name: str, value: object) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"'{name}' must be a torch.Tensor, got {describe(value)}")

@@ -177,74 +177,62 @@ _MODULE_DICT_ATTRS = frozenset(dir(torch.nn.ModuleDict))
 _PARAMETER_DICT_ATTRS = frozenset(dir(torch.nn.ParameterDict))
 
 
-class TypeModuleDict(torch.nn.ModuleDict):
+class _TypeKeyed:
+    """Key translation of :class:`TypeModuleDict` and :class:`TypeParameterDict`: mixed in before
+    the torch container, it stores every entry under its :func:`_internal_key` name (``_reserved``:
+    the container's attribute names) and gives back the type keys in ``keys``/``items``/``iter``."""
+
+    _reserved: frozenset[str] = frozenset()
+
+    def __getitem__(self, key: TypeKey) -> Any:
+        return super().__getitem__(_internal_key(key, self._reserved))  # type: ignore[misc]
+
+    def __setitem__(self, key: TypeKey, value: Any) -> None:
+        super().__setitem__(_internal_key(key, self._reserved), value)  # type: ignore[misc]
+
+    def __delitem__(self, key: TypeKey) -> None:
+        super().__delitem__(_internal_key(key, self._reserved))  # type: ignore[misc]
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return super().__contains__(_internal_key(key, self._reserved))  # type: ignore[arg-type, misc]
+        except TypeError:
+            return False
+
+    def keys(self) -> list[TypeKey]:
+        return [_external_key(k, self._reserved) for k in super().keys()]  # type: ignore[misc]
+
+    def items(self) -> list[tuple[TypeKey, Any]]:
+        return [(_external_key(k, self._reserved), m) for k, m in super().items()]  # type: ignore[misc]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.keys())
+
+
+class TypeModuleDict(_TypeKeyed, torch.nn.ModuleDict):  # type: ignore[misc]
     """A :class:`torch.nn.ModuleDict` whose keys may be edge types (tuples) or contain ``.``.
 
     Entries are stored under :func:`_internal_key` names, so that ``state_dict`` keys are
     those of PyG's ``ModuleDict`` (``convs.<paper___cites___paper>.lin.weight``).
     """
 
+    _reserved = _MODULE_DICT_ATTRS
+
     def __init__(self, modules: Mapping[TypeKey, torch.nn.Module] | None = None) -> None:
         super().__init__()
         for key, module in (modules or {}).items():
             self[key] = module
 
-    def __getitem__(self, key: TypeKey) -> torch.nn.Module:
-        return super().__getitem__(_internal_key(key, _MODULE_DICT_ATTRS))
 
-    def __setitem__(self, key: TypeKey, module: torch.nn.Module) -> None:
-        super().__setitem__(_internal_key(key, _MODULE_DICT_ATTRS), module)
-
-    def __delitem__(self, key: TypeKey) -> None:
-        super().__delitem__(_internal_key(key, _MODULE_DICT_ATTRS))
-
-    def __contains__(self, key: object) -> bool:
-        try:
-            return super().__contains__(_internal_key(key, _MODULE_DICT_ATTRS))  # type: ignore[arg-type]
-        except TypeError:
-            return False
-
-    def keys(self) -> list[TypeKey]:  # type: ignore[override]
-        return [_external_key(k, _MODULE_DICT_ATTRS) for k in super().keys()]
-
-    def items(self) -> list[tuple[TypeKey, torch.nn.Module]]:  # type: ignore[override]
-        return [(_external_key(k, _MODULE_DICT_ATTRS), m) for k, m in super().items()]
-
-    def __iter__(self):  # type: ignore[override]
-        return iter(self.keys())
-
-
-class TypeParameterDict(torch.nn.ParameterDict):
+class TypeParameterDict(_TypeKeyed, torch.nn.ParameterDict):  # type: ignore[misc]
     """A :class:`torch.nn.ParameterDict` with the keys of :class:`TypeModuleDict`."""
+
+    _reserved = _PARAMETER_DICT_ATTRS
 
     def __init__(self, parameters: Mapping[TypeKey, torch.nn.Parameter] | None = None) -> None:
         super().__init__()
         for key, parameter in (parameters or {}).items():
             self[key] = parameter
-
-    def __getitem__(self, key: TypeKey) -> Any:
-        return super().__getitem__(_internal_key(key, _PARAMETER_DICT_ATTRS))
-
-    def __setitem__(self, key: TypeKey, value: Any) -> None:
-        super().__setitem__(_internal_key(key, _PARAMETER_DICT_ATTRS), value)
-
-    def __delitem__(self, key: TypeKey) -> None:
-        super().__delitem__(_internal_key(key, _PARAMETER_DICT_ATTRS))
-
-    def __contains__(self, key: object) -> bool:
-        try:
-            return super().__contains__(_internal_key(key, _PARAMETER_DICT_ATTRS))  # type: ignore[arg-type]
-        except TypeError:
-            return False
-
-    def keys(self) -> list[TypeKey]:  # type: ignore[override]
-        return [_external_key(k, _PARAMETER_DICT_ATTRS) for k in super().keys()]
-
-    def items(self) -> list[tuple[TypeKey, Any]]:  # type: ignore[override]
-        return [(_external_key(k, _PARAMETER_DICT_ATTRS), p) for k, p in super().items()]
-
-    def __iter__(self):  # type: ignore[override]
-        return iter(self.keys())
 
 
 # -- dictionaries -----------------------------------------------------------------------------

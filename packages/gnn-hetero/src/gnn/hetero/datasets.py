@@ -13,16 +13,9 @@ import torch
 from torch import Tensor
 
 from gnn.core import HeteroData
+from gnn.core import validation as v
 
 __all__ = ["academic_graph"]
-
-
-def _check_count(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"'{name}' must be at least {low}, got {value}")
-    return value
 
 
 def _preferential(
@@ -83,12 +76,12 @@ def academic_graph(
         >>> data["paper"].x.shape
         torch.Size([400, 16])
     """
-    num_papers = _check_count("num_papers", num_papers, 1)
-    num_authors = _check_count("num_authors", num_authors, 1)
-    num_institutions = _check_count("num_institutions", num_institutions, 1)
-    num_classes = _check_count("num_classes", num_classes, 1)
-    num_features = _check_count("num_features", num_features, 2)
-    seed = _check_count("seed", seed, 0)
+    num_papers = v.check_int("num_papers", num_papers, 1)
+    num_authors = v.check_int("num_authors", num_authors, 1)
+    num_institutions = v.check_int("num_institutions", num_institutions, 1)
+    num_classes = v.check_int("num_classes", num_classes, 1)
+    num_features = v.check_int("num_features", num_features, 2)
+    seed = v.check_int("seed", seed, 0)
     if not 0.0 <= float(homophily) <= 1.0:
         raise ValueError(f"'homophily' must lie in [0, 1], got {homophily}")
     if not 0.0 < float(train_ratio) < 1.0:

@@ -346,3 +346,16 @@ def dict_type(node: Node, edge_level: bool) -> None:
     if node.type is not None:
         key = tuple[str, str, str] if edge_level else str
         node.type = typing.Dict[key, node.type]  # noqa: UP006 - a runtime annotation for fx's code
+
+
+def map_nested(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with ``leaf`` applied to every item that is not a dict, list or tuple, through
+    nested dicts, lists and tuples (rebuilt as ``dict``, ``list``, ``tuple``): how the ``output``
+    rewrites of :func:`~gnn.hetero.to_hetero` and ``to_hetero_with_bases`` reach every returned node."""
+    if isinstance(value, dict):
+        return {k: map_nested(item, leaf) for k, item in value.items()}
+    if isinstance(value, list):
+        return [map_nested(item, leaf) for item in value]
+    if isinstance(value, tuple):
+        return tuple(map_nested(item, leaf) for item in value)
+    return leaf(value)

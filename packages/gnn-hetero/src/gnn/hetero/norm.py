@@ -33,7 +33,48 @@ def _check_x(x: Any, in_channels: int) -> Tensor:
     return x
 
 
-class HeteroBatchNorm(torch.nn.Module):
+class _TypeAffineNorm(torch.nn.Module):
+    r"""What the per-type norms share: ``in_channels`` ``F`` and ``num_types`` ``T`` (positive
+    ints), ``eps``, and with ``affine`` the per-type scale ``weight`` and shift ``bias``
+    (``[T, F]`` each, else both ``None``) applied by :meth:`_scale_shift`."""
+
+    def __init__(
+        self, in_channels: int, num_types: int, eps: float, affine: bool, device: torch.device | None
+    ) -> None:
+        super().__init__()
+        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
+            raise ValueError(f"'in_channels' must be a positive int, got {in_channels!r}")
+        if not isinstance(num_types, int) or isinstance(num_types, bool) or num_types < 1:
+            raise ValueError(f"'num_types' must be a positive int, got {num_types!r}")
+        self.in_channels = in_channels
+        self.num_types = num_types
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight: Parameter | None = Parameter(torch.empty(num_types, in_channels, device=device))
+            self.bias: Parameter | None = Parameter(torch.empty(num_types, in_channels, device=device))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def _reset_affine(self) -> None:
+        """``weight`` 1, ``bias`` 0."""
+        if self.affine:
+            torch.nn.init.ones_(self.weight)
+            torch.nn.init.zeros_(self.bias)
+
+    def _scale_shift(self, out: Tensor, type_vec: Tensor) -> Tensor:
+        """``out * weight[t_i] + bias[t_i]`` row by row (``out`` itself without ``affine``)."""
+        if not self.affine:
+            return out
+        index = type_vec.long()
+        return torch.addcmul(self.bias.index_select(0, index), out, self.weight.index_select(0, index))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, num_types={self.num_types})"
+
+
+class HeteroBatchNorm(_TypeAffineNorm):
     r"""Batch normalization with statistics and affine parameters per type.
 
     .. math::
@@ -79,23 +120,9 @@ class HeteroBatchNorm(torch.nn.Module):
         track_running_stats: bool = True,
         device: torch.device | None = None,
     ) -> None:
-        super().__init__()
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"'in_channels' must be a positive int, got {in_channels!r}")
-        if not isinstance(num_types, int) or isinstance(num_types, bool) or num_types < 1:
-            raise ValueError(f"'num_types' must be a positive int, got {num_types!r}")
-        self.in_channels = in_channels
-        self.num_types = num_types
-        self.eps = eps
+        super().__init__(in_channels, num_types, eps, affine, device)
         self.momentum = momentum
-        self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight: Parameter | None = Parameter(torch.empty(num_types, in_channels, device=device))
-            self.bias: Parameter | None = Parameter(torch.empty(num_types, in_channels, device=device))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", torch.empty(num_types, in_channels, device=device))
             self.register_buffer("running_var", torch.empty(num_types, in_channels, device=device))
@@ -116,9 +143,7 @@ class HeteroBatchNorm(torch.nn.Module):
     def reset_parameters(self) -> None:
         """Reset the running statistics; ``weight`` 1, ``bias`` 0."""
         self.reset_running_stats()
-        if self.affine:
-            torch.nn.init.ones_(self.weight)
-            torch.nn.init.zeros_(self.bias)
+        self._reset_affine()
 
     def forward(self, x: Tensor, type_vec: Tensor) -> Tensor:
         """Normalize each row with the statistics of its type."""
@@ -146,15 +171,10 @@ class HeteroBatchNorm(torch.nn.Module):
                 )
         index = type_vec.long()
         out = (x - mean.index_select(0, index)) / var.clamp(self.eps).sqrt().index_select(0, index)
-        if self.affine:
-            out = torch.addcmul(self.bias.index_select(0, index), out, self.weight.index_select(0, index))
-        return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, num_types={self.num_types})"
+        return self._scale_shift(out, index)
 
 
-class HeteroLayerNorm(torch.nn.Module):
+class HeteroLayerNorm(_TypeAffineNorm):
     r"""Layer normalization of each row with affine parameters per type.
 
     .. math::
@@ -191,31 +211,15 @@ class HeteroLayerNorm(torch.nn.Module):
         mode: str = "node",
         device: torch.device | None = None,
     ) -> None:
-        super().__init__()
         if mode != "node":
             raise ValueError(f"'mode' must be 'node' (the only mode HeteroLayerNorm has), got {mode!r}")
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"'in_channels' must be a positive int, got {in_channels!r}")
-        if not isinstance(num_types, int) or isinstance(num_types, bool) or num_types < 1:
-            raise ValueError(f"'num_types' must be a positive int, got {num_types!r}")
-        self.in_channels = in_channels
-        self.num_types = num_types
-        self.eps = eps
-        self.affine = affine
+        super().__init__(in_channels, num_types, eps, affine, device)
         self.mode = mode
-        if affine:
-            self.weight: Parameter | None = Parameter(torch.empty(num_types, in_channels, device=device))
-            self.bias: Parameter | None = Parameter(torch.empty(num_types, in_channels, device=device))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """``weight`` 1, ``bias`` 0."""
-        if self.affine:
-            torch.nn.init.ones_(self.weight)
-            torch.nn.init.zeros_(self.bias)
+        self._reset_affine()
 
     def forward(
         self,
@@ -240,10 +244,4 @@ class HeteroLayerNorm(torch.nn.Module):
         else:
             type_vec = _check_types("type_vec", type_vec, x, self.num_types)
         out = F.layer_norm(x, (self.in_channels,), None, None, self.eps)
-        if self.affine:
-            index = type_vec.long()
-            out = torch.addcmul(self.bias.index_select(0, index), out, self.weight.index_select(0, index))
-        return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, num_types={self.num_types})"
+        return self._scale_shift(out, type_vec)

@@ -22,7 +22,7 @@ from ._utils import (
     warn_invalid_names,
     warn_unused_node_types,
 )
-from .fx import Transformer, dict_type, get_submodule
+from .fx import Transformer, dict_type, get_submodule, map_nested
 
 __all__ = ["ToHeteroTransformer", "to_hetero"]
 
@@ -259,24 +259,16 @@ class ToHeteroTransformer(Transformer):
         self._per_type(node, "call_function", target, name)
 
     def output(self, node: Node, target: Any, name: str) -> None:
-        def to_dicts(value: Any) -> Any:
-            if isinstance(value, Node):
-                typed = self._typed.get(value)
-                return value if typed is None else dict(typed)
-            if isinstance(value, dict):
-                return {k: to_dicts(item) for k, item in value.items()}
-            if isinstance(value, list):
-                return [to_dicts(item) for item in value]
-            if isinstance(value, tuple):
-                return tuple(to_dicts(item) for item in value)
-            return value
+        def to_dict(value: Any) -> Any:
+            typed = self._typed.get(value) if isinstance(value, Node) else None
+            return value if typed is None else dict(typed)
 
         result = node.args[0]
         if isinstance(result, Node) and result in self._typed:
             dict_type(node, self.is_edge_level(result))
         else:
             node.type = None
-        node.args = (to_dicts(result),)
+        node.args = (map_nested(result, to_dict),)
 
     def init_submodule(self, module: torch.nn.Module, target: str) -> torch.nn.Module:
         """One deep copy of ``module`` per type it was called for (re-initialized when there

@@ -28,7 +28,7 @@ from ._utils import (
     warn_invalid_names,
     warn_unused_node_types,
 )
-from .fx import Transformer, dict_type
+from .fx import Transformer, dict_type, map_nested
 
 __all__ = ["HeteroBasisConv", "LinearAlign", "ToHeteroWithBasesTransformer", "to_hetero_with_bases"]
 
@@ -285,12 +285,6 @@ class ToHeteroWithBasesTransformer(Transformer):
                 return self.graph.create_node(
                     "call_function", split_output, (value, offsets), name=f"{value.name}__split"
                 )
-            if isinstance(value, dict):
-                return {k: split(item) for k, item in value.items()}
-            if isinstance(value, list):
-                return [split(item) for item in value]
-            if isinstance(value, tuple):
-                return tuple(split(item) for item in value)
             return value
 
         result = node.args[0]
@@ -298,7 +292,7 @@ class ToHeteroWithBasesTransformer(Transformer):
             dict_type(node, self.is_edge_level(result))
         else:
             node.type = None
-        node.args = (split(result),)
+        node.args = (map_nested(result, split),)
 
     def init_submodule(self, module: torch.nn.Module, target: str) -> torch.nn.Module:
         if not isinstance(module, MessagePassing):

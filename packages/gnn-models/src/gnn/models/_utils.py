@@ -13,6 +13,7 @@ from torch import Tensor
 
 from gnn.core import validation as v
 from gnn.core.utils import maybe_num_nodes
+from gnn.core.validation import check_int as check_int  # re-exported: the models import it from here
 
 __all__ = [
     "average_precision",
@@ -187,15 +188,6 @@ def check_index_vector(name: str, value: object, upper: int | None = None, size:
     return t
 
 
-def check_int(name: str, value: object, low: int) -> int:
-    """``value`` checked as an ``int >= low``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int, got {v.describe(value)}")
-    if value < low:
-        raise ValueError(f"'{name}' must be at least {low}, got {value}")
-    return value
-
-
 class _TextProgress:
     """A minimal progress display on stderr (used when tqdm is not installed)."""
 
@@ -246,7 +238,15 @@ def skipgram_loss(embedding: torch.nn.Embedding, pos_rw: Tensor, neg_rw: Tensor,
         -\frac{1}{|N|}\sum_{(u, v) \in N} \log(1 - \sigma(z_u^\top z_v) + \epsilon)
 
     over the (centre, other) pairs ``P`` of ``pos_rw`` and ``N`` of ``neg_rw``.
+
+    Both must be ``[num_windows, context_size]`` index tensors into ``embedding``'s rows
+    (``ValueError`` / ``v.IndexRangeError`` naming ``pos_rw`` or ``neg_rw`` otherwise).
     """
+    for name, rw in (("pos_rw", pos_rw), ("neg_rw", neg_rw)):
+        v.check_tensor(name, rw)
+        if rw.dim() != 2:
+            raise ValueError(f"'{name}' must have shape [num_windows, context_size], got {v.describe(rw)}")
+        v.check_index_range(name, rw, embedding.weight.size(0))
     total = pos_rw.new_zeros((), dtype=embedding.weight.dtype)
     for rw, positive in ((pos_rw, True), (neg_rw, False)):
         z = embedding(rw.long())  # [n, C, D]

@@ -190,13 +190,6 @@ class MetaPath2Vec(torch.nn.Module):
 
     def loss(self, pos_rw: Tensor, neg_rw: Tensor) -> Tensor:
         """Node2Vec's skip-gram loss of positive and negative windows."""
-        for name, rw in (("pos_rw", pos_rw), ("neg_rw", neg_rw)):
-            v.check_tensor(name, rw)
-            if rw.dim() != 2:
-                raise ValueError(
-                    f"'{name}' must have shape [num_windows, context_size], got {v.describe(rw)}"
-                )
-            v.check_index_range(name, rw, self.dummy_idx + 1)
         return skipgram_loss(self.embedding, pos_rw, neg_rw, EPS)
 
     def test(

@@ -134,13 +134,6 @@ class Node2Vec(torch.nn.Module):
 
     def loss(self, pos_rw: Tensor, neg_rw: Tensor) -> Tensor:
         """The skip-gram loss of positive and negative windows (see the class docstring)."""
-        for name, rw in (("pos_rw", pos_rw), ("neg_rw", neg_rw)):
-            v.check_tensor(name, rw)
-            if rw.dim() != 2:
-                raise ValueError(
-                    f"'{name}' must have shape [num_windows, context_size], got {v.describe(rw)}"
-                )
-            v.check_index_range(name, rw, self.num_nodes)
         return skipgram_loss(self.embedding, pos_rw, neg_rw, self.EPS)
 
     def test(

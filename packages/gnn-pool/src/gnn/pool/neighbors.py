@@ -38,14 +38,6 @@ def _check_graph_batch(x: Tensor, batch: Tensor | None) -> Tensor | None:
     return batch
 
 
-def _check_count(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int, got {v.describe(value)}")
-    if value < low:
-        raise ValueError(f"'{name}' must be at least {low}, got {value}")
-    return value
-
-
 def knn_graph(
     x: Tensor,
     k: int,
@@ -87,7 +79,7 @@ def knn_graph(
                 [0, 1, 2]])
     """
     batch = _check_graph_batch(x, batch)
-    k = _check_count("k", k, 1)
+    k = v.check_int("k", k, 1)
     flow = check_flow(flow)
     pairs = ops.knn(x, x, k if loop else k + 1, batch, batch, cosine, num_workers, batch_size)
     return to_graph(pairs, bool(loop), flow, k, x.size(0) if x.dim() else 0)
@@ -132,7 +124,7 @@ def radius_graph(
                 [0, 1]])
     """
     batch = _check_graph_batch(x, batch)
-    max_num_neighbors = _check_count("max_num_neighbors", max_num_neighbors, 0)
+    max_num_neighbors = v.check_int("max_num_neighbors", max_num_neighbors, 0)
     flow = check_flow(flow)
     wanted = max_num_neighbors if loop else max_num_neighbors + 1
     pairs = ops.radius(x, x, r, batch, batch, wanted, num_workers, batch_size)

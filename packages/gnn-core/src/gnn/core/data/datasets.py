@@ -24,6 +24,7 @@ from importlib import resources
 import torch
 from torch import Tensor
 
+from .. import validation as v
 from ..utils import coalesce
 from .data import Data
 
@@ -62,14 +63,6 @@ def karate_club() -> Data:
     train_mask[[0, num_nodes - 1]] = True
     x = torch.eye(num_nodes)
     return Data(x=x, edge_index=edge_index, y=y, train_mask=train_mask)
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"'{name}' must be at least {low}, got {value}")
-    return value
 
 
 def _check_unit(name: str, value: float, closed_low: bool = True) -> float:
@@ -139,13 +132,13 @@ def planted_partition(
         >>> data.x.shape, int(data.y.max()) + 1
         (torch.Size([100, 16]), 2)
     """
-    num_nodes = _check_int("num_nodes", num_nodes, 1)
-    num_classes = _check_int("num_classes", num_classes, 1)
+    num_nodes = v.check_int("num_nodes", num_nodes, 1)
+    num_classes = v.check_int("num_classes", num_classes, 1)
     if num_classes > num_nodes:
         raise ValueError(f"'num_classes' ({num_classes}) must not exceed 'num_nodes' ({num_nodes})")
     p_in = _check_unit("p_in", p_in)
     p_out = _check_unit("p_out", p_out)
-    num_features = _check_int("num_features", num_features, 1)
+    num_features = v.check_int("num_features", num_features, 1)
     feature_noise = float(feature_noise)
     if not math.isfinite(feature_noise) or feature_noise < 0:
         raise ValueError(f"'feature_noise' must be a finite non-negative number, got {feature_noise}")
@@ -153,7 +146,7 @@ def planted_partition(
     val_ratio = _check_unit("val_ratio", val_ratio)
     if train_ratio + val_ratio > 1.0:
         raise ValueError(f"'train_ratio' + 'val_ratio' must not exceed 1, got {train_ratio} + {val_ratio}")
-    seed = _check_int("seed", seed, 0)
+    seed = v.check_int("seed", seed, 0)
 
     generator = torch.Generator().manual_seed(seed)
     y = (torch.arange(num_nodes) % num_classes)[torch.randperm(num_nodes, generator=generator)]
