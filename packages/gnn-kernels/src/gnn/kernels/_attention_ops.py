@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ._common import first_order
+
 ops = torch.ops.gnn_kernels
 
 
@@ -100,10 +102,12 @@ def _grads(ctx, backward_op, grad_out, grad_alpha):
     )
 
 
+@first_order("dot_attention_forward")
 def _dot_backward(ctx, grad_out, grad_alpha):
     return _grads(ctx, "dot_attention_backward", grad_out, grad_alpha)
 
 
+@first_order("gatv2_attention_forward")
 def _gatv2_backward(ctx, grad_out, grad_alpha):
     return _grads(ctx, "gatv2_attention_backward", grad_out, grad_alpha)
 

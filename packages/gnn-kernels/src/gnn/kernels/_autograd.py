@@ -11,7 +11,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_MUL, contiguous_rows
+from ._common import (
+    REDUCE_MAX,
+    REDUCE_MEAN,
+    REDUCE_MIN,
+    REDUCE_MUL,
+    contiguous_rows,
+    first_derivative_only,
+    first_order,
+)
 
 ops = torch.ops.gnn_kernels
 _MINMAX = (REDUCE_MAX, REDUCE_MIN)
@@ -96,6 +104,7 @@ def _spmm_sum_backward(ctx, grad):
     if value is not None and ctx.needs_input_grad[2]:
         per_head = ops.sddmm(rowptr, col, grad, x.contiguous())
         grad_value = per_head.sum(-1) if value.dim() == 1 else per_head
+        (grad_value,) = first_derivative_only("sddmm", (grad_value,), grad, x)
     return None, None, grad_value, grad_x, None, None, None, None, grad_self, None
 
 
@@ -139,6 +148,7 @@ def _attention_setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)  # an unused alpha gets no [E, H] zero gradient
 
 
+@first_order("attention_forward")
 def _attention_backward(ctx, grad_out, grad_alpha):
     rowptr, col, a_src, a_dst, a_edge, x, alpha, t_rowptr, t_col, t_perm = ctx.saved_tensors
     if t_rowptr is None:
@@ -282,6 +292,7 @@ def _softmax_setup(ctx, inputs, output):
     ctx.dim_size = dim_size
 
 
+@first_order("softmax_forward")
 def _softmax_backward(ctx, grad):
     out, index = ctx.saved_tensors
     return ops.softmax_backward(out, grad.contiguous(), index, ctx.dim_size), None, None
@@ -309,6 +320,7 @@ def _segment_matmul_setup(ctx, inputs, output):
     ctx.save_for_backward(*inputs)
 
 
+@first_order("segment_matmul")
 def _segment_matmul_backward(ctx, grad):
     inputs, ptr, other = ctx.saved_tensors
     need_inputs, need_other = ctx.needs_input_grad[0], ctx.needs_input_grad[2]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from ._common import first_order
+
 ops = torch.ops.gnn_kernels
 
 #: kinds of csrc/multi_reduce.h, plus the semi-gradient bit
@@ -60,6 +62,7 @@ def _setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
+@first_order("multi_reduce")
 def _backward(ctx, grad_out, _grad_aux):
     rowptr, col, x, temps, out, aux, t_rowptr, t_col = ctx.saved_tensors
     need_x, need_temps = ctx.needs_input_grad[2], temps is not None and ctx.needs_input_grad[4]
@@ -77,4 +80,40 @@ def _backward(ctx, grad_out, _grad_aux):
     return None, None, grad_x if need_x else None, None, grad_temps if need_temps else None, None, None, None
 
 
-torch.library.register_autograd("gnn_kernels::multi_reduce", _backward, setup_context=_setup)
+_LINEAR = (MULTI_CODES["sum"], MULTI_CODES["mean"])
+
+
+def _linear_backward(rowptr, col, x, codes, grad_out):
+    """The gradient of sums and means (linear in ``x``) in differentiable torch ops: each element
+    gets its group's incoming gradient (divided by the group size for a mean), added at its row of
+    ``x``. Used for ``create_graph=True`` (force training through a sum aggregation)."""
+    counts = rowptr[1:] - rowptr[:-1]
+    coeff = None
+    for j, code in enumerate(codes):
+        g = grad_out[:, j]
+        if code & 7 == MULTI_CODES["mean"]:
+            g = g / counts.clamp(min=1).to(g.dtype).unsqueeze(-1)
+        coeff = g if coeff is None else coeff + g
+    elements = int(rowptr[-1]) if rowptr.numel() else 0
+    group = torch.repeat_interleave(
+        torch.arange(counts.numel(), device=x.device), counts, output_size=elements
+    )
+    rows = col[:elements] if col is not None else torch.arange(elements, device=x.device)
+    return x.new_zeros(x.shape).index_add(0, rows, coeff.index_select(0, group))
+
+
+def _backward_any(ctx, grad_out, grad_aux):
+    need_temps = ctx.saved_tensors[3] is not None and ctx.needs_input_grad[4]
+    if (
+        torch.is_grad_enabled()  # create_graph=True: the gradient itself must be differentiable
+        and grad_out is not None
+        and ctx.needs_input_grad[2]
+        and not need_temps
+        and all(code & 7 in _LINEAR for code in ctx.codes)
+    ):
+        rowptr, col, x = ctx.saved_tensors[:3]
+        return None, None, _linear_backward(rowptr, col, x, ctx.codes, grad_out), None, None, None, None, None
+    return _backward(ctx, grad_out, grad_aux)
+
+
+torch.library.register_autograd("gnn_kernels::multi_reduce", _backward_any, setup_context=_setup)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ._common import first_order
+
 ops = torch.ops.gnn_kernels
 
 
@@ -30,6 +32,7 @@ def _setup(ctx, inputs, output):
     ctx.save_for_backward(x, types, other, index)
 
 
+@first_order("gather_matmul")
 def _backward(ctx, grad):
     x, types, other, index = ctx.saved_tensors
     need_inputs, need_other = ctx.needs_input_grad[0], ctx.needs_input_grad[2]

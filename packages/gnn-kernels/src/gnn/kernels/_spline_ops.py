@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ._common import first_order
+
 ops = torch.ops.gnn_kernels
 
 
@@ -47,6 +49,7 @@ def _basis_setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
+@first_order("spline_basis")
 def _basis_backward(ctx, grad_basis, _grad_index):
     pseudo, kernel_size, is_open_spline = ctx.saved_tensors
     if grad_basis is None or not ctx.needs_input_grad[0]:
@@ -66,6 +69,7 @@ def _weighting_setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
+@first_order("spline_weighting")
 def _weighting_backward(ctx, grad_out):
     x, weight, basis, weight_index = ctx.saved_tensors
     need_x, need_weight, need_basis = ctx.needs_input_grad[:3]
