@@ -287,6 +287,13 @@ class NeighborEmbedding(MessagePassing):
     def message(self, x_j: Tensor, W: Tensor) -> Tensor:
         return x_j * W
 
+    def aggregate(
+        self, inputs: Tensor, index: Tensor, ptr: Tensor | None = None, dim_size: int | None = None
+    ) -> Tensor:
+        # ops.scatter, not the sum aggregation's segment path: training on forces differentiates
+        # this sum twice, and gnn-kernels' one-pass segment reduction has no double backward
+        return ops.scatter(inputs, index, 0, dim_size, "sum")
+
 
 class EdgeEmbedding(torch.nn.Module):
     r"""Initial edge features :math:`\mathbf{f}_{ij} = (\mathbf{h}_i + \mathbf{h}_j) \odot W \mathbf{e}(r_{ij})`.
