@@ -315,11 +315,16 @@ class EdgeEmbedding(torch.nn.Module):
 
 
 # -- interaction blocks -----------------------------------------------------------------
-def _reject(vec: Tensor, d: Tensor) -> Tensor:
-    r""":math:`\vec{\mathbf{w}} - \langle\vec{\mathbf{w}}, \mathbf{d}\rangle\mathbf{d}` per channel:
-    ``vec [E, S, F]``, ``d [E, S]``."""
-    d = d.unsqueeze(2)
-    return vec - (vec * d).sum(dim=1, keepdim=True) * d
+def _rejection_dot(a: Tensor, b: Tensor, d: Tensor) -> Tensor:
+    r""":math:`\langle \mathrm{Rej}_{\mathbf{d}}(\vec{\mathbf{a}}), \mathrm{Rej}_{-\mathbf{d}}(\vec{\mathbf{b}})\rangle`
+    per channel, :math:`\mathrm{Rej}_{\mathbf{d}}(\vec{\mathbf{w}}) = \vec{\mathbf{w}} -
+    \langle\vec{\mathbf{w}}, \mathbf{d}\rangle\mathbf{d}`, expanded as
+    :math:`\langle\vec{\mathbf{a}}, \vec{\mathbf{b}}\rangle - \langle\vec{\mathbf{a}}, \mathbf{d}\rangle
+    \langle\vec{\mathbf{b}}, \mathbf{d}\rangle (2 - \lVert\mathbf{d}\rVert^2)` (no ``[E, S, F]``
+    rejections kept for the backward passes). ``a, b [E, S, F]``, ``d [E, S]`` -> ``[E, F]``."""
+    dd = d.unsqueeze(2)
+    ad, bd, ab = (a * dd).sum(dim=1), (b * dd).sum(dim=1), (a * b).sum(dim=1)
+    return ab - ad * bd * (2.0 - (d * d).sum(dim=1, keepdim=True))
 
 
 class ViS_MP(MessagePassing):
@@ -449,8 +454,7 @@ class ViS_MP(MessagePassing):
         )
 
     def edge_update(self, w_trg_i: Tensor, w_src_j: Tensor, d_ij: Tensor, f_ij: Tensor) -> Tensor:
-        w_dot = (_reject(w_trg_i, d_ij) * _reject(w_src_j, -d_ij)).sum(dim=1)
-        return self.act(self.f_proj(f_ij)) * w_dot
+        return self.act(self.f_proj(f_ij)) * _rejection_dot(w_trg_i, w_src_j, d_ij)
 
 
 class ViS_MP_Vertex(ViS_MP):
@@ -481,8 +485,8 @@ class ViS_MP_Vertex(ViS_MP):
     def edge_update(  # type: ignore[override]
         self, w_trg_i: Tensor, w_src_j: Tensor, t_trg_i: Tensor, t_src_i: Tensor, d_ij: Tensor, f_ij: Tensor
     ) -> Tensor:
-        w_dot = (_reject(w_trg_i, d_ij) * _reject(w_src_j, -d_ij)).sum(dim=1)
-        t_dot = (_reject(t_trg_i, d_ij) * _reject(t_src_i, -d_ij)).sum(dim=1)
+        w_dot = _rejection_dot(w_trg_i, w_src_j, d_ij)
+        t_dot = _rejection_dot(t_trg_i, t_src_i, d_ij)
         f1, f2 = self.act(self.f_proj(f_ij)).split(self.hidden_channels, dim=-1)
         return f1 * w_dot + f2 * t_dot
 
