@@ -28,6 +28,7 @@ sum runs through :func:`gnn.core.ops.scatter`.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, Embedding, Linear, ModuleList, Sequential
 
@@ -97,8 +98,10 @@ class NodeBlock(torch.nn.Module):
         self.bn.reset_parameters()
 
     def forward(self, node_emb: Tensor, edge_emb: Tensor, i: Tensor) -> Tensor:
-        c1 = self.bn_c1(self.lin_c1(torch.cat([node_emb.index_select(0, i), edge_emb], dim=1)))
-        c1_emb = ops.scatter(_gate(c1), i, 0, node_emb.size(0), "sum")
+        # W [h_i || e_ij] + b = (W_h h)_i + W_e e_ij + b: the atoms' part projected per atom
+        w_node, w_edge = self.lin_c1.weight.split([node_emb.size(1), edge_emb.size(1)], dim=1)
+        c1 = F.linear(node_emb, w_node).index_select(0, i) + F.linear(edge_emb, w_edge, self.lin_c1.bias)
+        c1_emb = ops.scatter(_gate(self.bn_c1(c1)), i, 0, node_emb.size(0), "sum")
         return (node_emb + self.bn(c1_emb)).tanh()
 
 
@@ -106,8 +109,11 @@ class EdgeBlock(torch.nn.Module):
     r"""GNNFF's edge update from the pair term :math:`\mathbf{h}_i \odot \mathbf{h}_j` and the sum over
     the triplets :math:`k \to j \to i` (see the module docstring).
 
-    Shapes: ``node_emb [N, F_n]``, ``edge_emb [E, F_e]``, ``i, j [E]``, the triplets'
-    ``idx_i, idx_j, idx_k, idx_ji, idx_kj [T]`` -> ``[E, F_e]``.
+    Shapes: ``node_emb [N, F_n]``, ``edge_emb [E, F_e]``, ``i, j [E]`` (receiver and sender of every
+    edge), the triplets' ``idx_i, idx_j, idx_k, idx_ji, idx_kj [T]`` -> ``[E, F_e]``. The triplets'
+    atoms are the endpoints of their edges (``idx_i = i[idx_ji]``, ``idx_j = j[idx_ji]``,
+    ``idx_k = j[idx_kj]``, as :func:`triplets` gives them), so the atoms' terms are read through the
+    edges.
     """
 
     def __init__(self, hidden_node_channels: int, hidden_edge_channels: int) -> None:
@@ -137,18 +143,19 @@ class EdgeBlock(torch.nn.Module):
     ) -> Tensor:
         pair = node_emb.index_select(0, i) * node_emb.index_select(0, j)
         c2_emb = self.bn_c2_2(_gate(self.bn_c2(self.lin_c2(pair))))
-        c3 = torch.cat(
-            [
-                node_emb.index_select(0, idx_i),
-                node_emb.index_select(0, idx_j),
-                node_emb.index_select(0, idx_k),
-                edge_emb.index_select(0, idx_ji),
-                edge_emb.index_select(0, idx_kj),
-            ],
-            dim=1,
+        # W [h_i || h_j || h_k || e_ji || e_kj] + b splits into a term of the edge j -> i and one of
+        # the edge k -> j (whose receiver is j and sender k), each computed once per edge and gathered
+        # per triplet: no [T, 3 F_n + 2 F_e] concatenation and no matmul over the triplets
+        n, e = node_emb.size(1), edge_emb.size(1)
+        w_i, w_j, w_k, w_ji, w_kj = self.lin_c3.weight.split([n, n, n, e, e], dim=1)
+        term_ji = (
+            F.linear(node_emb, w_i).index_select(0, i)
+            + F.linear(node_emb, w_j).index_select(0, j)
+            + F.linear(edge_emb, w_ji, self.lin_c3.bias)
         )
-        c3 = _gate(self.bn_c3(self.lin_c3(c3)))
-        c3_emb = self.bn_c3_2(ops.scatter(c3, idx_ji, 0, edge_emb.size(0), "sum"))
+        term_kj = F.linear(node_emb, w_k).index_select(0, j) + F.linear(edge_emb, w_kj)
+        c3 = term_ji.index_select(0, idx_ji) + term_kj.index_select(0, idx_kj)
+        c3_emb = self.bn_c3_2(ops.scatter(_gate(self.bn_c3(c3)), idx_ji, 0, edge_emb.size(0), "sum"))
         return (edge_emb + c2_emb + c3_emb).tanh()
 
 
