@@ -16,6 +16,10 @@ pay the same graph construction and the ratio compares the models themselves. Ou
 equal (after a strict ``state_dict`` load) before timing; the contenders run interleaved in one
 process. ``--memory`` adds the extra peak RSS of one step in a fresh process per library.
 
+Memory: at the issue's 128 molecules (2,597 atoms, 47,520 edges) one ViSNet step holds its whole
+double-backward graph, about 12-13 GB in either library (the ``lmax=2, vertex`` row about twice as
+much); on a small or shared machine use ``--molecules 32``.
+
     python benchmarks/bench_visnet.py [--molecules 128] [--repeat 5] [--models ViSNet GNNFF] [--memory]
 """
 
