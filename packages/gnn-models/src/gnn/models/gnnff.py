@@ -172,7 +172,7 @@ def triplets(
 
     Example:
         >>> triplets(torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), 3)[2:5]  # path 0 - 1 - 2
-        (tensor([2, 0]), tensor([1, 1]), tensor([0, 2]))
+        (tensor([0, 2]), tensor([1, 1]), tensor([2, 0]))
     """
     src, dst = edge_index[0].long(), edge_index[1].long()
     num_edges = src.numel()
