@@ -104,6 +104,14 @@ _EXPORTS.update(
     }
 )
 
+# -- issue 16 (part 2): equivariant / direct-force molecular models -------------------------------
+_EXPORTS.update(
+    {
+        "ViSNet": ".visnet",
+        "GNNFF": ".gnnff",
+    }
+)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .deepgcn import DeepGCNLayer  # noqa: F401
     from .encoding import PositionalEncoding, TemporalEncoding  # noqa: F401
     from .functional import bro, gini  # noqa: F401
+    from .gnnff import GNNFF  # noqa: F401
     from .gpse import GPSE, GPSENodeEncoder  # noqa: F401
     from .graph_unet import GraphUNet  # noqa: F401
     from .jumping_knowledge import JumpingKnowledge  # noqa: F401
@@ -142,6 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .sgformer import SGFormer  # noqa: F401
     from .signed_gcn import SignedGCN  # noqa: F401
     from .tgn import TGNMemory  # noqa: F401
+    from .visnet import ViSNet  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
