@@ -144,8 +144,9 @@ def spmm_self(
     flat = x.reshape(x.size(0), feats)
     flat_self = None if x_self is None else x_self.reshape(csr.num_rows, feats)
     if (
-        csr.nnz * feats >= _SPARSE_MM_MIN_WORK  # the cheap test first: small graphs stop here
-        and reduce in ("sum", "add", "mean")
+        reduce in ("sum", "add", "mean")
+        and not torch.compiler.is_compiling()  # before the size test, which would specialize a trace
+        and csr.nnz * feats >= _SPARSE_MM_MIN_WORK  # small graphs stop here
         and _torch_sparse_ok(flat, value)
     ):
         if value is not None and value.dtype != flat.dtype:
