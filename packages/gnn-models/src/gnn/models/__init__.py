@@ -82,6 +82,15 @@ _EXPORTS.update(
     }
 )
 
+# -- issue 16: molecular 3-D models (SchNet, DimeNet, DimeNet++) --------------------------------
+_EXPORTS.update(
+    {
+        "SchNet": ".schnet",
+        "DimeNet": ".dimenet",
+        "DimeNetPlusPlus": ".dimenet",
+    }
+)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data_parallel import DataParallel  # noqa: F401
     from .deep_graph_infomax import DeepGraphInfomax  # noqa: F401
     from .deepgcn import DeepGCNLayer  # noqa: F401
+    from .dimenet import DimeNet, DimeNetPlusPlus  # noqa: F401
     from .encoding import PositionalEncoding, TemporalEncoding  # noqa: F401
     from .functional import bro, gini  # noqa: F401
     from .graph_unet import GraphUNet  # noqa: F401
@@ -110,6 +120,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pmlp import PMLP  # noqa: F401
     from .rect import RECT_L  # noqa: F401
     from .rev_gnn import GroupAddRev  # noqa: F401
+    from .schnet import SchNet  # noqa: F401
     from .signed_gcn import SignedGCN  # noqa: F401
 
 
