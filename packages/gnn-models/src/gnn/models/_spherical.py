@@ -38,11 +38,11 @@ def bessel_coefficients(order: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if order == 0:
         return cur
     prev, cur = cur, ((0, 0, 1), (0, -1))  # j_1 = sin / x^2 - cos / x
-    for l in range(1, order):
+    for deg in range(1, order):
         nxt = []
         for a_cur, a_prev in zip(cur, prev):
             # (2l + 1) * u * cur - prev
-            shifted = [0] + [(2 * l + 1) * c for c in a_cur]
+            shifted = [0] + [(2 * deg + 1) * c for c in a_cur]
             size = max(len(shifted), len(a_prev))
             poly = [
                 (shifted[p] if p < len(shifted) else 0) - (a_prev[p] if p < len(a_prev) else 0)
@@ -69,15 +69,15 @@ def spherical_bessel_zeros(num_orders: int, num_roots: int) -> tuple[tuple[float
     :math:`n\pi`)."""
     total = num_roots + num_orders
     zeros = [[math.pi * (n + 1) for n in range(total)]]
-    for l in range(1, num_orders):
+    for deg in range(1, num_orders):
         prev = zeros[-1]
         found = []
         for n in range(len(prev) - 1):
             lo, hi = prev[n], prev[n + 1]
-            f_lo = _bessel_float(l, lo)
+            f_lo = _bessel_float(deg, lo)
             for _ in range(200):
                 mid = 0.5 * (lo + hi)
-                f_mid = _bessel_float(l, mid)
+                f_mid = _bessel_float(deg, mid)
                 if (f_mid > 0) == (f_lo > 0):
                     lo, f_lo = mid, f_mid
                 else:
@@ -113,12 +113,12 @@ def legendre_coefficients(degree: int) -> tuple[float, ...]:
     if degree == 0:
         return tuple(prev)
     cur: list[float] = [0.0, 1.0]
-    for l in range(1, degree):
-        nxt = [0.0] * (l + 2)
+    for deg in range(1, degree):
+        nxt = [0.0] * (deg + 2)
         for p, c in enumerate(cur):
-            nxt[p + 1] += (2 * l + 1) * c / (l + 1)
+            nxt[p + 1] += (2 * deg + 1) * c / (deg + 1)
         for p, c in enumerate(prev):
-            nxt[p] -= l * c / (l + 1)
+            nxt[p] -= deg * c / (deg + 1)
         prev, cur = cur, nxt
     return tuple(cur)
 
@@ -129,13 +129,13 @@ def spherical_harmonics_m0(num_degrees: int, cos_angle: Tensor) -> Tensor:
     out = []
     p_prev = torch.ones_like(cos_angle)
     p_cur = cos_angle
-    for l in range(num_degrees):
-        if l == 0:
+    for deg in range(num_degrees):
+        if deg == 0:
             p = p_prev
-        elif l == 1:
+        elif deg == 1:
             p = p_cur
-        else:  # (l) P_l = (2l - 1) t P_{l-1} - (l - 1) P_{l-2}
-            p = ((2 * l - 1) * cos_angle * p_cur - (l - 1) * p_prev) / l
+        else:  # l P_l = (2l - 1) t P_{l-1} - (l - 1) P_{l-2}
+            p = ((2 * deg - 1) * cos_angle * p_cur - (deg - 1) * p_prev) / deg
             p_prev, p_cur = p_cur, p
-        out.append(math.sqrt((2 * l + 1) / (4 * math.pi)) * p)
+        out.append(math.sqrt((2 * deg + 1) / (4 * math.pi)) * p)
     return torch.stack(out, dim=-1)

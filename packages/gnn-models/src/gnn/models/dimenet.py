@@ -156,14 +156,14 @@ class SphericalBasisLayer(torch.nn.Module):
         self.envelope = Envelope(envelope_exponent)
         zeros = torch.tensor(spherical_bessel_zeros(num_spherical, num_radial), dtype=torch.float64)
         norm = torch.empty_like(zeros)
-        for l in range(num_spherical):
-            a, b = bessel_coefficients(l + 1)
+        for deg in range(num_spherical):
+            a, b = bessel_coefficients(deg + 1)
             for n in range(num_radial):
-                x = zeros[l, n].item()
+                x = zeros[deg, n].item()
                 j_next = math.sin(x) * sum(c * x**-p for p, c in enumerate(a)) + math.cos(x) * sum(
                     c * x**-p for p, c in enumerate(b)
                 )
-                norm[l, n] = math.sqrt(2.0) / abs(j_next)
+                norm[deg, n] = math.sqrt(2.0) / abs(j_next)
         # constants of the closed form, not state: kept out of the state_dict (as in PyG)
         self.register_buffer("bessel_zeros", zeros, persistent=False)
         self.register_buffer("bessel_norm", norm, persistent=False)
@@ -173,10 +173,10 @@ class SphericalBasisLayer(torch.nn.Module):
         d = (dist / self.cutoff).unsqueeze(-1)
         zeros = self.bessel_zeros.to(dist.dtype)
         out = []
-        for l in range(self.num_spherical):
-            arg = d * zeros[l]
+        for deg in range(self.num_spherical):
+            arg = d * zeros[deg]
             u = arg.reciprocal()
-            a, b = bessel_coefficients(l)
+            a, b = bessel_coefficients(deg)
             pa = _poly(a, u)
             pb = _poly(b, u)
             out.append(torch.sin(arg) * pa + torch.cos(arg) * pb)
