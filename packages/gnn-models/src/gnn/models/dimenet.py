@@ -124,7 +124,7 @@ class BesselBasisLayer(torch.nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            torch.arange(1, self.freq.numel() + 1, out=self.freq).mul_(math.pi)
+            self.freq.copy_(torch.arange(1, self.freq.numel() + 1, dtype=self.freq.dtype) * math.pi)
 
     def forward(self, dist: Tensor) -> Tensor:
         d = dist.unsqueeze(-1) / self.cutoff

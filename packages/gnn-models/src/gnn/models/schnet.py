@@ -93,8 +93,15 @@ class GaussianSmearing(torch.nn.Module):
         self.register_buffer("offset", offset)
 
     def forward(self, dist: Tensor) -> Tensor:
-        diff = dist.reshape(-1, 1) - self.offset.view(1, -1)
-        return torch.exp(self.coeff * diff.square())
+        arg = self.coeff * (dist.reshape(-1, 1) - self.offset.view(1, -1)).square()
+        if dist.dtype == torch.float64:
+            return torch.exp(arg)
+        # below e^-50 (~2e-22, far under float32's resolution of the largest entry) the value is
+        # set to zero: tails of e^-88..e^-103 are subnormal floats, and they (and their products in
+        # the backward passes) make the matmuls that follow many times slower on CPUs
+        # (the clamp keeps ``exp`` itself and its backward away from subnormals too)
+        zero = torch.zeros((), dtype=arg.dtype, device=arg.device)
+        return torch.where(arg > -50.0, torch.exp(arg.clamp(min=-50.0)), zero)
 
 
 def _cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
