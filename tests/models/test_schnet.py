@@ -307,3 +307,49 @@ def test_from_qm9_pretrained_never_downloads(tmp_path):
     with pytest.raises(ValueError, match="'target'"):
         SchNet.from_qm9_pretrained(str(tmp_path), dataset=None, target=12)
     assert list(tmp_path.iterdir()) == []  # nothing was fetched or created
+
+
+def test_from_qm9_pretrained_reads_local_files(tmp_path):
+    """With the extracted archive present, the split and the SchNetPack weights are read (a
+    stand-in object with SchNetPack 0.3's attribute layout replaces the pickled model here)."""
+    np = pytest.importorskip("numpy")
+    from types import SimpleNamespace as NS
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear
+    interactions = [
+        NS(
+            filter_network=[lin(50, 128), lin(128, 128)],
+            cfconv=NS(in2f=lin(128, 128, bias=False), f2out=lin(128, 128)),
+            dense=lin(128, 128),
+            cutoff_network=NS(cutoff=torch.tensor(10.0)),
+        )
+        for _ in range(6)
+    ]
+    out = NS(
+        out_net=[None, NS(out_net=[lin(128, 64), lin(64, 1)])],
+        atom_pool=NS(average=False),
+        standardize=NS(mean=torch.tensor(0.5), stddev=torch.tensor(2.0)),
+        atomref=torch.nn.Embedding(100, 1),
+    )
+    state = NS(
+        representation=NS(embedding=torch.nn.Embedding(100, 128), interactions=interactions),
+        output_modules=[out],
+    )
+    folder = tmp_path / "trained_schnet_models" / "qm9_energy_U0"
+    folder.mkdir(parents=True)
+    torch.save(state, folder / "best_model")
+    np.savez(
+        folder / "split.npz", train_idx=np.array([0, 2]), val_idx=np.array([1]), test_idx=np.array([3, 4])
+    )
+    dataset = torch.arange(10) * 10
+    model, train, val, test = SchNet.from_qm9_pretrained(str(tmp_path), dataset, 7)
+    assert train.tolist() == [0, 20] and val.tolist() == [10] and test.tolist() == [30, 40]
+    assert (model.mean, model.std, model.dipole) == (0.5, 2.0, False)
+    assert repr(model.readout) == "SumAggregation()"
+    testing.assert_close(model.embedding.weight, state.representation.embedding.weight)
+    testing.assert_close(model.interactions[3].mlp[2].weight, interactions[3].filter_network[1].weight)
+    testing.assert_close(model.interactions[5].conv.lin1.weight, interactions[5].cfconv.in2f.weight)
+    testing.assert_close(model.interactions[0].lin.bias, interactions[0].dense.bias)
+    testing.assert_close(model.lin2.weight, out.out_net[1].out_net[1].weight)
+    testing.assert_close(model.atomref.weight, out.atomref.weight)

@@ -808,7 +808,85 @@ class DimeNetPlusPlus(DimeNet):
         return (u * w).sum(-1) / (dist.index_select(0, idx_ji) * dist.index_select(0, idx_kj))
 
 
+#: hyper-parameters of the QM9 models of the DimeNet authors
+_QM9_HPARAMS = {
+    "DimeNet": dict(
+        hidden_channels=128, out_channels=1, num_blocks=6, num_bilinear=8, num_spherical=7, num_radial=6
+    ),
+    "DimeNetPlusPlus": dict(
+        hidden_channels=128,
+        out_channels=1,
+        num_blocks=4,
+        int_emb_size=64,
+        basis_emb_size=8,
+        out_emb_channels=256,
+        num_spherical=7,
+        num_radial=6,
+    ),
+}
+
+
 def _model_from_checkpoint(cls: type, get: Callable[[str], Tensor]) -> DimeNet:
-    """Build ``cls`` with the QM9 hyper-parameters of the DimeNet authors and copy the
-    variables of their TensorFlow checkpoint (read with ``get(name)``) into it."""
-    raise NotImplementedError  # filled below
+    """Build ``cls`` with the QM9 hyper-parameters of the DimeNet authors and copy the variables
+    of their TensorFlow (Keras) checkpoint into it; ``get(path)`` returns the variable stored
+    under ``path + "/.ATTRIBUTES/VARIABLE_VALUE"``. Dense kernels are ``[in, out]`` (transposed
+    into ``Linear.weight``); the bilinear tensor has the layout of :class:`InteractionBlock`'s
+    ``W``.
+
+    The variable paths follow the layer names of the authors' implementation (``rbf_layer``,
+    ``emb_block``, ``output_blocks/<i>``, ``int_blocks/<i>``, ...); they were checked here only
+    against a checkpoint written with the same names, not against the published files.
+    """
+    plus = issubclass(cls, DimeNetPlusPlus)
+    model = cls(**_QM9_HPARAMS["DimeNetPlusPlus" if plus else "DimeNet"])
+
+    def copy(param: Tensor, path: str, transpose: bool = False) -> None:
+        value = get(f"{path}/.ATTRIBUTES/VARIABLE_VALUE")
+        value = value.t() if transpose else value
+        if tuple(value.shape) != tuple(param.shape):
+            raise ValueError(
+                f"checkpoint variable {path!r} has shape {tuple(value.shape)}, expected {tuple(param.shape)}"
+            )
+        with torch.no_grad():
+            param.copy_(value)
+
+    def dense(lin: Linear, path: str) -> None:
+        copy(lin.weight, f"{path}/kernel", transpose=True)
+        if lin.bias is not None:
+            copy(lin.bias, f"{path}/bias")
+
+    def residuals(layers: torch.nn.ModuleList, path: str) -> None:
+        for k, layer in enumerate(layers):
+            dense(layer.lin1, f"{path}/{k}/dense_1")
+            dense(layer.lin2, f"{path}/{k}/dense_2")
+
+    copy(model.rbf.freq, "rbf_layer/frequencies")
+    copy(model.emb.emb.weight, "emb_block/embeddings")
+    dense(model.emb.lin_rbf, "emb_block/dense_rbf")
+    dense(model.emb.lin, "emb_block/dense")
+    for i, block in enumerate(model.output_blocks):
+        dense(block.lin_rbf, f"output_blocks/{i}/dense_rbf")
+        if plus:
+            dense(block.lin_up, f"output_blocks/{i}/up_projection")
+        for k, lin in enumerate(block.lins):
+            dense(lin, f"output_blocks/{i}/dense_layers/{k}")
+        dense(block.lin, f"output_blocks/{i}/dense_final")
+    for i, block in enumerate(model.interaction_blocks):
+        path = f"int_blocks/{i}"
+        if plus:
+            dense(block.lin_rbf1, f"{path}/dense_rbf1")
+            dense(block.lin_rbf2, f"{path}/dense_rbf2")
+            dense(block.lin_sbf1, f"{path}/dense_sbf1")
+            dense(block.lin_sbf2, f"{path}/dense_sbf2")
+            dense(block.lin_down, f"{path}/down_projection")
+            dense(block.lin_up, f"{path}/up_projection")
+        else:
+            dense(block.lin_rbf, f"{path}/dense_rbf")
+            dense(block.lin_sbf, f"{path}/dense_sbf")
+            copy(block.W, f"{path}/bilinear")
+        dense(block.lin_kj, f"{path}/dense_kj")
+        dense(block.lin_ji, f"{path}/dense_ji")
+        residuals(block.layers_before_skip, f"{path}/layers_before_skip")
+        dense(block.lin, f"{path}/final_before_skip")
+        residuals(block.layers_after_skip, f"{path}/layers_after_skip")
+    return model
