@@ -39,6 +39,7 @@ from gnn.core.nn.mlp import resolve_activation
 from gnn.core.ops import ptr_from_sorted_index
 from gnn.pool import radius_graph
 
+from ._gather_scatter import gather_mul_scatter
 from ._spherical import bessel_coefficients, spherical_bessel_zeros, spherical_harmonics_m0
 from .schnet import check_molecules
 
@@ -415,7 +416,8 @@ class InteractionPPBlock(torch.nn.Module):
         x_kj = self.act(self.lin_kj(x)) * self.lin_rbf2(self.lin_rbf1(rbf))
         x_kj = self.act(self.lin_down(x_kj))
         sbf = self.lin_sbf2(self.lin_sbf1(sbf))
-        x_kj = _sum_into(x_kj.index_select(0, idx_kj) * sbf, idx_ji, x.size(0))
+        # sum over the triplets k -> j -> i of x_kj[kj] * sbf, without saving [T, C] gathers
+        x_kj = gather_mul_scatter(x_kj, sbf, idx_kj, idx_ji, _sorted_ptr(idx_ji, x.size(0)), x.size(0))
         x_kj = self.act(self.lin_up(x_kj))
         return _skip_stack(self, x, x_ji + x_kj)
 
