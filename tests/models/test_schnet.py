@@ -353,3 +353,13 @@ def test_from_qm9_pretrained_reads_local_files(tmp_path):
     testing.assert_close(model.interactions[0].lin.bias, interactions[0].dense.bias)
     testing.assert_close(model.lin2.weight, out.out_net[1].out_net[1].weight)
     testing.assert_close(model.atomref.weight, out.atomref.weight)
+
+
+def test_dipole_without_ase_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ase", None)
+    monkeypatch.setitem(sys.modules, "ase.data", None)
+    with pytest.raises(ImportError, match=r"gnn-models\[ase\]"):
+        SchNet(8, 8, 1, 5, dipole=True)
+    SchNet(8, 8, 1, 5)  # the rest works without it
