@@ -34,12 +34,14 @@ from torch.nn import Embedding, Linear
 from gnn.core import ops
 from gnn.core import validation as v
 from gnn.core.cache import memo
+from gnn.core.nn.act import no_forward_hooks
 from gnn.core.nn.inits import glorot_orthogonal
 from gnn.core.nn.mlp import resolve_activation
 from gnn.core.ops import ptr_from_sorted_index
 from gnn.pool import radius_graph
 
 from ._gather_scatter import gather_mul_scatter
+from ._lean_dense import dense_act
 from ._spherical import bessel_coefficients, spherical_bessel_zeros, spherical_harmonics_m0
 from .schnet import check_molecules
 
@@ -212,6 +214,15 @@ def _poly(coeffs: tuple[int, ...], u: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------
 # blocks
 # --------------------------------------------------------------------------------------
+def _dense(lin: Linear, act: Callable, x: Tensor) -> Tensor:
+    """``act(lin(x))``, with the memory-lean double backward of :func:`dense_act` when no hook
+    could see the difference."""
+    modules = (lin, act) if isinstance(act, torch.nn.Module) else (lin,)
+    if no_forward_hooks(*modules):
+        return dense_act(x, lin, act)
+    return act(lin(x))
+
+
 def _sorted_ptr(index: Tensor, size: int) -> Tensor | None:
     """Offsets of ``index`` when it is sorted (remembered per index tensor), else ``None``."""
     if torch.compiler.is_compiling():
@@ -259,7 +270,7 @@ class EmbeddingBlock(torch.nn.Module):
 
     def forward(self, x: Tensor, rbf: Tensor, i: Tensor, j: Tensor) -> Tensor:
         h = self.emb(x)
-        rbf = self.act(self.lin_rbf(rbf))
+        rbf = _dense(self.lin_rbf, self.act, rbf)
         w_i, w_j, w_r = self.lin.weight.chunk(3, dim=1)
         atoms = h @ torch.cat([w_i, w_j], dim=0).t()  # [N, 2H]
         hid = w_i.size(0)
@@ -284,13 +295,13 @@ class ResidualLayer(torch.nn.Module):
             lin.bias.data.fill_(0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.act(self.lin2(self.act(self.lin1(x))))
+        return x + _dense(self.lin2, self.act, _dense(self.lin1, self.act, x))
 
 
 def _skip_stack(block: torch.nn.Module, x: Tensor, h: Tensor) -> Tensor:
     for layer in block.layers_before_skip:
         h = layer(h)
-    h = block.act(block.lin(h)) + x
+    h = _dense(block.lin, block.act, h) + x
     for layer in block.layers_after_skip:
         h = layer(h)
     return h
@@ -349,8 +360,8 @@ class InteractionBlock(torch.nn.Module):
     def forward(self, x: Tensor, rbf: Tensor, sbf: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> Tensor:
         rbf = self.lin_rbf(rbf)
         sbf = self.lin_sbf(sbf)
-        x_ji = self.act(self.lin_ji(x))
-        x_kj = self.act(self.lin_kj(x)) * rbf
+        x_ji = _dense(self.lin_ji, self.act, x)
+        x_kj = _dense(self.lin_kj, self.act, x) * rbf
         hid, bil = self.W.size(0), self.W.size(1)
         # per edge: y[e, b, i] = sum_l x_kj[e, l] W[i, b, l]; per triplet: sum_b sbf[t, b] y[kj_t, b, :]
         y = (x_kj @ self.W.permute(2, 1, 0).reshape(hid, bil * hid)).view(-1, bil, hid)
@@ -412,13 +423,13 @@ class InteractionPPBlock(torch.nn.Module):
             layer.reset_parameters()
 
     def forward(self, x: Tensor, rbf: Tensor, sbf: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> Tensor:
-        x_ji = self.act(self.lin_ji(x))
-        x_kj = self.act(self.lin_kj(x)) * self.lin_rbf2(self.lin_rbf1(rbf))
-        x_kj = self.act(self.lin_down(x_kj))
+        x_ji = _dense(self.lin_ji, self.act, x)
+        x_kj = _dense(self.lin_kj, self.act, x) * self.lin_rbf2(self.lin_rbf1(rbf))
+        x_kj = _dense(self.lin_down, self.act, x_kj)
         sbf = self.lin_sbf2(self.lin_sbf1(sbf))
         # sum over the triplets k -> j -> i of x_kj[kj] * sbf, without saving [T, C] gathers
         x_kj = gather_mul_scatter(x_kj, sbf, idx_kj, idx_ji, _sorted_ptr(idx_ji, x.size(0)), x.size(0))
-        x_kj = self.act(self.lin_up(x_kj))
+        x_kj = _dense(self.lin_up, self.act, x_kj)
         return _skip_stack(self, x, x_ji + x_kj)
 
 
@@ -542,7 +553,7 @@ def triplets(
 
     Example:
         >>> ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # path 0 - 1 - 2
-        >>> triplets(ei, 3)[5:]  # (idx_kj, idx_ji): 0 -> 1 -> 2 and 2 -> 1 -> 0
+        >>> triplets(ei, 3)[5:]  # (idx_kj, idx_ji): 2 -> 1 -> 0 and 0 -> 1 -> 2
         (tensor([3, 0]), tensor([1, 2]))
     """
     edge_index = v.check_edge_index(edge_index)
