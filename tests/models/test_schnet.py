@@ -363,3 +363,36 @@ def test_dipole_without_ase_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"gnn-models\[ase\]"):
         SchNet(8, 8, 1, 5, dipole=True)
     SchNet(8, 8, 1, 5)  # the rest works without it
+
+
+def test_gaussian_smearing_function_gradchecks():
+    from gnn.models.schnet import _Smearing
+
+    dist = (torch.rand(9, dtype=torch.float64) * 5).requires_grad_()
+    offset = torch.linspace(0, 5, 6, dtype=torch.float64)
+    coeff = -0.5 / 1.0**2
+    fn = lambda d: _Smearing.apply(d, offset, coeff)  # noqa: E731
+    testing.assert_close(
+        fn(dist), torch.exp(coeff * (dist.view(-1, 1) - offset).square()), atol=1e-15, rtol=1e-12
+    )
+    assert torch.autograd.gradcheck(fn, (dist,))
+    assert torch.autograd.gradgradcheck(fn, (dist,))
+
+
+def test_float32_forces_match_pyg():
+    ours, theirs = pair(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=20, cutoff=2.5)
+    ours, theirs = ours.float(), theirs.float()
+    with torch.no_grad():
+        theirs.lin2.weight.normal_()
+        ours.lin2.weight.copy_(theirs.lin2.weight)
+    z, pos, batch = molecules()
+    pos = pos.detach().float().requires_grad_()
+    e1, f1 = energy_forces(ours, z, pos, batch)
+    e2, f2 = energy_forces(theirs, z, pos, batch)
+    testing.assert_close(e1, e2, atol=1e-4, rtol=1e-4)
+    testing.assert_close(f1, f2, atol=1e-4, rtol=1e-4)
+    (f1.square().sum()).backward()
+    (f2.square().sum()).backward()
+    theirs_grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        testing.assert_close(p.grad, theirs_grads[name].grad, atol=1e-3, rtol=1e-3, msg=name)

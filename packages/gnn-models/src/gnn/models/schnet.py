@@ -93,15 +93,34 @@ class GaussianSmearing(torch.nn.Module):
         self.register_buffer("offset", offset)
 
     def forward(self, dist: Tensor) -> Tensor:
-        arg = self.coeff * (dist.reshape(-1, 1) - self.offset.view(1, -1)).square()
         if dist.dtype == torch.float64:
-            return torch.exp(arg)
-        # below e^-50 (~2e-22, far under float32's resolution of the largest entry) the value is
-        # set to zero: tails of e^-88..e^-103 are subnormal floats, and they (and their products in
-        # the backward passes) make the matmuls that follow many times slower on CPUs
-        # (the clamp keeps ``exp`` itself and its backward away from subnormals too)
-        zero = torch.zeros((), dtype=arg.dtype, device=arg.device)
-        return torch.where(arg > -50.0, torch.exp(arg.clamp(min=-50.0)), zero)
+            diff = dist.reshape(-1, 1) - self.offset.view(1, -1)
+            return torch.exp(self.coeff * diff.square())
+        # float32 and below: tails under e^-50 (~2e-22, far under float32's resolution of the
+        # largest entry) are exact zeros. Tails of e^-88..e^-103 would be subnormal floats, and they
+        # (and their products in the backward passes) make the matmuls that follow many times
+        # slower on CPUs. The function saves only ``dist`` and its output for its derivatives.
+        return _Smearing.apply(dist.reshape(-1), self.offset, self.coeff)
+
+
+class _Smearing(torch.autograd.Function):
+    """``exp(coeff (d - mu)^2)`` with exact zeros where the exponent is below -50."""
+
+    @staticmethod
+    def forward(ctx, dist, offset, coeff):  # type: ignore[override]
+        arg = (dist.view(-1, 1) - offset.view(1, -1)).square_().mul_(coeff)
+        tail = arg < -50.0
+        out = arg.clamp_(min=-50.0).exp_().masked_fill_(tail, 0.0)
+        ctx.save_for_backward(dist, offset, out)
+        ctx.coeff = coeff
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        dist, offset, out = ctx.saved_tensors
+        # d out / d dist = 2 coeff (d - mu) out (differentiable: the double backward runs through it)
+        diff = dist.view(-1, 1) - offset.view(1, -1)
+        return (grad * out * diff).sum(1) * (2.0 * ctx.coeff), None, None
 
 
 def _cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
