@@ -21,16 +21,21 @@ same on both sides and the ratio measures the models themselves.
 Peak memory: the extra peak RSS of one step after a warm-up step, in a fresh process per
 library with glibc's mmap threshold fixed at 64 KiB (``--no-memory`` skips it).
 
+``--clock cpu`` times with the process's CPU time instead of the wall clock (with ``--threads 1``: a
+fairer ratio on a machine that other jobs load; the default is the wall clock).
+
 Usage: python benchmarks/bench_molecules.py [--molecules 128] [--repeat 5] [--models schnet dimenet++]
-       [--no-memory] [--markdown]
+       [--clock wall|cpu] [--threads N] [--no-memory] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +139,19 @@ def step(model: torch.nn.Module, z, pos, batch) -> Callable[[], None]:
     return run
 
 
+def interleaved_cpu_ms(fns: dict[str, Callable[[], None]], repeat: int) -> dict[str, float]:
+    """As ``timing.interleaved_median_ms`` with the process's CPU time."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            t0 = time.process_time()
+            fn()
+            times[key].append(time.process_time() - t0)
+    return {key: statistics.median(values) * 1e3 for key, values in times.items()}
+
+
 def peak_memory_mb(model: str, lib: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one step in a fresh process (VmHWM reset after a warm-up step)."""
     code = f"""
@@ -165,9 +183,13 @@ def main() -> None:
     parser.add_argument("--molecules", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--models", nargs="+", default=["schnet", "dimenet++"])
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--markdown", action="store_true")
     args, _ = parser.parse_known_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         import torch_geometric  # noqa: F401
     except ImportError:
@@ -182,7 +204,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.molecules} molecules, "
         f"{z.numel()} atoms, {edge_index.size(1)} edges, {num_triplets} triplets (cutoff 5); "
-        f"energy + forces + double backward, median of {args.repeat} (ms)"
+        f"energy + forces + double backward, median of {args.repeat} ({args.clock} clock, ms)"
     )
     header = (
         "model",
@@ -201,9 +223,8 @@ def main() -> None:
         torch.testing.assert_close(e1, e2, atol=1e-3, rtol=1e-3)
         torch.testing.assert_close(f1, f2, atol=1e-3, rtol=1e-3)
         del e1, f1, e2, f2
-        ms = interleaved_median_ms(
-            {"gnn": step(ours, z, pos, batch), "pyg": step(theirs, z, pos, batch)}, args.repeat
-        )
+        timer = interleaved_cpu_ms if args.clock == "cpu" else interleaved_median_ms
+        ms = timer({"gnn": step(ours, z, pos, batch), "pyg": step(theirs, z, pos, batch)}, args.repeat)
         mem = {} if args.no_memory else {lib: peak_memory_mb(model, lib, args) for lib in ("gnn", "pyg")}
         rows.append(
             (
