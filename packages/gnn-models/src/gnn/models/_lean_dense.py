@@ -5,9 +5,9 @@ and the loss on ``F`` is backpropagated into the weights. Through ``y = act(x W^
 autograd keeps, until the second pass, ``x``, the pre-activation ``z``, the incoming gradient
 ``g_y`` and ``g_z = g_y * act'(z)``: four ``[E, H]`` tensors per layer. Here the forward keeps
 ``x`` and ``z`` (and the parameters), the first backward is itself a function that keeps ``g_y``
-(and the same ``x``), and the second backward recomputes ``z`` as a function of ``x`` (one matmul)
-and differentiates the first backward by autograd on the spot: three ``[E, H]`` tensors per layer
-stay alive, the rest is transient.
+(and the same ``x`` and ``z``), and the second backward differentiates the first one by autograd on
+the spot (and through ``z = x W^T + b`` by hand): three ``[E, H]`` tensors per layer stay alive, the
+rest is transient.
 
 The values and gradients of every order are those of ``act(F.linear(x, W, b))``.
 """
@@ -56,7 +56,7 @@ class _DenseActGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, g, x, w, b, z, act, needs):  # type: ignore[override]
-        ctx.save_for_backward(g, x, w, b)
+        ctx.save_for_backward(g, x, w, b, z)  # (x and z are the forward's: no new memory but g)
         ctx.act, ctx.needs = act, needs
         with torch.no_grad():
             g_z = _act_grad(act, z, g)
@@ -67,12 +67,11 @@ class _DenseActGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, bar_x, bar_w, bar_b):  # type: ignore[override]
-        g, x, w, b = ctx.saved_tensors
-        leaves = [t.detach().requires_grad_() if t is not None else None for t in (g, x, w, b)]
+        g, x, w, b, z = ctx.saved_tensors
+        g_, x_, w_, z_ = (t.detach().requires_grad_() for t in (g, x, w, z))
         with torch.enable_grad():
-            g_, x_, w_, b_ = leaves
-            z = F.linear(x_, w_, b_)
-            g_z = _act_grad(ctx.act, z, g_, create_graph=True)
+            # the first backward as a function of (g, x, w, z); z = x w^T + b is chained below
+            g_z = _act_grad(ctx.act, z_, g_, create_graph=True)
             outs, bars = [], []
             if bar_x is not None:
                 outs.append(g_z @ w_)
@@ -80,16 +79,23 @@ class _DenseActGrad(torch.autograd.Function):
             if bar_w is not None:
                 outs.append(g_z.reshape(-1, g_z.size(-1)).t() @ x_.reshape(-1, x_.size(-1)))
                 bars.append(bar_w)
-            if bar_b is not None and b_ is not None:
+            if bar_b is not None and b is not None:
                 outs.append(g_z.reshape(-1, g_z.size(-1)).sum(0))
                 bars.append(bar_b)
-            inputs = [t for t in leaves if t is not None]
             if not outs:
                 return None, None, None, None, None, None, None
-            grads = torch.autograd.grad(outs, inputs, bars, allow_unused=True)
-        grads = iter(grads)
-        result = [next(grads) if t is not None else None for t in leaves]
-        return (*result, None, None, None)
+            grad_g, grad_x, grad_w, grad_z = torch.autograd.grad(
+                outs, (g_, x_, w_, z_), bars, allow_unused=True
+            )
+        grad_b = None
+        if grad_z is not None:  # through z = x w^T + b
+            flat = grad_z.reshape(-1, grad_z.size(-1))
+            chain_x = grad_z @ w
+            chain_w = flat.t() @ x.reshape(-1, x.size(-1))
+            grad_x = chain_x if grad_x is None else grad_x + chain_x
+            grad_w = chain_w if grad_w is None else grad_w + chain_w
+            grad_b = flat.sum(0) if b is not None else None
+        return grad_g, grad_x, grad_w, grad_b, None, None, None
 
 
 def dense_act(x: Tensor, lin: torch.nn.Linear, act: Callable[[Tensor], Tensor]) -> Tensor:
