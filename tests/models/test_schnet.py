@@ -396,3 +396,29 @@ def test_float32_forces_match_pyg():
     theirs_grads = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         testing.assert_close(p.grad, theirs_grads[name].grad, atol=1e-3, rtol=1e-3, msg=name)
+
+
+def test_lean_filter_layer_gradchecks_and_steps_aside_for_hooks():
+    from gnn.models._lean_dense import dense_act
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 4).double()
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    holder = type("Lin", (), {})
+
+    def fn(x, w, b):
+        layer = holder()
+        layer.weight, layer.bias = w, b
+        return dense_act(x, layer, ShiftedSoftplus())
+
+    w, b = lin.weight.detach().clone().requires_grad_(), lin.bias.detach().clone().requires_grad_()
+    testing.assert_close(fn(x, w, b), ShiftedSoftplus()(lin(x)), atol=1e-12, rtol=1e-12)
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+    block = InteractionBlock(6, 5, 4, cutoff=3.0)
+    seen = []
+    block.mlp[1].register_forward_hook(lambda *a: seen.append(1))
+    pos = torch.rand(5, 3) * 2
+    ei = brute_radius_graph(pos, 3.0, torch.zeros(5, dtype=torch.long))
+    dist = (pos[ei[0]] - pos[ei[1]]).norm(dim=-1)
+    block(torch.randn(5, 6), ei, dist, GaussianSmearing(0.0, 3.0, 5)(dist))
+    assert seen == [1]

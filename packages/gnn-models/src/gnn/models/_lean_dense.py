@@ -29,6 +29,9 @@ def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -
     if act is F.silu or getattr(act, "__name__", "") == "swish" or type(act) is torch.nn.SiLU:
         s = torch.sigmoid(z)
         return g * s * (1.0 + z * (1.0 - s))
+    derivative = getattr(act, "_derivative", None)  # an activation that knows its derivative
+    if derivative is not None:
+        return g * derivative(z)
     with torch.enable_grad():
         zz = z if create_graph else z.detach().requires_grad_()
         (g_z,) = torch.autograd.grad(act(zz), zz, g, create_graph=create_graph)

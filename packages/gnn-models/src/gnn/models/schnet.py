@@ -33,8 +33,11 @@ from torch.nn import Embedding, Linear, ModuleList, Sequential
 from gnn.core import validation as v
 from gnn.core.aggr.basic import SumAggregation
 from gnn.core.message_passing import MessagePassing
+from gnn.core.nn.act import no_forward_hooks
 from gnn.core.registry import aggregations
 from gnn.pool import radius_graph
+
+from ._lean_dense import dense_act
 
 __all__ = [
     "CFConv",
@@ -72,6 +75,11 @@ class ShiftedSoftplus(torch.nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x) - self.shift
+
+    @staticmethod
+    def _derivative(x: Tensor) -> Tensor:
+        r""":math:`\mathrm{ssp}'(x) = \sigma(x)` (for :func:`gnn.models._lean_dense.dense_act`)."""
+        return torch.sigmoid(x)
 
 
 class GaussianSmearing(torch.nn.Module):
@@ -151,8 +159,23 @@ class CFConv(MessagePassing):
         torch.nn.init.xavier_uniform_(self.lin2.weight)
         self.lin2.bias.data.fill_(0)
 
+    def _filter(self, edge_attr: Tensor) -> Tensor:
+        nn = self.nn
+        plain = (
+            isinstance(nn, Sequential)
+            and len(nn) == 3
+            and isinstance(nn[0], Linear)
+            and type(nn[1]) is ShiftedSoftplus
+            and isinstance(nn[2], Linear)
+            and no_forward_hooks(nn, nn[0], nn[1], nn[2])
+        )
+        if not plain:
+            return nn(edge_attr)
+        # SchNet's own filter network: the first layer with a memory-lean double backward
+        return nn[2](dense_act(edge_attr, nn[0], nn[1]))
+
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
-        W = self.nn(edge_attr) * _cosine_cutoff(edge_weight, self.cutoff).view(-1, 1)
+        W = self._filter(edge_attr) * _cosine_cutoff(edge_weight, self.cutoff).view(-1, 1)
         x = self.propagate(edge_index, x=self.lin1(x), W=W)
         return self.lin2(x)
 
