@@ -53,9 +53,10 @@ DEPENDS: dict[str, list[str]] = {
     "gnn-kernels": [],
 }
 #: optional extras installed in the 'all' environment, so that no test is skipped there
-EXTRAS: dict[str, str] = {"gnn-pool": "faiss", "gnn-models": "captum,hub"}
-#: more of what the 'all' environment holds: PyG to compare against, tabulate for its summary()
-ALL_TEST_EXTRAS = [PYG_SPEC, "tabulate"]
+EXTRAS: dict[str, str] = {"gnn-pool": "faiss", "gnn-models": "captum,hub,ase"}
+#: more of what the 'all' environment holds: PyG to compare against, tabulate for its summary(),
+#: sympy and scipy for PyG's DimeNet bases (gnn's are closed-form; PyG's are compared against)
+ALL_TEST_EXTRAS = [PYG_SPEC, "tabulate", "sympy", "scipy"]
 EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"
 
 nox.options.reuse_existing_virtualenvs = True

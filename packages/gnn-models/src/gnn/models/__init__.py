@@ -112,6 +112,15 @@ _EXPORTS.update(
     }
 )
 
+# -- issue 16: molecular 3-D models (SchNet, DimeNet, DimeNet++) --------------------------------
+_EXPORTS.update(
+    {
+        "SchNet": ".schnet",
+        "DimeNet": ".dimenet",
+        "DimeNetPlusPlus": ".dimenet",
+    }
+)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,6 +135,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data_parallel import DataParallel  # noqa: F401
     from .deep_graph_infomax import DeepGraphInfomax  # noqa: F401
     from .deepgcn import DeepGCNLayer  # noqa: F401
+    from .dimenet import DimeNet, DimeNetPlusPlus  # noqa: F401
     from .encoding import PositionalEncoding, TemporalEncoding  # noqa: F401
     from .functional import bro, gini  # noqa: F401
     from .gnnff import GNNFF  # noqa: F401
@@ -148,6 +158,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .rect import RECT_L  # noqa: F401
     from .renet import RENet  # noqa: F401
     from .rev_gnn import GroupAddRev  # noqa: F401
+    from .schnet import SchNet  # noqa: F401
     from .sgformer import SGFormer  # noqa: F401
     from .signed_gcn import SignedGCN  # noqa: F401
     from .tgn import TGNMemory  # noqa: F401
