@@ -1,15 +1,33 @@
-"""Input checks shared by the 3-D molecular models of gnn-models (not public API)."""
+"""Input checks and pieces shared by the 3-D molecular models of gnn-models (not public API;
+:class:`ShiftedSoftplus` is public through :mod:`gnn.models.schnet` and :mod:`gnn.models.gnnff`)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gnn.core import validation as v
 
 from ._utils import check_index_vector
 
-__all__ = ["check_molecules", "check_positive", "unit_edges"]
+__all__ = ["ShiftedSoftplus", "check_molecules", "check_positive", "unit_edges"]
+
+
+class ShiftedSoftplus(torch.nn.Module):
+    r""":math:`\mathrm{ssp}(x) = \ln(1 + e^x) - \ln 2` (zero at the origin), elementwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift = torch.log(torch.tensor(2.0)).item()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x) - self.shift
+
+    @staticmethod
+    def _derivative(x: Tensor) -> Tensor:
+        r""":math:`\mathrm{ssp}'(x) = \sigma(x)` (for :func:`gnn.models._lean_dense.dense_act`)."""
+        return torch.sigmoid(x)
 
 
 def check_molecules(

@@ -36,23 +36,12 @@ from gnn.core import ops
 from gnn.core.utils import group_counts
 from gnn.pool import radius_graph
 
-from ._molecule import check_molecules, check_positive, unit_edges
+from ._molecule import ShiftedSoftplus, check_molecules, check_positive, unit_edges  # public here too
 from ._utils import check_int
 
 __all__ = ["EdgeBlock", "GNNFF", "GaussianFilter", "NodeBlock", "ShiftedSoftplus", "triplets"]
 
 _NUM_ELEMENTS = 95  # atom types of GNNFF's embedding
-
-
-class ShiftedSoftplus(torch.nn.Module):
-    r""":math:`\mathrm{ssp}(x) = \ln(1 + e^x) - \ln 2` (zero at zero)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shift = float(torch.tensor(2.0).log())  # ln 2 in float32, as PyG keeps it
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.nn.functional.softplus(x) - self.shift
 
 
 class GaussianFilter(torch.nn.Module):

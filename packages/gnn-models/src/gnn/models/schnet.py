@@ -26,7 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding, Linear, ModuleList, Sequential
 
@@ -38,6 +37,7 @@ from gnn.core.registry import aggregations
 from gnn.pool import radius_graph
 
 from ._lean_dense import dense_act
+from ._molecule import ShiftedSoftplus  # public here too, as in PyG
 
 __all__ = [
     "CFConv",
@@ -64,22 +64,6 @@ qm9_target_dict: dict[int, str] = {
     10: "free_energy",
     11: "heat_capacity",
 }
-
-
-class ShiftedSoftplus(torch.nn.Module):
-    r""":math:`\mathrm{ssp}(x) = \ln(1 + e^x) - \ln 2` (zero at the origin), elementwise."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shift = torch.log(torch.tensor(2.0)).item()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.softplus(x) - self.shift
-
-    @staticmethod
-    def _derivative(x: Tensor) -> Tensor:
-        r""":math:`\mathrm{ssp}'(x) = \sigma(x)` (for :func:`gnn.models._lean_dense.dense_act`)."""
-        return torch.sigmoid(x)
 
 
 class GaussianSmearing(torch.nn.Module):
