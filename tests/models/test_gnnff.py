@@ -1,7 +1,7 @@
-"""GNNFF: PyG parity after a strict load in training and eval mode (PyG runs here on a brute-force
-``pyg::radius`` and a loop-built triplet list defined in this test, since torch-sparse and pyg-lib
-are not installed), the triplets against a loop reference, equivariance of the forces, batching,
-empty and single-atom inputs, gradients, bad input, signatures and repr."""
+"""GNNFF: PyG parity after a strict load in training and eval mode (PyG runs here on the brute-force
+``pyg::radius`` of ``conftest.py`` and a loop-built triplet list defined in this test, since
+torch-sparse and pyg-lib are not installed), the triplets against a loop reference, equivariance of
+the forces, batching, empty and single-atom inputs, gradients, bad input, signatures and repr."""
 
 from __future__ import annotations
 
@@ -18,21 +18,6 @@ from gnn.models import gnnff as mod
 
 
 # -- reference pieces (loops) -------------------------------------------------------------
-def brute_radius(x: Tensor, y: Tensor, bx: Tensor, by: Tensor, r: float, k: int, no_self: bool) -> Tensor:
-    """``[2, E]`` pairs (query in ``y``, neighbour in ``x``) closer than ``r`` within one example,
-    at most ``k`` per query, those of smallest index."""
-    rows, cols = [], []
-    for i in range(y.size(0)):
-        found = [
-            j
-            for j in range(x.size(0))
-            if bx[j] == by[i] and not (no_self and i == j) and float(((x[j] - y[i]) ** 2).sum()) <= r * r
-        ][:k]
-        rows += [i] * len(found)
-        cols += found
-    return torch.tensor([rows, cols], dtype=torch.long).view(2, -1)
-
-
 def loop_triplets(edge_index: Tensor, num_nodes: int):
     """Every (edge k -> j, edge j -> i) with k != i, by a double loop over the edges."""
     src, dst = edge_index.tolist()
@@ -47,39 +32,12 @@ def loop_triplets(edge_index: Tensor, num_nodes: int):
 
 
 @pytest.fixture
-def pyg(monkeypatch):
-    pyg = pytest.importorskip("torch_geometric")
+def pyg(pyg_with_radius, monkeypatch):
+    """PyG on the brute-force radius search of ``conftest.py`` and :func:`loop_triplets`."""
     import torch_geometric.nn.models.gnnff as pyg_gnnff
-    import torch_geometric.typing
 
-    monkeypatch.setattr(torch_geometric.typing, "WITH_RADIUS", True)
     monkeypatch.setattr(pyg_gnnff, "triplets", loop_triplets)  # PyG's needs torch-sparse
-    if not hasattr(torch.ops.pyg, "radius"):
-
-        @torch.library.custom_op("pyg::radius", mutates_args=())
-        def radius(
-            x: Tensor,
-            y: Tensor,
-            ptr_x: Tensor | None,
-            ptr_y: Tensor | None,
-            r: float,
-            max_num_neighbors: int,
-            num_workers: int,
-            ignore_same_index: bool,
-        ) -> Tensor:
-            bx = (
-                torch.zeros(x.size(0), dtype=torch.long)
-                if ptr_x is None
-                else torch.repeat_interleave(ptr_x.diff())
-            )
-            by = (
-                torch.zeros(y.size(0), dtype=torch.long)
-                if ptr_y is None
-                else torch.repeat_interleave(ptr_y.diff())
-            )
-            return brute_radius(x, y, bx, by, r, max_num_neighbors, ignore_same_index)
-
-    return pyg
+    return pyg_with_radius
 
 
 def molecules(sizes, seed=0, dtype=torch.float32):

@@ -1,5 +1,5 @@
 """ViSNet: PyG parity after a strict load (energies and forces; PyG runs here on a brute-force
-``pyg::radius`` defined in this test), forces against finite differences, rotation / translation
+``pyg::radius`` from ``conftest.py``), forces against finite differences, rotation / translation
 invariance of the energy and equivariance of the forces, batching, empty and single-atom inputs,
 bad input, signatures and repr."""
 
@@ -21,56 +21,10 @@ SMALL = dict(num_layers=2, hidden_channels=16, num_heads=4, num_rbf=8)
 
 
 # -- PyG on a brute-force radius search --------------------------------------------------
-def brute_radius(x: Tensor, y: Tensor, bx: Tensor, by: Tensor, r: float, k: int, no_self: bool) -> Tensor:
-    """``[2, E]`` pairs (query in ``y``, neighbour in ``x``) closer than ``r`` within one example,
-    at most ``k`` per query, those of smallest index (loop over queries)."""
-    rows, cols = [], []
-    for i in range(y.size(0)):
-        found = []
-        for j in range(x.size(0)):
-            if bx[j] != by[i] or (no_self and i == j):
-                continue
-            if float(((x[j] - y[i]) ** 2).sum()) <= r * r:
-                found.append(j)
-        found = found[:k]
-        rows += [i] * len(found)
-        cols += found
-    return torch.tensor([rows, cols], dtype=torch.long).view(2, -1)
-
-
 @pytest.fixture
-def pyg(monkeypatch):
-    """PyG with its ``radius_graph`` running on :func:`brute_radius` (pyg-lib is not installed)."""
-    pyg = pytest.importorskip("torch_geometric")
-    import torch_geometric.typing
-
-    monkeypatch.setattr(torch_geometric.typing, "WITH_RADIUS", True)
-    if not hasattr(torch.ops.pyg, "radius"):
-
-        @torch.library.custom_op("pyg::radius", mutates_args=())
-        def radius(
-            x: Tensor,
-            y: Tensor,
-            ptr_x: Tensor | None,
-            ptr_y: Tensor | None,
-            r: float,
-            max_num_neighbors: int,
-            num_workers: int,
-            ignore_same_index: bool,
-        ) -> Tensor:
-            bx = (
-                torch.zeros(x.size(0), dtype=torch.long)
-                if ptr_x is None
-                else torch.repeat_interleave(ptr_x.diff())
-            )
-            by = (
-                torch.zeros(y.size(0), dtype=torch.long)
-                if ptr_y is None
-                else torch.repeat_interleave(ptr_y.diff())
-            )
-            return brute_radius(x, y, bx, by, r, max_num_neighbors, ignore_same_index)
-
-    return pyg
+def pyg(pyg_with_radius):
+    """PyG with its ``radius_graph`` running on ``conftest.py``'s brute force (no pyg-lib here)."""
+    return pyg_with_radius
 
 
 def molecules(sizes, seed=0, dtype=torch.float32, spread=1.2):
