@@ -298,6 +298,25 @@ class ResidualLayer(torch.nn.Module):
         return x + _dense(self.lin2, self.act, _dense(self.lin1, self.act, x))
 
 
+def _add_skip_layers(
+    block: torch.nn.Module, hidden_channels: int, num_before_skip: int, num_after_skip: int, act: Callable
+) -> None:
+    """Registers ``layers_before_skip``, ``lin`` and ``layers_after_skip`` (in that order, PyG's
+    keys) on an interaction block; :func:`_skip_stack` runs them."""
+    block.layers_before_skip = torch.nn.ModuleList(
+        [ResidualLayer(hidden_channels, act) for _ in range(num_before_skip)]
+    )
+    block.lin = Linear(hidden_channels, hidden_channels)
+    block.layers_after_skip = torch.nn.ModuleList(
+        [ResidualLayer(hidden_channels, act) for _ in range(num_after_skip)]
+    )
+
+
+def _reset_skip_layers(block: torch.nn.Module) -> None:
+    for layer in [*block.layers_before_skip, *block.layers_after_skip]:
+        layer.reset_parameters()
+
+
 def _skip_stack(block: torch.nn.Module, x: Tensor, h: Tensor) -> Tensor:
     for layer in block.layers_before_skip:
         h = layer(h)
@@ -337,13 +356,7 @@ class InteractionBlock(torch.nn.Module):
         self.lin_kj = Linear(hidden_channels, hidden_channels)
         self.lin_ji = Linear(hidden_channels, hidden_channels)
         self.W = torch.nn.Parameter(torch.empty(hidden_channels, num_bilinear, hidden_channels))
-        self.layers_before_skip = torch.nn.ModuleList(
-            [ResidualLayer(hidden_channels, act) for _ in range(num_before_skip)]
-        )
-        self.lin = Linear(hidden_channels, hidden_channels)
-        self.layers_after_skip = torch.nn.ModuleList(
-            [ResidualLayer(hidden_channels, act) for _ in range(num_after_skip)]
-        )
+        _add_skip_layers(self, hidden_channels, num_before_skip, num_after_skip, act)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -354,8 +367,7 @@ class InteractionBlock(torch.nn.Module):
             lin.bias.data.fill_(0)
         with torch.no_grad():
             self.W.normal_(mean=0.0, std=2.0 / self.W.size(0))
-        for layer in [*self.layers_before_skip, *self.layers_after_skip]:
-            layer.reset_parameters()
+        _reset_skip_layers(self)
 
     def forward(self, x: Tensor, rbf: Tensor, sbf: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> Tensor:
         rbf = self.lin_rbf(rbf)
@@ -404,13 +416,7 @@ class InteractionPPBlock(torch.nn.Module):
         self.lin_ji = Linear(hidden_channels, hidden_channels)
         self.lin_down = Linear(hidden_channels, int_emb_size, bias=False)
         self.lin_up = Linear(int_emb_size, hidden_channels, bias=False)
-        self.layers_before_skip = torch.nn.ModuleList(
-            [ResidualLayer(hidden_channels, act) for _ in range(num_before_skip)]
-        )
-        self.lin = Linear(hidden_channels, hidden_channels)
-        self.layers_after_skip = torch.nn.ModuleList(
-            [ResidualLayer(hidden_channels, act) for _ in range(num_after_skip)]
-        )
+        _add_skip_layers(self, hidden_channels, num_before_skip, num_after_skip, act)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -419,8 +425,7 @@ class InteractionPPBlock(torch.nn.Module):
         for lin in (self.lin_kj, self.lin_ji, self.lin):
             glorot_orthogonal(lin.weight, scale=2.0)
             lin.bias.data.fill_(0)
-        for layer in [*self.layers_before_skip, *self.layers_after_skip]:
-            layer.reset_parameters()
+        _reset_skip_layers(self)
 
     def forward(self, x: Tensor, rbf: Tensor, sbf: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> Tensor:
         x_ji = _dense(self.lin_ji, self.act, x)
@@ -449,7 +454,54 @@ def _check_output_initializer(output_initializer: object) -> str:
     return output_initializer  # type: ignore[return-value]
 
 
-class OutputBlock(torch.nn.Module):
+class _OutputStack(torch.nn.Module):
+    """What :class:`OutputBlock` and :class:`OutputPPBlock` share: ``lin_rbf``, the sum over the
+    edges into atoms, an optional up-projection ``lin_up`` (DimeNet++), ``lins`` and ``lin``."""
+
+    def __init__(
+        self,
+        num_radial: int,
+        hidden_channels: int,
+        out_emb_channels: int | None,
+        out_channels: int,
+        num_layers: int,
+        act: Callable,
+        output_initializer: str,
+    ) -> None:
+        super().__init__()
+        self.act = act
+        self.output_initializer = _check_output_initializer(output_initializer)
+        self.lin_rbf = Linear(num_radial, hidden_channels, bias=False)
+        width = hidden_channels
+        if out_emb_channels is not None:
+            self.lin_up = Linear(hidden_channels, out_emb_channels, bias=False)
+            width = out_emb_channels
+        self._up = out_emb_channels is not None
+        self.lins = torch.nn.ModuleList([Linear(width, width) for _ in range(num_layers)])
+        self.lin = Linear(width, out_channels, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        glorot_orthogonal(self.lin_rbf.weight, scale=2.0)
+        if self._up:
+            glorot_orthogonal(self.lin_up.weight, scale=2.0)
+        for lin in self.lins:
+            glorot_orthogonal(lin.weight, scale=2.0)
+            lin.bias.data.fill_(0)
+        _init_output(self.lin, self.output_initializer)
+
+    def forward(self, x: Tensor, rbf: Tensor, i: Tensor, num_nodes: int | None = None) -> Tensor:
+        x = self.lin_rbf(rbf) * x
+        size = num_nodes if num_nodes is not None else (int(i.max()) + 1 if i.numel() else 0)
+        x = _sum_into(x, i, size)
+        if self._up:
+            x = self.lin_up(x)
+        for lin in self.lins:
+            x = self.act(lin(x))
+        return self.lin(x)
+
+
+class OutputBlock(_OutputStack):
     r"""Per-atom output of DimeNet: :math:`t_i = W \sigma(\dots\sigma(W_1 \sum_{j}
     (W_r e(d_{ji})) \odot m_{ji}))`.
 
@@ -465,31 +517,10 @@ class OutputBlock(torch.nn.Module):
         act: Callable,
         output_initializer: str = "zeros",
     ) -> None:
-        super().__init__()
-        self.act = act
-        self.output_initializer = _check_output_initializer(output_initializer)
-        self.lin_rbf = Linear(num_radial, hidden_channels, bias=False)
-        self.lins = torch.nn.ModuleList([Linear(hidden_channels, hidden_channels) for _ in range(num_layers)])
-        self.lin = Linear(hidden_channels, out_channels, bias=False)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        glorot_orthogonal(self.lin_rbf.weight, scale=2.0)
-        for lin in self.lins:
-            glorot_orthogonal(lin.weight, scale=2.0)
-            lin.bias.data.fill_(0)
-        _init_output(self.lin, self.output_initializer)
-
-    def forward(self, x: Tensor, rbf: Tensor, i: Tensor, num_nodes: int | None = None) -> Tensor:
-        x = self.lin_rbf(rbf) * x
-        size = num_nodes if num_nodes is not None else (int(i.max()) + 1 if i.numel() else 0)
-        x = _sum_into(x, i, size)
-        for lin in self.lins:
-            x = self.act(lin(x))
-        return self.lin(x)
+        super().__init__(num_radial, hidden_channels, None, out_channels, num_layers, act, output_initializer)
 
 
-class OutputPPBlock(torch.nn.Module):
+class OutputPPBlock(_OutputStack):
     r"""Per-atom output of DimeNet++: as :class:`OutputBlock` with an up-projection
     ``hidden_channels -> out_emb_channels`` after the sum over edges.
 
@@ -506,32 +537,9 @@ class OutputPPBlock(torch.nn.Module):
         act: Callable,
         output_initializer: str = "zeros",
     ) -> None:
-        super().__init__()
-        self.act = act
-        self.output_initializer = _check_output_initializer(output_initializer)
-        self.lin_rbf = Linear(num_radial, hidden_channels, bias=False)
-        self.lin_up = Linear(hidden_channels, out_emb_channels, bias=False)
-        self.lins = torch.nn.ModuleList(
-            [Linear(out_emb_channels, out_emb_channels) for _ in range(num_layers)]
+        super().__init__(
+            num_radial, hidden_channels, out_emb_channels, out_channels, num_layers, act, output_initializer
         )
-        self.lin = Linear(out_emb_channels, out_channels, bias=False)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        glorot_orthogonal(self.lin_rbf.weight, scale=2.0)
-        glorot_orthogonal(self.lin_up.weight, scale=2.0)
-        for lin in self.lins:
-            glorot_orthogonal(lin.weight, scale=2.0)
-            lin.bias.data.fill_(0)
-        _init_output(self.lin, self.output_initializer)
-
-    def forward(self, x: Tensor, rbf: Tensor, i: Tensor, num_nodes: int | None = None) -> Tensor:
-        x = self.lin_rbf(rbf) * x
-        size = num_nodes if num_nodes is not None else (int(i.max()) + 1 if i.numel() else 0)
-        x = self.lin_up(_sum_into(x, i, size))
-        for lin in self.lins:
-            x = self.act(lin(x))
-        return self.lin(x)
 
 
 # --------------------------------------------------------------------------------------
@@ -621,11 +629,16 @@ class DimeNet(torch.nn.Module):
         output_initializer: str = "zeros",
     ) -> None:
         super().__init__()
-        if num_spherical < 2:
-            raise ValueError(f"'num_spherical' should be greater than 1, got {v.describe(num_spherical)}")
-        act = _resolve_act(act)
-        self._init_common(num_spherical, num_radial, cutoff, max_num_neighbors, envelope_exponent, num_blocks)
-        self.emb = EmbeddingBlock(num_radial, hidden_channels, act)
+        act = self._init_common(
+            hidden_channels,
+            num_spherical,
+            num_radial,
+            cutoff,
+            max_num_neighbors,
+            envelope_exponent,
+            num_blocks,
+            act,
+        )
         self.output_blocks = torch.nn.ModuleList(
             [
                 OutputBlock(
@@ -651,18 +664,27 @@ class DimeNet(torch.nn.Module):
 
     def _init_common(
         self,
+        hidden_channels: int,
         num_spherical: int,
         num_radial: int,
         cutoff: float,
         max_num_neighbors: int,
         envelope_exponent: int,
         num_blocks: int,
-    ) -> None:
+        act: str | Callable,
+    ) -> Callable:
+        """What DimeNet and DimeNet++ build alike (``rbf``, ``sbf``, ``emb``, in PyG's order); returns
+        the resolved activation for the blocks."""
+        if num_spherical < 2:
+            raise ValueError(f"'num_spherical' should be greater than 1, got {v.describe(num_spherical)}")
+        act = _resolve_act(act)
         self.cutoff = cutoff
         self.max_num_neighbors = max_num_neighbors
         self.num_blocks = num_blocks
         self.rbf = BesselBasisLayer(num_radial, cutoff, envelope_exponent)
         self.sbf = SphericalBasisLayer(num_spherical, num_radial, cutoff, envelope_exponent)
+        self.emb = EmbeddingBlock(num_radial, hidden_channels, act)
+        return act
 
     def reset_parameters(self) -> None:
         """Re-initialize every weight."""
@@ -778,11 +800,16 @@ class DimeNetPlusPlus(DimeNet):
         output_initializer: str = "zeros",
     ) -> None:
         torch.nn.Module.__init__(self)
-        if num_spherical < 2:
-            raise ValueError(f"'num_spherical' should be greater than 1, got {v.describe(num_spherical)}")
-        act = _resolve_act(act)
-        self._init_common(num_spherical, num_radial, cutoff, max_num_neighbors, envelope_exponent, num_blocks)
-        self.emb = EmbeddingBlock(num_radial, hidden_channels, act)
+        act = self._init_common(
+            hidden_channels,
+            num_spherical,
+            num_radial,
+            cutoff,
+            max_num_neighbors,
+            envelope_exponent,
+            num_blocks,
+            act,
+        )
         self.output_blocks = torch.nn.ModuleList(
             [
                 OutputPPBlock(
