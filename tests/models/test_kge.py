@@ -262,3 +262,16 @@ def test_int32_and_empty_batches():
     empty = torch.empty(0, dtype=torch.long)
     assert math.isnan(float(model.loss(empty, empty, empty).detach()))  # a mean over nothing, as in PyG
     assert model.test(empty, empty, empty, batch_size=4, log=False)[2] == 0.0
+
+
+@pytest.mark.parametrize("model", [TransE, DistMult, ComplEx, RotatE])
+def test_fused_loss_only_for_the_score_it_reproduces(model):
+    """The fused loss runs for the package's own score; a subclass with its own forward (whose
+    score the fused scorer does not know) gets the plain path."""
+
+    class OwnScore(model):
+        def forward(self, head_index, rel_type, tail_index):
+            return super().forward(head_index, rel_type, tail_index) * 2
+
+    assert model(10, 3, 8)._uses_fused_loss()
+    assert not OwnScore(10, 3, 8)._uses_fused_loss()

@@ -322,9 +322,11 @@ class MessagePassing(torch.nn.Module):
         raise NotImplementedError
 
     def __prepare_scriptable__(self) -> Any:
+        # the scripting compiler asks every module for its scriptable form first: say plainly that
+        # there is none (no decorators, no second code path kept for a deprecated compiler)
         raise RuntimeError(
-            f"{type(self).__name__} does not support TorchScript (torch.jit.script), which PyTorch keeps "
-            "in maintenance only; deploy with torch.compile(model) or torch.export.export(model, args, "
+            f"{type(self).__name__} does not support TorchScript scripting, which PyTorch keeps in "
+            "maintenance only; deploy with torch.compile(model) or torch.export.export(model, args, "
             "dynamic_shapes=...) instead"
         )
 

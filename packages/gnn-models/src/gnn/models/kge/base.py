@@ -81,12 +81,14 @@ class KGEModel(torch.nn.Module):
         return [self.rel_emb.weight]
 
     def _uses_fused_loss(self) -> bool:
-        """Whether :meth:`_loss` may run the fused path: the score and the sampling are this
-        package's own (a subclass overriding either gets the plain path)."""
+        """Whether :meth:`_loss` may run the fused path: the score is the one written beside the
+        fused scorer (the class that defines :meth:`_make_rows` also defines the ``forward`` it
+        reproduces) and the sampling is this package's own; a subclass overriding either gets the
+        plain path."""
         cls = type(self)
-        return cls.forward is cls._fused_forward and cls.random_sample is KGEModel.random_sample
+        owner = next(c for c in cls.__mro__ if "_make_rows" in vars(c))
+        return cls.forward is vars(owner).get("forward") and cls.random_sample is KGEModel.random_sample
 
-    _fused_forward: Any = None  # the forward the scorer reproduces (set by each model)
     _criterion = "margin"  # the loss: "margin" (ranking) or "bce" (logistic)
 
     def _loss(self, head_index: Tensor, rel_type: Tensor, tail_index: Tensor, margin: float) -> Tensor:

@@ -120,6 +120,3 @@ class ComplEx(KGEModel):
 
     def loss(self, head_index: Tensor, rel_type: Tensor, tail_index: Tensor) -> Tensor:
         return self._loss(head_index, rel_type, tail_index, 0.0)
-
-
-ComplEx._fused_forward = ComplEx.forward

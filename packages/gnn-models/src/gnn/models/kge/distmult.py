@@ -91,6 +91,3 @@ class DistMult(KGEModel):
 
     def loss(self, head_index: Tensor, rel_type: Tensor, tail_index: Tensor) -> Tensor:
         return self._loss(head_index, rel_type, tail_index, self.margin)
-
-
-DistMult._fused_forward = DistMult.forward

@@ -143,6 +143,3 @@ class RotatE(KGEModel):
 
     def loss(self, head_index: Tensor, rel_type: Tensor, tail_index: Tensor) -> Tensor:
         return self._loss(head_index, rel_type, tail_index, self.margin)
-
-
-RotatE._fused_forward = RotatE.forward

@@ -128,6 +128,3 @@ class TransE(KGEModel):
 
     def loss(self, head_index: Tensor, rel_type: Tensor, tail_index: Tensor) -> Tensor:
         return self._loss(head_index, rel_type, tail_index, self.margin)
-
-
-TransE._fused_forward = TransE.forward
