@@ -33,14 +33,10 @@ Usage: python benchmarks/bench_aggr.py [--elements 1000000] [--features 64] [--g
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms, median_ms
+from timing import interleaved_median_ms, median_ms, peak_rss_mb
 
 from gnn.core import ops, testing
 
@@ -181,10 +177,8 @@ def peak_memory_mb(row: str, variant: str, args: argparse.Namespace) -> float:
         f"--edges={args.edges}",
     ]
     code = f"""
-import ctypes
 import gc
 import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_aggr as b
 args = b.parse({argv!r})
 data, fns = b.setup({row!r}, args)
@@ -192,23 +186,11 @@ run = fns[{variant!r}]
 run()  # warm-ups: caches (the sorted index, the CSR) and allocator, as in the timed runs
 run()
 
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 
 b.clear_grads(data)  # what the last call left (its gradients) is not part of the next one
 gc.collect()
-ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory back to the system: new memory shows in RSS
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ)
-    )
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, trim=True)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,14 +22,10 @@ Usage: python benchmarks/bench_gps.py [--graphs 256] [--channels 64] [--heads 4]
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms
+from timing import interleaved_median_ms, peak_rss_mb
 
 
 def make_batch(
@@ -85,29 +81,15 @@ def peak_memory_mb(lib: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one forward+backward in a fresh process (VmHWM reset after setup)."""
     code = f"""
 import sys, argparse, torch
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_gps as b
 args = argparse.Namespace(**{vars(args)!r})
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 x, ei, batch = b.make_batch(args.graphs, args.channels, args.degree)
 x.requires_grad_()
 ours, theirs = b.pair(args)
 run = b.fwd_bwd(ours if {lib!r} == 'gnn' else theirs, x, ei, batch)
 run()
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    # a fixed mmap threshold: glibc then returns every large block to the OS when it is freed (by
-    # default the threshold grows after the warm-up, freed blocks stay resident and the measured run
-    # reuses them without raising RSS), so the high-water mark follows the live tensors
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, mmap_threshold=True)
 
 
 def main() -> None:

@@ -20,14 +20,12 @@ Usage: python benchmarks/bench_hetero.py [--nodes 30000] [--edges 300000] [--fea
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms
+from timing import interleaved_median_ms, peak_rss_mb
 
 from gnn.core import ops
 from gnn.core.testing import load_pyg_state
@@ -126,7 +124,6 @@ def peak_memory_mb(name: str, side: str, args: argparse.Namespace) -> float:
     code = f"""
 import sys, warnings
 warnings.simplefilter('ignore')
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 sys.argv = ['bench_hetero.py'] + {argv!r}
 import bench_hetero as b
 args = b.parse()
@@ -136,19 +133,8 @@ model = mine if {side!r} == 'gnn' else theirs
 del mine, theirs
 run = b.fwd_bwd(model, x, ei, grad)
 run()  # warm-up: caches and allocator, as in the timed runs
-import ctypes
-ctypes.CDLL('libc.so.6').malloc_trim(0)
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, trim=True)
 
 
 def parse() -> argparse.Namespace:

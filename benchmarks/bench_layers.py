@@ -28,12 +28,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms, median_ms
+from timing import interleaved_median_ms, median_ms, peak_rss_mb
 
 from gnn.core import ops, utils
 
@@ -170,12 +168,8 @@ def peak_memory_mb(name: str, variant: str, num_nodes: int) -> float:
     code = f"""
 import sys
 import torch
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_layers as b
 
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 
 torch.manual_seed(0)
 x, ei = b.make_graph({num_nodes})
@@ -183,15 +177,9 @@ ours, theirs = b.layer_pairs()[{name!r}]
 layer = ours() if {variant!r} != 'pyg' else theirs()
 run = b.fwd_bwd(layer, x, ei)
 run()  # warm-up: caches and allocator, as in the timed runs
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
     env = dict(os.environ, GNN_KERNELS="torch") if variant == "torch" else None
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, env=env)
 
 
 def aggregation_rows(repeat: int) -> list[tuple[str, float, float | None]]:

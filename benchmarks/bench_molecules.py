@@ -31,17 +31,13 @@ Usage: python benchmarks/bench_molecules.py [--molecules 128] [--repeat 5] [--mo
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms
+from timing import interleaved_median_ms, peak_rss_mb
 
 warnings.filterwarnings("ignore")
 
@@ -156,24 +152,13 @@ def peak_memory_mb(model: str, lib: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one step in a fresh process (VmHWM reset after a warm-up step)."""
     code = f"""
 import sys, torch
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_molecules as b
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 z, pos, batch = b.make_molecules({args.molecules})
 ours, theirs = b.pair({model!r})
 run = b.step(ours if {lib!r} == 'gnn' else theirs, z, pos, batch)
 run()
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, mmap_threshold=True)
 
 
 def main() -> None:

@@ -16,13 +16,11 @@ Usage: python benchmarks/bench_norm.py [--nodes 500000] [--features 64] [--graph
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms
+from timing import interleaved_median_ms, peak_rss_mb
 
 import gnn.conv.norm as ours
 from gnn.core import ops
@@ -91,25 +89,15 @@ def peak_memory_mb(case: str, side: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one forward+backward of ``side`` ("gnn"/"pyg") in a fresh process."""
     code = f"""
 import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_norm as b
 
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 
 x, batch, grad = b.make_inputs({args.nodes}, {args.features}, {args.graphs}, {args.unsorted})
 mine, theirs = b.make_pair({case!r}, {args.features})
 run = b.fwd_bwd(mine if {side!r} == 'gnn' else theirs, {case!r}, x, batch, grad, {args.graphs})
 run()  # warm-up: caches and allocator, as in the timed runs
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code)
 
 
 def main() -> None:

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import timing  # noqa: E402
+from timing import peak_rss_mb  # noqa: E402
 
 from gnn.core import ops  # noqa: E402
 from gnn.pool import (  # noqa: E402
@@ -114,7 +113,6 @@ def peak_memory_mb(reduce: str, variant: str, args) -> float:
     """Extra peak RSS (MB) of one forward+backward in a fresh process (VmHWM reset after set-up)."""
     code = f"""
 import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_pool as b
 x, batch, xs, bs, grad = b.global_inputs({args.nodes}, {args.features}, {args.graphs})
 if {variant!r} == 'pyg':
@@ -125,22 +123,8 @@ if {variant!r} == 'gnn unsorted':
     x, batch = xs, bs
 run = b.fwd_bwd(pool, x, batch, {args.graphs}, grad)
 run()
-
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
-
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    # a fixed mmap threshold: every large buffer is mapped on allocation and unmapped when freed,
-    # so the high-water mark counts the buffers alive at once (not what the heap kept from set-up)
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, mmap_threshold=True)
 
 
 def global_section(args) -> None:

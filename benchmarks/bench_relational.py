@@ -26,14 +26,10 @@ Usage: python benchmarks/bench_relational.py [--nodes 20000] [--edges 200000] [-
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from timing import interleaved_median_ms
+from timing import interleaved_median_ms, peak_rss_mb
 
 LAYERS = ("RGCNConv", "FastRGCNConv", "RGATConv")
 
@@ -89,28 +85,15 @@ def peak_memory_mb(name: str, lib: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one forward+backward in a fresh process (VmHWM reset after setup)."""
     code = f"""
 import sys, argparse, torch
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_relational as b
 args = argparse.Namespace(**{vars(args)!r})
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 x, ei, et = b.make_graph(args.nodes, args.edges, args.channels, args.relations)
 x.requires_grad_(args.x_grad)
 ours, theirs = b.pair({name!r}, args.channels, args.relations)
 run = b.fwd_bwd(ours if {lib!r} == 'gnn' else theirs, x, ei, et)
 run()
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    # a fixed mmap threshold: glibc then returns every large block to the OS when it is freed, so
-    # the high-water mark follows the live tensors (see bench_gps.py)
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, mmap_threshold=True)
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import interleaved_median_ms  # noqa: E402
+from timing import interleaved_median_ms, peak_rss_mb  # noqa: E402
 
 POOLS = ("TopK", "SAG", "ASAP", "Edge")
 CLASSES = {"TopK": "TopKPooling", "SAG": "SAGPooling", "ASAP": "ASAPooling", "Edge": "EdgePooling"}
@@ -106,28 +105,15 @@ def peak_memory_mb(name: str, library: str, args: argparse.Namespace) -> float:
     code = f"""
 import sys
 import torch
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_select_pool as b
 
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 
 x, ei, batch = b.make_graph({args.nodes}, {args.edges}, {args.graphs}, {args.features})
 ours, theirs = b.pool_pair({name!r}, {args.features})
 run = b.fwd_bwd({name!r}, ours if {library!r} == 'gnn' else theirs, x, ei, batch)
 run()  # warm-up: caches and allocator, as in the timed runs
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    # a fixed mmap threshold makes glibc return every freed large block at once, so the high-water
-    # mark follows the live tensors instead of what the allocator happened to keep from the warm-up
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, mmap_threshold=True)
 
 
 def main() -> None:

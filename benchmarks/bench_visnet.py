@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import interleaved_median_ms  # noqa: E402
+from timing import interleaved_median_ms, peak_rss_mb  # noqa: E402
 
 import gnn.models  # noqa: E402
 from gnn.core import ops  # noqa: E402
@@ -130,25 +128,14 @@ def peak_memory_mb(label: str, lib: str, count: int) -> float:
     """Extra peak RSS (MB) of one step in a fresh process (VmHWM reset after a warm-up step)."""
     code = f"""
 import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_visnet as b
-def status(key):
-    with open('/proc/self/status') as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 b.pyg_setup()
 z, pos, batch = b.molecules({count})
 ours, theirs = b.build({label!r})
 run = b.step(ours if {lib!r} == 'gnn' else theirs, z, pos, batch)
 run()
-with open('/proc/self/clear_refs', 'w') as fh:
-    fh.write('5')
-before = status('VmRSS:')
-run()
-print((status('VmHWM:') - before) / 1024)
 """
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")  # freed large blocks leave RSS at once
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return float(res.stdout.strip().splitlines()[-1])
+    return peak_rss_mb(code, mmap_threshold=True)
 
 
 def main() -> None:
