@@ -10,12 +10,12 @@ from torch.nn import Parameter
 
 from gnn.core import validation as v
 from gnn.core.graph import read_graph
-from gnn.core.message_passing import MessagePassing
 from gnn.core.nn.inits import glorot, zeros
 from gnn.core.ops import ptr_to_index
 
 from . import _relational as rel
 from ._utils import check_in_channels
+from .cugraph import CuGraphModule
 
 
 def _plain(edge_index: Tensor) -> Tensor:
@@ -24,7 +24,7 @@ def _plain(edge_index: Tensor) -> Tensor:
     return as_tensor() if callable(as_tensor) and type(edge_index) is not Tensor else edge_index
 
 
-class CuGraphRGCNConv(MessagePassing):
+class CuGraphRGCNConv(CuGraphModule):
     r"""The relational graph convolution (:class:`RGCNConv`'s formula) with the signature and
     parameters of PyG's cugraph-ops layer, running on gnn's kernels on any device (no
     pylibcugraphops needed):
@@ -52,7 +52,7 @@ class CuGraphRGCNConv(MessagePassing):
     Shapes:
         ``x`` ``[N_src, F_in]``; the graph as PyG's ``EdgeIndex`` or a ``[2, E]`` tensor
         (senders in row 0), or as the CSC tuple ``(row, colptr, num_src_nodes)`` of
-        :meth:`to_csc`; ``edge_type`` ``[E]`` in the order of the graph's edges ->
+        :meth:`~gnn.conv.cugraph.CuGraphModule.to_csc` (inherited, as in PyG); ``edge_type`` ``[E]`` in the order of the graph's edges ->
         ``[N_dst, out_channels]``.
 
     Example:
@@ -106,32 +106,6 @@ class CuGraphRGCNConv(MessagePassing):
         if self.root_weight:
             glorot(self.weight[-1])
         zeros(self.bias)
-
-    @staticmethod
-    def to_csc(
-        edge_index: Tensor, size: tuple[int, int] | None = None, edge_attr: Tensor | None = None
-    ) -> Any:
-        """The CSC tuple ``(row, colptr, num_src_nodes)`` of ``edge_index`` (senders in row 0),
-        the graph form of PyG's older cugraph layers; with ``edge_attr`` (e.g. the relations)
-        also that tensor in the CSC order: ``((row, colptr, num_src_nodes), edge_attr)``.
-
-        ``size`` is ``(N_src, N_dst)``; without it both are one more than the largest index.
-        """
-        edge_index = v.check_edge_index(_plain(edge_index))
-        row, col = edge_index[0], edge_index[1]
-        if size is None:
-            num = int(edge_index.max()) + 1 if edge_index.numel() else 0
-            size = (num, num)
-        num_src, num_dst = int(size[0]), int(size[1])
-        v.check_index_range("edge_index[0]", row, num_src, "source nodes")
-        v.check_index_range("edge_index[1]", col, num_dst, "target nodes")
-        perm = torch.argsort(col, stable=True)
-        counts = torch.bincount(col, minlength=num_dst)
-        colptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-        csc = (row.index_select(0, perm), colptr, num_src)
-        if edge_attr is None:
-            return csc
-        return csc, edge_attr.index_select(0, perm)
 
     def _read(self, edge_index: Any, num_src: Any) -> tuple[Any, tuple[Any, Any] | None]:
         """``([2, E] edge_index or sparse adjacency, size)`` of any accepted graph form."""
