@@ -5,9 +5,26 @@ and the loss on ``F`` is backpropagated into the weights. Through ``y = act(x W^
 autograd keeps, until the second pass, ``x``, the pre-activation ``z``, the incoming gradient
 ``g_y`` and ``g_z = g_y * act'(z)``: four ``[E, H]`` tensors per layer. Here the forward keeps
 ``x`` and ``z`` (and the parameters), the first backward is itself a function that keeps ``g_y``
-(and the same ``x`` and ``z``), and the second backward differentiates the first one by autograd on
-the spot (and through ``z = x W^T + b`` by hand): three ``[E, H]`` tensors per layer stay alive, the
-rest is transient.
+(and the same ``x`` and ``z``), and the second backward recomputes ``g_z`` from them: three
+``[E, H]`` tensors per layer stay alive, the rest is transient.
+
+The second backward is written in closed form. With ``g_z = g act'(z)`` the first backward
+returns ``g_x = g_z W``, ``g_W = g_z^T x`` and ``g_b = sum_e g_z``; given their incoming gradients
+``(a_x, a_W, a_b)`` and ``u = a_x W^T + x a_W^T + a_b``:
+
+.. math::
+    \bar g = u\, \mathrm{act}'(z), \qquad \bar z = u\, g\, \mathrm{act}''(z), \qquad
+    \bar x = g_z a_W + \bar z W, \qquad \bar W = g_z^T a_x + \bar z^T x, \qquad
+    \bar b = \textstyle\sum_e \bar z
+
+(:math:`\bar z` is chained through :math:`z = x W^T + b` on the spot). SiLU and activations
+that define ``_derivative`` and ``_second_derivative`` (SchNet's shifted softplus) use these
+formulas; any other elementwise ``act`` gets its derivatives from autograd. Derivatives of the
+third order and beyond are differentiable torch expressions (correct, not lean).
+
+The first backward computes the weight gradients only when autograd will use them: forces
+(``torch.autograd.grad(E, pos, create_graph=True)``) need ``g_x`` alone, and computing ``g_W``
+there would cost one more ``[H, E] x [E, H]`` product per layer for nothing.
 
 The values and gradients of every order are those of ``act(F.linear(x, W, b))``.
 """
@@ -19,16 +36,27 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.graph import get_gradient_edge
 
 __all__ = ["dense_act"]
 
 
+def _is_silu(act: Callable) -> bool:
+    return act is F.silu or getattr(act, "__name__", "") == "swish" or type(act) is torch.nn.SiLU
+
+
+def _silu_second(z: Tensor) -> Tensor:
+    r""":math:`\mathrm{silu}''(z) = \sigma(1 - \sigma)(2 + z(1 - 2\sigma))` (differentiable)."""
+    s = torch.sigmoid(z)
+    return s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s))
+
+
 def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -> Tensor:
-    """``g * act'(z)``: closed form for SiLU, else by autograd on the elementwise ``act``
-    (differentiable in ``z`` and ``g`` with ``create_graph``)."""
-    if act is F.silu or getattr(act, "__name__", "") == "swish" or type(act) is torch.nn.SiLU:
-        s = torch.sigmoid(z)
-        return g * s * (1.0 + z * (1.0 - s))
+    """``g * act'(z)``: closed form for SiLU (one fused aten kernel) and for activations that
+    know their derivative, else by autograd on the elementwise ``act`` (differentiable in ``z``
+    and ``g`` with ``create_graph``)."""
+    if _is_silu(act):
+        return torch.ops.aten.silu_backward(g, z)
     derivative = getattr(act, "_derivative", None)  # an activation that knows its derivative
     if derivative is not None:
         return g * derivative(z)
@@ -36,6 +64,36 @@ def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -
         zz = z if create_graph else z.detach().requires_grad_()
         (g_z,) = torch.autograd.grad(act(zz), zz, g, create_graph=create_graph)
     return g_z
+
+
+def _act_grad2(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(u act'(z), u g act''(z))`` in closed form, or ``None`` when ``act`` has none. Outside a
+    gradient graph the second is computed in place on its own temporaries (no extra allocations)."""
+    if _is_silu(act):
+        grad_g = torch.ops.aten.silu_backward(u, z)
+        if torch.is_grad_enabled():
+            return grad_g, u * g * _silu_second(z)
+        s = torch.sigmoid(z)
+        spread = torch.mul(s, s).neg_().add_(s)  # s (1 - s)
+        bend = s.mul_(-2.0).add_(1.0).mul_(z).add_(2.0)  # 2 + z (1 - 2 s)
+        return grad_g, spread.mul_(bend).mul_(g).mul_(u)
+    first = getattr(act, "_derivative", None)
+    second = getattr(act, "_second_derivative", None)
+    if first is None or second is None:
+        return None
+    return u * first(z), u * g * second(z)
+
+
+def _engine_needs(t: Tensor) -> bool:
+    """Whether the running backward pass will use a gradient for ``t`` (a tensor that requires
+    grad): ``torch.autograd.grad(E, pos)`` skips the weights, ``loss.backward()`` does not."""
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
+    if will_execute is None:  # an older or newer torch without the query: assume it is needed
+        return True
+    try:
+        return bool(will_execute(get_gradient_edge(t).node))
+    except RuntimeError:  # not inside a backward pass of the engine (e.g. a functional transform)
+        return True
 
 
 class _DenseAct(torch.autograd.Function):
@@ -49,8 +107,12 @@ class _DenseAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
         x, w, b, z = ctx.saved_tensors
-        needs = ctx.needs_input_grad[:3]
-        outs = _DenseActGrad.apply(g, x, w, b, z, ctx.act, needs)
+        needs = list(ctx.needs_input_grad[:3])
+        if needs[1]:
+            needs[1] = _engine_needs(w)
+        if needs[2] and b is not None:
+            needs[2] = _engine_needs(b)
+        outs = _DenseActGrad.apply(g, x, w, b, z, ctx.act, tuple(needs))
         return (*outs, None)
 
 
@@ -71,34 +133,52 @@ class _DenseActGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, bar_x, bar_w, bar_b):  # type: ignore[override]
         g, x, w, b, z = ctx.saved_tensors
-        g_, x_, w_, z_ = (t.detach().requires_grad_() for t in (g, x, w, z))
-        with torch.enable_grad():
-            # the first backward as a function of (g, x, w, z); z = x w^T + b is chained below
-            g_z = _act_grad(ctx.act, z_, g_, create_graph=True)
-            outs, bars = [], []
+        if bar_b is not None and b is None:
+            bar_b = None
+        if bar_x is None and bar_w is None and bar_b is None:
+            return None, None, None, None, None, None, None
+        flat_x = x.reshape(-1, x.size(-1))
+        # u = dL/dg_z: every output of the first backward is linear in g_z
+        u = None
+        if bar_x is not None:
+            u = bar_x @ w.t()
+        if bar_w is not None:
+            term = (flat_x @ bar_w.t()).view(g.shape)
+            u = term if u is None else u + term
+        if bar_b is not None:
+            u = bar_b.expand(g.shape) if u is None else u + bar_b
+        closed = _act_grad2(ctx.act, z, g, u)
+        if closed is None:
+            grad_g, grad_z = _autograd_act_grad2(ctx.act, z, g, u)
+        else:
+            grad_g, grad_z = closed
+        flat_z = grad_z.reshape(-1, grad_z.size(-1))
+        grad_x = (grad_z @ w).view(x.shape)
+        grad_w = flat_z.t() @ flat_x
+        grad_b = flat_z.sum(0) if b is not None else None
+        if bar_x is not None or bar_w is not None:
+            g_z = _act_grad(ctx.act, z, g, create_graph=torch.is_grad_enabled())
+            flat_gz = g_z.reshape(-1, g_z.size(-1))
             if bar_x is not None:
-                outs.append(g_z @ w_)
-                bars.append(bar_x)
+                grad_w = grad_w + flat_gz.t() @ bar_x.reshape(-1, bar_x.size(-1))
             if bar_w is not None:
-                outs.append(g_z.reshape(-1, g_z.size(-1)).t() @ x_.reshape(-1, x_.size(-1)))
-                bars.append(bar_w)
-            if bar_b is not None and b is not None:
-                outs.append(g_z.reshape(-1, g_z.size(-1)).sum(0))
-                bars.append(bar_b)
-            if not outs:
-                return None, None, None, None, None, None, None
-            grad_g, grad_x, grad_w, grad_z = torch.autograd.grad(
-                outs, (g_, x_, w_, z_), bars, allow_unused=True
-            )
-        grad_b = None
-        if grad_z is not None:  # through z = x w^T + b
-            flat = grad_z.reshape(-1, grad_z.size(-1))
-            chain_x = grad_z @ w
-            chain_w = flat.t() @ x.reshape(-1, x.size(-1))
-            grad_x = chain_x if grad_x is None else grad_x + chain_x
-            grad_w = chain_w if grad_w is None else grad_w + chain_w
-            grad_b = flat.sum(0) if b is not None else None
+                grad_x = grad_x + (g_z @ bar_w).view(x.shape)
         return grad_g, grad_x, grad_w, grad_b, None, None, None
+
+
+def _autograd_act_grad2(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """``(d/dg, d/dz)`` of ``<u, g act'(z)>`` by autograd (an activation without closed forms)."""
+    create = torch.is_grad_enabled()
+    with torch.enable_grad():
+        g_ = g if (create and g.requires_grad) else g.detach().requires_grad_()
+        z_ = z if (create and z.requires_grad) else z.detach().requires_grad_()
+        g_z = _act_grad(act, z_, g_, create_graph=True)
+        grad_g, grad_z = torch.autograd.grad(g_z, (g_, z_), u, create_graph=create, allow_unused=True)
+    if grad_g is None:
+        grad_g = torch.zeros_like(g)
+    if grad_z is None:
+        grad_z = torch.zeros_like(z)
+    return grad_g, grad_z
 
 
 def dense_act(x: Tensor, lin: torch.nn.Linear, act: Callable[[Tensor], Tensor]) -> Tensor:

@@ -11,6 +11,8 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
 * one-pass multi-reductions (:mod:`~gnn.core.ops.multi`): :func:`multi_reduce`,
   :func:`multi_spmm` (any subset of sum, mean, min, max, var, std and softmax-weighted sums);
 * typed matmul of gathered rows (:mod:`~gnn.core.ops.relational`): :func:`gather_matmul`;
+* gather-multiply-sum with a projected weight (:mod:`~gnn.core.ops.projected`):
+  :func:`projected_gather_sum` (DimeNet++'s triplets);
 * fused attention (:mod:`~gnn.core.ops.attention`): :func:`node_score_attention`,
   :func:`additive_attention`, :func:`dot_attention`;
 * geometry (:mod:`~gnn.core.ops.geometry`): :func:`knn`, :func:`radius`,
@@ -32,6 +34,7 @@ from .backends import available, backend
 from .csr import CSR, KernelGraph, from_coo, ptr_from_sorted_index, ptr_to_index
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius
 from .multi import MULTI_REDUCTIONS, Reduction, multi_reduce, multi_spmm, sorted_groups
+from .projected import projected_gather_sum
 from .reduce import scatter, segment, segment_matmul, softmax, spmm
 from .relational import gather_matmul
 from .spline import spline_basis, spline_weighting
@@ -57,6 +60,7 @@ __all__ = [
     "multi_spmm",
     "nearest",
     "node_score_attention",
+    "projected_gather_sum",
     "ptr_from_sorted_index",
     "ptr_to_index",
     "radius",

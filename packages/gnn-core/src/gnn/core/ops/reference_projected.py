@@ -1,0 +1,29 @@
+"""Pure-torch reference of the two primitives behind :func:`gnn.core.ops.projected_gather_sum`
+(assumes validated inputs, see :mod:`gnn.core.ops.projected`). Both form ``[Q, C]`` temporaries,
+which the compiled kernels avoid."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+__all__ = ["gather_mul_project", "gather_mul_sum"]
+
+
+def gather_mul_sum(
+    a: Tensor, index: Tensor, s: Tensor, weight: Tensor, ptr: Tensor, order: Tensor | None
+) -> Tensor:
+    """``out[i] = sum_{ptr[i] <= q < ptr[i+1]} a[index[q]] * (s[order[q]] @ weight^T)``."""
+    from .reference import segment
+
+    rows = s if order is None else s.index_select(0, order)
+    return segment(a.index_select(0, index) * (rows @ weight.t()), ptr, 0, "sum")
+
+
+def gather_mul_project(
+    g: Tensor, g_index: Tensor, a: Tensor, a_index: Tensor, weight: Tensor, s: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """``h = g[g_index] * a[a_index]``; returns ``(h @ weight, h^T @ s)`` (the second ``[0, B]``
+    without ``s``)."""
+    h = g.index_select(0, g_index) * a.index_select(0, a_index)
+    second = h.t() @ s if s is not None else h.new_zeros(0, weight.size(1))
+    return h @ weight, second
