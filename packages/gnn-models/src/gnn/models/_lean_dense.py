@@ -17,7 +17,9 @@ returns ``g_x = g_z W``, ``g_W = g_z^T x`` and ``g_b = sum_e g_z``; given their 
     \bar x = g_z a_W + \bar z W, \qquad \bar W = g_z^T a_x + \bar z^T x, \qquad
     \bar b = \textstyle\sum_e \bar z
 
-(:math:`\bar z` is chained through :math:`z = x W^T + b` on the spot). SiLU and activations
+(:math:`\bar z` is handed back to the forward's node, which chains it through
+:math:`z = x W^T + b` together with the gradient arriving through ``act(z)``: one pair of
+matmuls for both). SiLU and activations
 that define ``_derivative`` and ``_second_derivative`` (SchNet's shifted softplus) use these
 formulas; any other elementwise ``act`` gets its derivatives from autograd. Derivatives of the
 third order and beyond are differentiable torch expressions (correct, not lean).
@@ -56,6 +58,9 @@ def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -
     know their derivative, else by autograd on the elementwise ``act`` (differentiable in ``z``
     and ``g`` with ``create_graph``)."""
     if _is_silu(act):
+        if torch.is_grad_enabled():  # aten's fused silu_backward has no derivative of its own
+            s = torch.sigmoid(z)
+            return g * s * (1.0 + z * (1.0 - s))
         return torch.ops.aten.silu_backward(g, z)
     derivative = getattr(act, "_derivative", None)  # an activation that knows its derivative
     if derivative is not None:
@@ -70,9 +75,9 @@ def _act_grad2(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, 
     """``(u act'(z), u g act''(z))`` in closed form, or ``None`` when ``act`` has none. Outside a
     gradient graph the second is computed in place on its own temporaries (no extra allocations)."""
     if _is_silu(act):
-        grad_g = torch.ops.aten.silu_backward(u, z)
         if torch.is_grad_enabled():
-            return grad_g, u * g * _silu_second(z)
+            return _act_grad(act, z, u), u * g * _silu_second(z)
+        grad_g = torch.ops.aten.silu_backward(u, z)
         s = torch.sigmoid(z)
         spread = torch.mul(s, s).neg_().add_(s)  # s (1 - s)
         bend = s.mul_(-2.0).add_(1.0).mul_(z).add_(2.0)  # 2 + z (1 - 2 s)
@@ -97,73 +102,92 @@ def _engine_needs(t: Tensor) -> bool:
 
 
 class _DenseAct(torch.autograd.Function):
+    """``x, w, b -> (act(z), z)`` with ``z = x w^T + b``. The pre-activation is an output so that
+    the second backward hands its gradient back to this node: autograd adds it to the one coming
+    through ``act(z)`` and :meth:`backward` chains both through ``z = x w^T + b`` with one pair of
+    matmuls."""
+
     @staticmethod
     def forward(ctx, x, w, b, act):  # type: ignore[override]
         z = F.linear(x, w, b)
-        ctx.save_for_backward(x, w, b, z)
         ctx.act = act
-        return act(z)
+        ctx.set_materialize_grads(False)
+        y = act(z)
+        ctx.save_for_backward(x, w, b, z)
+        return y, z
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g, g_z_more):  # type: ignore[override]
         x, w, b, z = ctx.saved_tensors
-        needs = list(ctx.needs_input_grad[:3])
+        needs = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and b is not None]
         if needs[1]:
             needs[1] = _engine_needs(w)
-        if needs[2] and b is not None:
+        if needs[2]:
             needs[2] = _engine_needs(b)
-        outs = _DenseActGrad.apply(g, x, w, b, z, ctx.act, tuple(needs))
-        return (*outs, None)
+        if not torch.is_grad_enabled():  # the last backward: one chain for both parts
+            g_z = g_z_more
+            if g is not None:
+                g_z = _act_grad(ctx.act, z, g) if g_z is None else _act_grad(ctx.act, z, g).add_(g_z)
+            return (*_chain_linear(g_z, x, w, needs), None) if g_z is not None else (None, None, None, None)
+        grad_x = grad_w = grad_b = None
+        if g is not None:
+            grad_x, grad_w, grad_b = _DenseActGrad.apply(g, x, w, b, z, ctx.act, tuple(needs))
+        if g_z_more is not None:  # from a second backward that builds a graph itself
+            more = _chain_linear(g_z_more, x, w, needs)
+            grad_x, grad_w, grad_b = (
+                m if p is None else (p if m is None else p + m) for p, m in zip((grad_x, grad_w, grad_b), more)
+            )
+        return grad_x, grad_w, grad_b, None
+
+
+def _chain_linear(g_z: Tensor, x: Tensor, w: Tensor, needs) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+    """``(g_z w, g_z^T x, sum g_z)`` (each ``None`` where not needed): the gradients through
+    ``z = x w^T + b``."""
+    flat = g_z.reshape(-1, g_z.size(-1))
+    return (
+        g_z @ w if needs[0] else None,
+        flat.t() @ x.reshape(-1, x.size(-1)) if needs[1] else None,
+        flat.sum(0) if needs[2] else None,
+    )
 
 
 class _DenseActGrad(torch.autograd.Function):
-    """``(g, x, w, b) -> (g_x, g_w, g_b)`` of :class:`_DenseAct` (``None`` where not needed)."""
+    """``(g, x, w, b, z) -> (g_x, g_w, g_b)`` of :class:`_DenseAct` (``None`` where not needed);
+    ``z`` is the forward's pre-activation output, so the gradient of ``z`` this function's
+    backward returns joins the forward node's backward."""
 
     @staticmethod
     def forward(ctx, g, x, w, b, z, act, needs):  # type: ignore[override]
-        ctx.save_for_backward(g, x, w, b, z)  # (x and z are the forward's: no new memory but g)
-        ctx.act, ctx.needs = act, needs
+        ctx.save_for_backward(g, x, w, z)  # (x and z are the forward's: no new memory but g)
+        ctx.act = act
+        ctx.set_materialize_grads(False)
         with torch.no_grad():
-            g_z = _act_grad(act, z, g)
-            g_x = g_z @ w if needs[0] else None
-            g_w = g_z.reshape(-1, g_z.size(-1)).t() @ x.reshape(-1, x.size(-1)) if needs[1] else None
-            g_b = g_z.reshape(-1, g_z.size(-1)).sum(0) if (b is not None and needs[2]) else None
-        return g_x, g_w, g_b
+            return _chain_linear(_act_grad(act, z, g), x, w, needs)
 
     @staticmethod
     def backward(ctx, bar_x, bar_w, bar_b):  # type: ignore[override]
-        g, x, w, b, z = ctx.saved_tensors
-        if bar_b is not None and b is None:
-            bar_b = None
+        g, x, w, z = ctx.saved_tensors
         if bar_x is None and bar_w is None and bar_b is None:
             return None, None, None, None, None, None, None
-        flat_x = x.reshape(-1, x.size(-1))
         # u = dL/dg_z: every output of the first backward is linear in g_z
         u = None
         if bar_x is not None:
             u = bar_x @ w.t()
         if bar_w is not None:
-            term = (flat_x @ bar_w.t()).view(g.shape)
+            term = (x.reshape(-1, x.size(-1)) @ bar_w.t()).view(g.shape)
             u = term if u is None else u + term
         if bar_b is not None:
             u = bar_b.expand(g.shape) if u is None else u + bar_b
         closed = _act_grad2(ctx.act, z, g, u)
-        if closed is None:
-            grad_g, grad_z = _autograd_act_grad2(ctx.act, z, g, u)
-        else:
-            grad_g, grad_z = closed
-        flat_z = grad_z.reshape(-1, grad_z.size(-1))
-        grad_x = (grad_z @ w).view(x.shape)
-        grad_w = flat_z.t() @ flat_x
-        grad_b = flat_z.sum(0) if b is not None else None
+        grad_g, grad_z = closed if closed is not None else _autograd_act_grad2(ctx.act, z, g, u)
+        grad_x = grad_w = None
         if bar_x is not None or bar_w is not None:
             g_z = _act_grad(ctx.act, z, g, create_graph=torch.is_grad_enabled())
-            flat_gz = g_z.reshape(-1, g_z.size(-1))
             if bar_x is not None:
-                grad_w = grad_w + flat_gz.t() @ bar_x.reshape(-1, bar_x.size(-1))
+                grad_w = g_z.reshape(-1, g_z.size(-1)).t() @ bar_x.reshape(-1, bar_x.size(-1))
             if bar_w is not None:
-                grad_x = grad_x + (g_z @ bar_w).view(x.shape)
-        return grad_g, grad_x, grad_w, grad_b, None, None, None
+                grad_x = (g_z @ bar_w).view(x.shape)
+        return grad_g, grad_x, grad_w, None, grad_z, None, None
 
 
 def _autograd_act_grad2(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
@@ -186,4 +210,4 @@ def dense_act(x: Tensor, lin: torch.nn.Linear, act: Callable[[Tensor], Tensor]) 
     graph, else the plain computation."""
     if not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return act(lin(x))
-    return _DenseAct.apply(x, lin.weight, lin.bias, act)
+    return _DenseAct.apply(x, lin.weight, lin.bias, act)[0]
