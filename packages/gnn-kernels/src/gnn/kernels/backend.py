@@ -41,6 +41,7 @@ _OPS = {
     "gather_matmul",
     "gather_mul_sum",
     "gather_mul_project",
+    "silu_second_order",
     "dot_attention",
     "additive_attention",
     "softmax",
@@ -74,6 +75,7 @@ _ALWAYS = {
     "gather_matmul",  # faster than the reference at every size measured (100 rows and up)
     "gather_mul_sum",  # one pass without [Q, C] temporaries (the reference forms three)
     "gather_mul_project",
+    "silu_second_order",  # one pass instead of about ten
 }
 
 
@@ -294,6 +296,10 @@ class NativeBackend(GeometryOps, WalkOps):
     ) -> tuple[Tensor, Tensor]:
         """``h = g[g_index] * a[a_index]``: ``(h @ weight, h^T @ s)``."""
         return self.ops.gather_mul_project(g, g_index.contiguous(), a, a_index.contiguous(), weight, s)
+
+    def silu_second_order(self, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(g silu'(z), u silu'(z), u g silu''(z))`` in one pass."""
+        return self.ops.silu_second_order(z, g, u)
 
     def node_score_attention(
         self,

@@ -38,7 +38,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.graph import get_gradient_edge
+
+from gnn.core import ops
 
 __all__ = ["dense_act"]
 
@@ -71,34 +72,19 @@ def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -
     return g_z
 
 
-def _act_grad2(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor] | None:
-    """``(u act'(z), u g act''(z))`` in closed form, or ``None`` when ``act`` has none. Outside a
-    gradient graph the second is computed in place on its own temporaries (no extra allocations)."""
+def _second_order(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(g act'(z), u act'(z), u g act''(z))`` in closed form, or ``None`` when ``act`` has none.
+    Outside a gradient graph SiLU's go through one fused op (:func:`gnn.core.ops.silu_second_order`)."""
     if _is_silu(act):
         if torch.is_grad_enabled():
-            return _act_grad(act, z, u), u * g * _silu_second(z)
-        grad_g = torch.ops.aten.silu_backward(u, z)
-        s = torch.sigmoid(z)
-        spread = torch.mul(s, s).neg_().add_(s)  # s (1 - s)
-        bend = s.mul_(-2.0).add_(1.0).mul_(z).add_(2.0)  # 2 + z (1 - 2 s)
-        return grad_g, spread.mul_(bend).mul_(g).mul_(u)
+            return _act_grad(act, z, g), _act_grad(act, z, u), u * g * _silu_second(z)
+        return ops.silu_second_order(z, g, u.expand(z.shape))
     first = getattr(act, "_derivative", None)
     second = getattr(act, "_second_derivative", None)
     if first is None or second is None:
         return None
-    return u * first(z), u * g * second(z)
-
-
-def _engine_needs(t: Tensor) -> bool:
-    """Whether the running backward pass will use a gradient for ``t`` (a tensor that requires
-    grad): ``torch.autograd.grad(E, pos)`` skips the weights, ``loss.backward()`` does not."""
-    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
-    if will_execute is None:  # an older or newer torch without the query: assume it is needed
-        return True
-    try:
-        return bool(will_execute(get_gradient_edge(t).node))
-    except RuntimeError:  # not inside a backward pass of the engine (e.g. a functional transform)
-        return True
+    d1 = first(z)
+    return g * d1, u * d1, u * g * second(z)
 
 
 class _DenseAct(torch.autograd.Function):
@@ -121,9 +107,9 @@ class _DenseAct(torch.autograd.Function):
         x, w, b, z = ctx.saved_tensors
         needs = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and b is not None]
         if needs[1]:
-            needs[1] = _engine_needs(w)
+            needs[1] = ops.will_use_grad(w)
         if needs[2]:
-            needs[2] = _engine_needs(b)
+            needs[2] = ops.will_use_grad(b)
         if not torch.is_grad_enabled():  # the last backward: one chain for both parts
             g_z = g_z_more
             if g is not None:
@@ -135,7 +121,8 @@ class _DenseAct(torch.autograd.Function):
         if g_z_more is not None:  # from a second backward that builds a graph itself
             more = _chain_linear(g_z_more, x, w, needs)
             grad_x, grad_w, grad_b = (
-                m if p is None else (p if m is None else p + m) for p, m in zip((grad_x, grad_w, grad_b), more)
+                m if p is None else (p if m is None else p + m)
+                for p, m in zip((grad_x, grad_w, grad_b), more)
             )
         return grad_x, grad_w, grad_b, None
 
@@ -178,15 +165,17 @@ class _DenseActGrad(torch.autograd.Function):
             u = term if u is None else u + term
         if bar_b is not None:
             u = bar_b.expand(g.shape) if u is None else u + bar_b
-        closed = _act_grad2(ctx.act, z, g, u)
-        grad_g, grad_z = closed if closed is not None else _autograd_act_grad2(ctx.act, z, g, u)
-        grad_x = grad_w = None
-        if bar_x is not None or bar_w is not None:
+        closed = _second_order(ctx.act, z, g, u)
+        if closed is not None:
+            g_z, grad_g, grad_z = closed
+        else:
+            grad_g, grad_z = _autograd_act_grad2(ctx.act, z, g, u)
             g_z = _act_grad(ctx.act, z, g, create_graph=torch.is_grad_enabled())
-            if bar_x is not None:
-                grad_w = g_z.reshape(-1, g_z.size(-1)).t() @ bar_x.reshape(-1, bar_x.size(-1))
-            if bar_w is not None:
-                grad_x = (g_z @ bar_w).view(x.shape)
+        grad_x = grad_w = None
+        if bar_x is not None:
+            grad_w = g_z.reshape(-1, g_z.size(-1)).t() @ bar_x.reshape(-1, bar_x.size(-1))
+        if bar_w is not None:
+            grad_x = (g_z @ bar_w).view(x.shape)
         return grad_g, grad_x, grad_w, None, grad_z, None, None
 
 

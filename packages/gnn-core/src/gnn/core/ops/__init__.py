@@ -11,6 +11,9 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
 * one-pass multi-reductions (:mod:`~gnn.core.ops.multi`): :func:`multi_reduce`,
   :func:`multi_spmm` (any subset of sum, mean, min, max, var, std and softmax-weighted sums);
 * typed matmul of gathered rows (:mod:`~gnn.core.ops.relational`): :func:`gather_matmul`;
+* SiLU's derivatives for hand-written double backwards (:mod:`~gnn.core.ops.activation`):
+  :func:`silu_second_order` (and :func:`will_use_grad`: whether the running backward pass
+  will use a tensor's gradient, for hand-written backwards that can skip one);
 * gather-multiply-sum with a projected weight (:mod:`~gnn.core.ops.projected`):
   :func:`projected_gather_sum` (DimeNet++'s triplets);
 * fused attention (:mod:`~gnn.core.ops.attention`): :func:`node_score_attention`,
@@ -29,6 +32,8 @@ groups/nodes and ``F`` for trailing feature dimensions.
 from __future__ import annotations
 
 from ._dispatch import REDUCTIONS
+from ._engine import will_use_grad
+from .activation import silu_second_order
 from .attention import additive_attention, dot_attention, node_score_attention
 from .backends import available, backend
 from .csr import CSR, KernelGraph, from_coo, ptr_from_sorted_index, ptr_to_index
@@ -66,11 +71,13 @@ __all__ = [
     "radius",
     "random_walk",
     "scatter",
+    "silu_second_order",
     "segment",
     "segment_matmul",
     "softmax",
     "sorted_groups",
     "spline_basis",
     "spline_weighting",
+    "will_use_grad",
     "spmm",
 ]
