@@ -124,7 +124,7 @@ std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a
     const int64_t* ai = a_index.const_data_ptr<int64_t>();
     const scalar_t* sp = s.has_value() ? s->const_data_ptr<scalar_t>() : nullptr;
     scalar_t* fp = first.mutable_data_ptr<scalar_t>();
-    const std::vector<scalar_t> wt = transposed(weight.const_data_ptr<scalar_t>(), C, B);
+    const scalar_t* wp = weight.const_data_ptr<scalar_t>();
     const int64_t blocks = (T + kProjectBlock - 1) / kProjectBlock;
     // per block: sum_t s[t, b] h[t, c] as [B, C]
     std::vector<scalar_t> partial(sp ? static_cast<size_t>(blocks * B * C) : 0, scalar_t(0));
@@ -142,12 +142,14 @@ std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a
           const scalar_t* arow = ap + ai[t] * C;
 #pragma omp simd
           for (int64_t c = 0; c < C; ++c) h[c] = grow[c] * arow[c];
-          for (int64_t b = 0; b < B; ++b) {
-            const scalar_t* wrow = wt.data() + b * C;
-            scalar_t dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t c = 0; c < C; ++c) dot += h[c] * wrow[c];
-            fp[t * B + b] = dot;
+          // first[t] = h @ weight, accumulated over c in B-wide rows (no horizontal sums)
+          scalar_t* frow = fp + t * B;
+          std::fill(frow, frow + B, scalar_t(0));
+          for (int64_t c = 0; c < C; ++c) {
+            const scalar_t hc = h[c];
+            const scalar_t* wrow = wp + c * B;
+#pragma omp simd
+            for (int64_t b = 0; b < B; ++b) frow[b] += hc * wrow[b];
           }
           if (part) {
             for (int64_t b = 0; b < B; ++b) {

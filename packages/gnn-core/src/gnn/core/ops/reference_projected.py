@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .csr import ptr_to_index
+
 __all__ = ["gather_mul_project", "gather_mul_sum"]
 
 
@@ -13,10 +15,10 @@ def gather_mul_sum(
     a: Tensor, index: Tensor, s: Tensor, weight: Tensor, ptr: Tensor, order: Tensor | None
 ) -> Tensor:
     """``out[i] = sum_{ptr[i] <= q < ptr[i+1]} a[index[q]] * (s[order[q]] @ weight^T)``."""
-    from .reference import segment
-
     rows = s if order is None else s.index_select(0, order)
-    return segment(a.index_select(0, index) * (rows @ weight.t()), ptr, 0, "sum")
+    products = a.index_select(0, index) * (rows @ weight.t())
+    out = products.new_zeros(ptr.numel() - 1, a.size(1))
+    return out.index_add(0, ptr_to_index(ptr, index.numel()), products)
 
 
 def gather_mul_project(
