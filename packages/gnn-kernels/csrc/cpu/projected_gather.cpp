@@ -23,6 +23,8 @@ namespace gnn_kernels {
 namespace {
 
 constexpr int64_t kProjectBlock = 2048;
+constexpr int64_t kSmallB = 16;
+constexpr int64_t kTile = 8;
 
 void check_2d_float(const Tensor& t, const char* name) {
   check_cpu_contiguous(t, name);
@@ -70,26 +72,39 @@ Tensor gather_mul_sum(Tensor a, Tensor index, Tensor s, Tensor weight, Tensor pt
     const int64_t* op = order.has_value() ? order->const_data_ptr<int64_t>() : nullptr;
     scalar_t* outp = out.mutable_data_ptr<scalar_t>();
     const std::vector<scalar_t> wt = transposed(weight.const_data_ptr<scalar_t>(), C, B);
+    // channels in chunks of one cache line: the chunk's sum and projection stay in registers
+    constexpr int64_t W = 64 / static_cast<int64_t>(sizeof(scalar_t));
     parallel_rows(M, 16, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> acc(static_cast<size_t>(C)), proj(static_cast<size_t>(C));
       for (int64_t i = begin; i < end; ++i) {
-        std::fill(acc.begin(), acc.end(), scalar_t(0));
-        for (int64_t q = pp[i]; q < pp[i + 1]; ++q) {
-          if (q + kPrefetch < pp[i + 1]) prefetch_row(ap + ip[q + kPrefetch] * C, C);
-          const int64_t t = op ? op[q] : q;
-          const scalar_t* srow = sp + t * B;
-          std::fill(proj.begin(), proj.end(), scalar_t(0));
-          for (int64_t b = 0; b < B; ++b) {
-            const scalar_t sb = srow[b];
-            const scalar_t* wrow = wt.data() + b * C;
+        const int64_t q0 = pp[i], q1 = pp[i + 1];
+        for (int64_t c0 = 0; c0 < C; c0 += W) {
+          const int64_t cw = std::min(W, C - c0);
+          alignas(64) scalar_t acc[W] = {};
+          for (int64_t q = q0; q < q1; ++q) {
+            if (c0 == 0 && q + kPrefetch < q1) prefetch_row(ap + ip[q + kPrefetch] * C, C);
+            const scalar_t* srow = sp + (op ? op[q] : q) * B;
+            const scalar_t* arow = ap + ip[q] * C + c0;
+            alignas(64) scalar_t proj[W] = {};
+            if (cw == W) {
+              for (int64_t b = 0; b < B; ++b) {
+                const scalar_t sb = srow[b];
+                const scalar_t* wrow = wt.data() + b * C + c0;
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) proj[c] += sb * wrow[c];
+                for (int64_t c = 0; c < W; ++c) proj[c] += sb * wrow[c];
+              }
+#pragma omp simd
+              for (int64_t c = 0; c < W; ++c) acc[c] += arow[c] * proj[c];
+            } else {
+              for (int64_t b = 0; b < B; ++b) {
+                const scalar_t sb = srow[b];
+                const scalar_t* wrow = wt.data() + b * C + c0;
+                for (int64_t c = 0; c < cw; ++c) proj[c] += sb * wrow[c];
+              }
+              for (int64_t c = 0; c < cw; ++c) acc[c] += arow[c] * proj[c];
+            }
           }
-          const scalar_t* arow = ap + ip[q] * C;
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) acc[c] += arow[c] * proj[c];
+          std::copy(acc, acc + cw, outp + i * C + c0);
         }
-        std::copy(acc.begin(), acc.end(), outp + i * C);
       }
     });
   });
@@ -129,34 +144,53 @@ std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a
     // per block: sum_t s[t, b] h[t, c] as [B, C]
     std::vector<scalar_t> partial(sp ? static_cast<size_t>(blocks * B * C) : 0, scalar_t(0));
     parallel_rows(blocks, 1, [&](int64_t bb, int64_t be) {
-      std::vector<scalar_t> h(static_cast<size_t>(C));
+      // kTile elements at a time: their products h [kTile, C] are formed once, then
+      // first = h @ weight with kTile independent accumulators (no dependency chain over C)
+      // and part += s^T h with the kTile-term sums in registers
+      std::vector<scalar_t> h(static_cast<size_t>(kTile * C));
       for (int64_t blk = bb; blk < be; ++blk) {
         scalar_t* part = sp ? partial.data() + blk * B * C : nullptr;
         const int64_t t_end = std::min(T, (blk + 1) * kProjectBlock);
-        for (int64_t t = blk * kProjectBlock; t < t_end; ++t) {
-          if (t + kPrefetch < t_end) {
-            prefetch_row(gp + gi[t + kPrefetch] * C, C);
-            prefetch_row(ap + ai[t + kPrefetch] * C, C);
+        for (int64_t t0 = blk * kProjectBlock; t0 < t_end; t0 += kTile) {
+          const int64_t nt = std::min(kTile, t_end - t0);
+          for (int64_t k = 0; k < nt; ++k) {
+            const int64_t t = t0 + k;
+            if (t + kTile < t_end) prefetch_row(ap + ai[t + kTile] * C, C);
+            const scalar_t* grow = gp + gi[t] * C;
+            const scalar_t* arow = ap + ai[t] * C;
+            scalar_t* hrow = h.data() + k * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) hrow[c] = grow[c] * arow[c];
           }
-          const scalar_t* grow = gp + gi[t] * C;
-          const scalar_t* arow = ap + ai[t] * C;
+          if (B <= kSmallB) {
+            alignas(64) scalar_t acc[kTile][kSmallB] = {};
+            for (int64_t c = 0; c < C; ++c) {
+              const scalar_t* wrow = wp + c * B;
+              for (int64_t k = 0; k < kTile; ++k) {
+                const scalar_t hc = k < nt ? h[k * C + c] : scalar_t(0);
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) h[c] = grow[c] * arow[c];
-          // first[t] = h @ weight, accumulated over c in B-wide rows (no horizontal sums)
-          scalar_t* frow = fp + t * B;
-          std::fill(frow, frow + B, scalar_t(0));
-          for (int64_t c = 0; c < C; ++c) {
-            const scalar_t hc = h[c];
-            const scalar_t* wrow = wp + c * B;
-#pragma omp simd
-            for (int64_t b = 0; b < B; ++b) frow[b] += hc * wrow[b];
+                for (int64_t b = 0; b < B; ++b) acc[k][b] += hc * wrow[b];
+              }
+            }
+            for (int64_t k = 0; k < nt; ++k) std::copy(acc[k], acc[k] + B, fp + (t0 + k) * B);
+          } else {
+            for (int64_t k = 0; k < nt; ++k)
+              for (int64_t b = 0; b < B; ++b) {
+                scalar_t dot = 0;
+                for (int64_t c = 0; c < C; ++c) dot += h[k * C + c] * wp[c * B + b];
+                fp[(t0 + k) * B + b] = dot;
+              }
           }
           if (part) {
-            for (int64_t b = 0; b < B; ++b) {
-              const scalar_t sb = sp[t * B + b];
-              scalar_t* prow = part + b * C;
+            for (int64_t k = 0; k < nt; ++k) {
+              const scalar_t* srow = sp + (t0 + k) * B;
+              const scalar_t* hrow = h.data() + k * C;
+              for (int64_t b = 0; b < B; ++b) {
+                const scalar_t sb = srow[b];
+                scalar_t* prow = part + b * C;
 #pragma omp simd
-              for (int64_t c = 0; c < C; ++c) prow[c] += sb * h[c];
+                for (int64_t c = 0; c < C; ++c) prow[c] += sb * hrow[c];
+              }
             }
           }
         }
