@@ -165,6 +165,21 @@ def test_silu_second_order_matches_autograd(backend, dtype):
         torch.testing.assert_close(x.reshape(-1), y, **tol)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_silu_second_order_can_overwrite_u(backend):
+    z, g, u = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    with chosen(backend):
+        expected = ops.silu_second_order(z, g, u)
+        keep = u.clone()
+        ours = ops.silu_second_order(z, g, u, overwrite_u=True)
+    assert ours[1].data_ptr() == u.data_ptr()
+    for x, y in zip(ours, expected, strict=True):
+        torch.testing.assert_close(x, y)
+    assert not torch.equal(u, keep)
+    with pytest.raises(ValueError, match="'u' must be contiguous"):
+        ops.silu_second_order(z, g, torch.randn(4, 3).t(), overwrite_u=True)
+
+
 def test_silu_second_order_errors():
     z = torch.randn(4)
     with pytest.raises(ValueError, match="'g' and 'u'"):

@@ -1,7 +1,8 @@
 // The derivatives SiLU's second backward needs, in one pass (memory-lean dense layers of the
 // molecular models):
 //
-//   silu_second_order(z, g, u) -> (g * d1, u * d1, u * g * d2)
+//   silu_second_order(z, g, u, overwrite_u) -> (g * d1, u * d1, u * g * d2)  (u * d1 written over u
+//   when overwrite_u)
 //   d1 = silu'(z)  = s (1 + z (1 - s)),   d2 = silu''(z) = s (1 - s) (2 + z (1 - 2 s)),
 //   s = sigmoid(z)
 //
@@ -24,7 +25,7 @@ inline double sigmoid_of(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
 }  // namespace
 
-std::tuple<Tensor, Tensor, Tensor> silu_second_order(Tensor z, Tensor g, Tensor u) {
+std::tuple<Tensor, Tensor, Tensor> silu_second_order(Tensor z, Tensor g, Tensor u, bool overwrite_u) {
   check_cpu_contiguous(z, "z");
   check_cpu_contiguous(g, "g");
   check_cpu_contiguous(u, "u");
@@ -35,13 +36,14 @@ std::tuple<Tensor, Tensor, Tensor> silu_second_order(Tensor z, Tensor g, Tensor 
   STD_TORCH_CHECK(g.numel() == n && u.numel() == n, "gnn_kernels::silu_second_order: 'z', 'g' and 'u' must have "
                   "the same number of elements");
   Tensor g_z = torch::stable::new_empty(z, {n});
-  Tensor grad_g = torch::stable::new_empty(z, {n});
+  // u * d1 may be written over u (each element is read before it is written)
+  Tensor grad_g = overwrite_u ? u : torch::stable::new_empty(z, {n});
   Tensor grad_z = torch::stable::new_empty(z, {n});
   dispatch_float(z.scalar_type(), "silu_second_order", [&](auto tag) {
     using scalar_t = decltype(tag);
     const scalar_t* zp = z.const_data_ptr<scalar_t>();
     const scalar_t* gp = g.const_data_ptr<scalar_t>();
-    const scalar_t* up = u.const_data_ptr<scalar_t>();
+    const scalar_t* up = u.const_data_ptr<scalar_t>();  // may alias o2 (overwrite_u)
     scalar_t* o1 = g_z.mutable_data_ptr<scalar_t>();
     scalar_t* o2 = grad_g.mutable_data_ptr<scalar_t>();
     scalar_t* o3 = grad_z.mutable_data_ptr<scalar_t>();
@@ -53,9 +55,10 @@ std::tuple<Tensor, Tensor, Tensor> silu_second_order(Tensor z, Tensor g, Tensor 
         const scalar_t one_minus = scalar_t(1) - s;
         const scalar_t d1 = s * (scalar_t(1) + x * one_minus);
         const scalar_t d2 = s * one_minus * (scalar_t(2) + x * (one_minus - s));
-        o1[i] = gp[i] * d1;
-        o2[i] = up[i] * d1;
-        o3[i] = up[i] * gp[i] * d2;
+        const scalar_t gi = gp[i], ui = up[i];  // (read before o2, which may be u, is written)
+        o1[i] = gi * d1;
+        o3[i] = ui * gi * d2;
+        o2[i] = ui * d1;
       }
     });
   });
@@ -65,7 +68,7 @@ std::tuple<Tensor, Tensor, Tensor> silu_second_order(Tensor z, Tensor g, Tensor 
 }  // namespace gnn_kernels
 
 STABLE_TORCH_LIBRARY_FRAGMENT(gnn_kernels, m) {
-  m.def("silu_second_order(Tensor z, Tensor g, Tensor u) -> (Tensor, Tensor, Tensor)");
+  m.def("silu_second_order(Tensor z, Tensor g, Tensor(a!) u, bool overwrite_u) -> (Tensor, Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(gnn_kernels, CPU, m) {

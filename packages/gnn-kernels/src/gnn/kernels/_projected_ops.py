@@ -20,5 +20,5 @@ def _(g, g_index, a, a_index, weight, s):
 
 
 @torch.library.register_fake("gnn_kernels::silu_second_order")
-def _(z, g, u):
-    return z.new_empty(z.numel()), z.new_empty(z.numel()), z.new_empty(z.numel())
+def _(z, g, u, overwrite_u):
+    return z.new_empty(z.numel()), (u if overwrite_u else z.new_empty(z.numel())), z.new_empty(z.numel())

@@ -297,9 +297,12 @@ class NativeBackend(GeometryOps, WalkOps):
         """``h = g[g_index] * a[a_index]``: ``(h @ weight, h^T @ s)``."""
         return self.ops.gather_mul_project(g, g_index.contiguous(), a, a_index.contiguous(), weight, s)
 
-    def silu_second_order(self, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(g silu'(z), u silu'(z), u g silu''(z))`` in one pass."""
-        return self.ops.silu_second_order(z, g, u)
+    def silu_second_order(
+        self, z: Tensor, g: Tensor, u: Tensor, overwrite_u: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(g silu'(z), u silu'(z), u g silu''(z))`` in one pass (the second written over ``u``
+        when ``overwrite_u``)."""
+        return self.ops.silu_second_order(z, g, u, overwrite_u)
 
     def node_score_attention(
         self,

@@ -78,7 +78,8 @@ def _second_order(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tenso
     if _is_silu(act):
         if torch.is_grad_enabled():
             return _act_grad(act, z, g), _act_grad(act, z, u), u * g * _silu_second(z)
-        return ops.silu_second_order(z, g, u.expand(z.shape))
+        owned = u.is_contiguous() and u.shape == z.shape  # a fresh temporary of the caller's
+        return ops.silu_second_order(z, g, u if owned else u.expand(z.shape), overwrite_u=owned)
     first = getattr(act, "_derivative", None)
     second = getattr(act, "_second_derivative", None)
     if first is None or second is None:

@@ -17,7 +17,9 @@ from ._dispatch import context, run
 __all__ = ["silu_second_order"]
 
 
-def silu_second_order(z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def silu_second_order(
+    z: Tensor, g: Tensor, u: Tensor, *, overwrite_u: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     r"""``(g silu'(z), u silu'(z), u g silu''(z))``, elementwise.
 
     With :math:`s = \sigma(z)`: :math:`\mathrm{silu}'(z) = s(1 + z(1 - s))` and
@@ -27,6 +29,8 @@ def silu_second_order(z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, 
 
     Args:
         z, g, u: tensors of one shape and floating dtype.
+        overwrite_u: write the second result over ``u`` (a contiguous temporary of the caller's:
+            one ``[E, H]`` allocation fewer).
 
     Returns:
         Three tensors of that shape. Not differentiable (an op for ``backward`` code that
@@ -50,5 +54,7 @@ def silu_second_order(z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, 
         raise TypeError(f"'g' and 'u' must have the dtype of 'z' ({z.dtype}), got {g.dtype}, {u.dtype}")
     ctx = context(z, None, work=z.numel())
     ctx["requires_grad"] = False  # never differentiated through
-    outs = run("silu_second_order", ctx, z.contiguous(), g.contiguous(), u.contiguous())
+    if overwrite_u and not u.is_contiguous():
+        raise ValueError("'u' must be contiguous to be overwritten ('overwrite_u=True')")
+    outs = run("silu_second_order", ctx, z.contiguous(), g.contiguous(), u.contiguous(), overwrite_u)
     return tuple(o.view(z.shape) for o in outs)  # type: ignore[return-value]
