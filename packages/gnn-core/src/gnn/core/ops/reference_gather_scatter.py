@@ -1,0 +1,165 @@
+r"""Pure-torch reference of :func:`gnn.core.ops.gather_mul_scatter` (assumes validated inputs).
+
+Forward, with ``a_e = x[gather_e]`` and ``S`` the sum over ``scatter_index`` (``S_g`` over
+``gather_index``):
+
+.. math::
+    \mathbf{o} = S(\mathbf{a}_e \odot \mathbf{w}_e\, c_e)
+
+First backward (:class:`_GmsGrad`), with ``g`` the ``[dim_size, F]`` incoming gradient and
+``g_e = g[scatter_e]``:
+
+.. math::
+    \bar{\mathbf{x}} = S_g(\mathbf{g}_e \odot \mathbf{w}_e\, c_e), \quad
+    \bar{\mathbf{w}}_e = \mathbf{g}_e \odot \mathbf{a}_e\, c_e, \quad
+    \bar{c}_e = \langle \mathbf{g}_e, \mathbf{a}_e \odot \mathbf{w}_e \rangle
+
+Second backward (:meth:`_GmsGrad.backward`), with incoming ``(X, W, C)`` for
+``(x-bar, w-bar, c-bar)`` and ``u_e = X[gather_e]``:
+
+.. math::
+    \partial \mathbf{g} = S\big(c_e(\mathbf{u}_e \odot \mathbf{w}_e + \mathbf{W}_e \odot \mathbf{a}_e)
+        + C_e\, \mathbf{a}_e \odot \mathbf{w}_e\big), \quad
+    \partial \mathbf{x} = S_g\big(\mathbf{g}_e \odot (c_e \mathbf{W}_e + C_e \mathbf{w}_e)\big),
+
+.. math::
+    \partial \mathbf{w}_e = \mathbf{g}_e \odot (c_e \mathbf{u}_e + C_e \mathbf{a}_e), \quad
+    \partial c_e = \langle \mathbf{g}_e, \mathbf{u}_e \odot \mathbf{w}_e + \mathbf{W}_e \odot \mathbf{a}_e
+        \rangle
+
+(``c = 1`` and no ``C`` terms without a scale). The forward keeps ``x``, ``w`` and ``c``; the first
+backward adds only ``g`` (node-sized); every ``[E, F]`` product above is transient. The sums run on the
+selected backend's ``segment`` (sorted scatter index with its ``ptr``) or ``scatter``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["gather_mul_scatter"]
+
+
+def _scatter(src: Tensor, index: Tensor, size: int) -> Tensor:
+    from ._dispatch import context, run  # late: the dispatcher imports this module
+
+    return run("scatter", context(src, "sum", work=src.numel()), src, index, 0, size, "sum")
+
+
+def _sum(src: Tensor, index: Tensor, ptr: Tensor | None, size: int) -> Tensor:
+    if ptr is None:
+        return _scatter(src, index, size)
+    from ._dispatch import context, run
+
+    return run("segment", context(src, "sum", work=src.numel()), src, ptr, 0, "sum")
+
+
+def _times(t: Tensor, c: Tensor | None) -> Tensor:
+    """``t * c[:, None]`` (``t`` unchanged without ``c``)."""
+    return t if c is None else t * c.view(-1, 1)
+
+
+class _Gms(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, c, gidx, sidx, ptr, size):  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, w, c, gidx, sidx, ptr)
+        ctx.size = size
+        msg = x.index_select(0, gidx).mul_(w)
+        if c is not None:
+            msg.mul_(c.view(-1, 1))
+        return _sum(msg, sidx, ptr, size)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        if g is None:
+            return (None,) * 7
+        x, w, c, gidx, sidx, ptr = ctx.saved_tensors
+        needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], c is not None and ctx.needs_input_grad[2])
+        gx, gw, gc = _GmsGrad.apply(g, x, w, c, gidx, sidx, ptr, needs)
+        return gx, gw, gc, None, None, None, None
+
+
+class _GmsGrad(torch.autograd.Function):
+    """``(g, x, w, c) -> (x-bar, w-bar, c-bar)`` of :class:`_Gms` (``None`` where not needed)."""
+
+    @staticmethod
+    def forward(ctx, g, x, w, c, gidx, sidx, ptr, needs):  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(g, x, w, c, gidx, sidx, ptr)  # x, w, c are the forward's: only g is new
+        g_e = g.index_select(0, sidx)
+        gx = gw = gc = None
+        if needs[0]:
+            gx = _scatter(_times(g_e * w, c), gidx, x.size(0))
+        if needs[1] or needs[2]:
+            a = x.index_select(0, gidx)
+            if needs[2]:
+                gc = (g_e * a * w).sum(1)
+            if needs[1]:
+                gw = _times(a.mul_(g_e), c)
+        return gx, gw, gc
+
+    @staticmethod
+    def backward(ctx, bx, bw, bc):  # type: ignore[override]
+        g, x, w, c, gidx, sidx, ptr = ctx.saved_tensors
+        need_g, need_x, need_w, need_c = ctx.needs_input_grad[:4]
+        if c is None:
+            bc = None
+        u = bx.index_select(0, gidx) if bx is not None else None
+        a = x.index_select(0, gidx) if (bw is not None or bc is not None) else None
+        g_e = g.index_select(0, sidx) if (need_x or need_w or need_c) else None
+        grad_g = grad_x = grad_w = grad_c = None
+        if need_g:
+            inner = None
+            if u is not None:
+                inner = u * w
+            if bw is not None:
+                inner = bw * a if inner is None else inner + bw * a
+            inner = _times(inner, c) if inner is not None else None
+            if bc is not None:
+                extra = a * w * bc.view(-1, 1)
+                inner = extra if inner is None else inner + extra
+            if inner is not None:
+                grad_g = _sum(inner, sidx, ptr, g.size(0))
+        if need_x:
+            inner = _times(bw, c) if bw is not None else None
+            if bc is not None:
+                extra = w * bc.view(-1, 1)
+                inner = extra if inner is None else inner + extra
+            if inner is not None:
+                grad_x = _scatter(inner * g_e, gidx, x.size(0))
+        if need_w:
+            inner = _times(u, c) if u is not None else None
+            if bc is not None:
+                extra = a * bc.view(-1, 1)
+                inner = extra if inner is None else inner + extra
+            if inner is not None:
+                grad_w = inner * g_e
+        if need_c and c is not None:
+            inner = u * w if u is not None else None
+            if bw is not None:
+                inner = bw * a if inner is None else inner + bw * a
+            if inner is not None:
+                grad_c = (inner * g_e).sum(1)
+        return grad_g, grad_x, grad_w, grad_c, None, None, None, None
+
+
+def gather_mul_scatter(
+    x: Tensor,
+    weight: Tensor,
+    scale: Tensor | None,
+    gather_index: Tensor,
+    scatter_index: Tensor,
+    ptr: Tensor | None,
+    dim_size: int,
+) -> Tensor:
+    """See :func:`gnn.core.ops.gather_mul_scatter` (argument order of the backends)."""
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (scale is not None and scale.requires_grad)
+    )
+    if not needs_grad:
+        msg = x.index_select(0, gather_index).mul_(weight)
+        if scale is not None:
+            msg.mul_(scale.view(-1, 1))
+        return _sum(msg, scatter_index, ptr, dim_size)
+    return _Gms.apply(x, weight, scale, gather_index, scatter_index, ptr, dim_size)
