@@ -207,3 +207,24 @@ def test_edge_scaled_validates_and_multiplies():
         plans.EdgeScaled([1.0], s)
     kwargs = {"a": 1}
     assert plans.materialize_products(kwargs) is kwargs
+
+
+def test_backward_skips_gradients_the_pass_discards(monkeypatch):
+    from gnn.core.lean_autograd import grad_needed
+    from gnn.core.ops import reference_gather_scatter as ref
+
+    seen = []
+    real = ref._GmsGrad.apply
+    monkeypatch.setattr(ref._GmsGrad, "apply", lambda *a: seen.append(a[-1]) or real(*a))
+    x, w, c, gidx, sidx = _inputs()
+    out = ops.gather_mul_scatter(x, w, gidx, sidx, 5, scale=c)
+    (gx,) = torch.autograd.grad(out.sum(), x, retain_graph=True)  # as forces: x only
+    assert seen == [(True, False, False)]
+    testing.assert_close(gx, torch.autograd.grad(_plain(x, w, c, gidx, sidx).sum(), x)[0], atol=1e-12, rtol=0)
+    out.sum().backward()
+    assert seen[-1] == (True, True, True)
+    assert grad_needed(x) and not grad_needed(None) and not grad_needed(x, False)  # outside a backward
+
+
+def _plain(x, w, c, gidx, sidx):
+    return torch.zeros(5, x.size(1), dtype=x.dtype).index_add(0, sidx, x[gidx] * w * c.view(-1, 1))

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gnn.core.lean_autograd import grad_needed
+
 __all__ = ["dense_act", "dense_act_dense"]
 
 
@@ -125,7 +127,8 @@ class _DenseActDense(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
         x, w1, b1, w2, b2, z = ctx.saved_tensors
-        needs = ctx.needs_input_grad[:5]
+        # gradients this pass discards (the weights' while forces are taken) are not computed
+        needs = tuple(grad_needed(t, need) for t, need in zip((x, w1, b1, w2, b2), ctx.needs_input_grad))
         outs = _DenseActDenseGrad.apply(g, x, w1, b1, w2, b2, z, ctx.act, needs)
         return (*outs, None)
 

@@ -37,6 +37,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..lean_autograd import grad_needed
+
 __all__ = ["gather_mul_scatter"]
 
 
@@ -75,7 +77,10 @@ class _Gms(torch.autograd.Function):
         if g is None:
             return (None,) * 7
         x, w, c, gidx, sidx, ptr = ctx.saved_tensors
-        needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], c is not None and ctx.needs_input_grad[2])
+        # gradients this pass discards (e.g. the weights' while forces are taken) are not computed
+        needs = tuple(grad_needed(t, need) for t, need in zip((x, w, c), ctx.needs_input_grad))
+        if not any(needs):
+            return (None,) * 7
         gx, gw, gc = _GmsGrad.apply(g, x, w, c, gidx, sidx, ptr, needs)
         return gx, gw, gc, None, None, None, None
 
@@ -90,57 +95,56 @@ class _GmsGrad(torch.autograd.Function):
         g_e = g.index_select(0, sidx)
         gx = gw = gc = None
         if needs[0]:
-            gx = _scatter(_times(g_e * w, c), gidx, x.size(0))
+            t = g_e * w
+            gx = _scatter(t if c is None else t.mul_(c.view(-1, 1)), gidx, x.size(0))
         if needs[1] or needs[2]:
-            a = x.index_select(0, gidx)
+            ga = x.index_select(0, gidx).mul_(g_e)
             if needs[2]:
-                gc = (g_e * a * w).sum(1)
+                gc = (ga * w).sum(1)
             if needs[1]:
-                gw = _times(a.mul_(g_e), c)
+                gw = ga if c is None else ga.mul_(c.view(-1, 1))
         return gx, gw, gc
 
     @staticmethod
     def backward(ctx, bx, bw, bc):  # type: ignore[override]
+        # out of place throughout: with create_graph (a third derivative) autograd records these ops
         g, x, w, c, gidx, sidx, ptr = ctx.saved_tensors
         need_g, need_x, need_w, need_c = ctx.needs_input_grad[:4]
         if c is None:
             bc = None
+        cc = c.view(-1, 1) if c is not None else None
+        bcc = bc.view(-1, 1) if bc is not None else None
         u = bx.index_select(0, gidx) if bx is not None else None
         a = x.index_select(0, gidx) if (bw is not None or bc is not None) else None
         g_e = g.index_select(0, sidx) if (need_x or need_w or need_c) else None
         grad_g = grad_x = grad_w = grad_c = None
-        if need_g:
-            inner = None
+        # p = u * w + W * a: the part of d/dg that c scales, and the gradient of c
+        p = None
+        if (need_g or need_c) and (u is not None or bw is not None):
             if u is not None:
-                inner = u * w
-            if bw is not None:
-                inner = bw * a if inner is None else inner + bw * a
-            inner = _times(inner, c) if inner is not None else None
-            if bc is not None:
-                extra = a * w * bc.view(-1, 1)
-                inner = extra if inner is None else inner + extra
+                p = u * w if bw is None else torch.addcmul(u * w, bw, a)
+            else:
+                p = bw * a
+        if need_c and c is not None and p is not None:
+            grad_c = (p * g_e).sum(1)
+        if need_g:
+            inner = p if (p is None or cc is None) else p * cc
+            if bcc is not None:
+                inner = a * (w * bcc) if inner is None else torch.addcmul(inner, a, w * bcc)
             if inner is not None:
                 grad_g = _sum(inner, sidx, ptr, g.size(0))
         if need_x:
             inner = _times(bw, c) if bw is not None else None
-            if bc is not None:
-                extra = w * bc.view(-1, 1)
-                inner = extra if inner is None else inner + extra
+            if bcc is not None:
+                inner = w * bcc if inner is None else torch.addcmul(inner, w, bcc)
             if inner is not None:
                 grad_x = _scatter(inner * g_e, gidx, x.size(0))
         if need_w:
             inner = _times(u, c) if u is not None else None
-            if bc is not None:
-                extra = a * bc.view(-1, 1)
-                inner = extra if inner is None else inner + extra
+            if bcc is not None:
+                inner = a * bcc if inner is None else torch.addcmul(inner, a, bcc)
             if inner is not None:
                 grad_w = inner * g_e
-        if need_c and c is not None:
-            inner = u * w if u is not None else None
-            if bw is not None:
-                inner = bw * a if inner is None else inner + bw * a
-            if inner is not None:
-                grad_c = (inner * g_e).sum(1)
         return grad_g, grad_x, grad_w, grad_c, None, None, None, None
 
 
