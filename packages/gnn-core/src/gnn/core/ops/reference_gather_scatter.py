@@ -28,8 +28,8 @@ Second backward (:meth:`_GmsGrad.backward`), with incoming ``(X, W, C)`` for
         \rangle
 
 (``c = 1`` and no ``C`` terms without a scale). The forward keeps ``x``, ``w`` and ``c``; the first
-backward adds only ``g`` (node-sized); every ``[E, F]`` product above is transient. The sums run on the
-selected backend's ``segment`` (sorted scatter index with its ``ptr``) or ``scatter``.
+backward adds only ``g`` (node-sized); every ``[E, F]`` product above is transient. The sums are
+``index_add_`` into zeros (a compiled backend may use the offsets ``ptr`` of a sorted scatter index).
 """
 
 from __future__ import annotations
@@ -43,17 +43,14 @@ __all__ = ["gather_mul_scatter"]
 
 
 def _scatter(src: Tensor, index: Tensor, size: int) -> Tensor:
-    from ._dispatch import context, run  # late: the dispatcher imports this module
-
-    return run("scatter", context(src, "sum", work=src.numel()), src, index, 0, size, "sum")
+    """``out[i] = sum_{e: index_e = i} src[e]`` (``[size, F]``; deterministic on CPU)."""
+    return src.new_zeros((size,) + tuple(src.shape[1:])).index_add_(0, index, src)
 
 
 def _sum(src: Tensor, index: Tensor, ptr: Tensor | None, size: int) -> Tensor:
-    if ptr is None:
-        return _scatter(src, index, size)
-    from ._dispatch import context, run
-
-    return run("segment", context(src, "sum", work=src.numel()), src, ptr, 0, "sum")
+    """The sum over a scatter index; the pure-torch sum does not need the offsets ``ptr`` of a
+    sorted index (a compiled backend may run a segment reduction with them)."""
+    return _scatter(src, index, size)
 
 
 def _times(t: Tensor, c: Tensor | None) -> Tensor:
