@@ -204,8 +204,17 @@ class _DenseActDenseGrad(torch.autograd.Function):
 def dense_act_dense(
     x: Tensor, lin1: torch.nn.Linear, act: Callable[[Tensor], Tensor], lin2: torch.nn.Linear
 ) -> Tensor:
-    """``lin2(act(lin1(x)))``; lean autograd (see the module docstring) when a gradient graph is
-    built, else the plain computation."""
+    r""":math:`\mathbf{y} = \mathrm{act}(\mathbf{x} \mathbf{W}_1^\top + \mathbf{b}_1)\,\mathbf{W}_2^\top
+    + \mathbf{b}_2` (``lin2(act(lin1(x)))``); lean autograd (see the module docstring) when a gradient
+    graph is built, else the plain computation.
+
+    Shapes: ``x`` ``[E, F_in]`` -> ``[E, F_out]`` (``lin1``: ``F_in -> H``, ``lin2``: ``H -> F_out``).
+
+    Example:
+        >>> lin1, lin2 = torch.nn.Linear(50, 16), torch.nn.Linear(16, 16)
+        >>> dense_act_dense(torch.randn(7, 50), lin1, torch.nn.Softplus(), lin2).shape
+        torch.Size([7, 16])
+    """
     if not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return lin2(act(lin1(x)))
     return _DenseActDense.apply(x, lin1.weight, lin1.bias, lin2.weight, lin2.bias, act)
