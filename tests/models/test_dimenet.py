@@ -19,6 +19,7 @@ from gnn.core import testing
 from gnn.models import DimeNet, DimeNetPlusPlus
 from gnn.models import _spherical as sph
 from gnn.models import dimenet as dn
+from gnn.models.schnet import ShiftedSoftplus
 
 
 def params(fn):
@@ -422,7 +423,15 @@ def test_gather_mul_scatter_matches_reference_and_gradchecks(sorted_index):
     assert torch.autograd.gradgradcheck(fn, (a, s))
 
 
-@pytest.mark.parametrize("act", [torch.nn.functional.silu, torch.tanh, torch.nn.ReLU()])
+def _third_order(fn, x, w, b):
+    """A third derivative (the weights' gradient of a loss on forces-like first derivatives)."""
+    y = fn(x, w, b)
+    (gx,) = torch.autograd.grad(y.sin().sum(), x, create_graph=True)
+    second = torch.autograd.grad(gx.cos().sum(), (x, w, b), create_graph=True)
+    return torch.autograd.grad(sum(t.square().sum() for t in second), (x, w, b))
+
+
+@pytest.mark.parametrize("act", [torch.nn.functional.silu, torch.tanh, torch.nn.ReLU(), ShiftedSoftplus()])
 def test_dense_act_matches_plain_autograd(act):
     from gnn.models._lean_dense import dense_act
 
@@ -440,6 +449,39 @@ def test_dense_act_matches_plain_autograd(act):
     testing.assert_close(fn(x, w, b), act(torch.nn.functional.linear(x, w, b)), atol=1e-12, rtol=1e-12)
     assert torch.autograd.gradcheck(fn, (x, w, b))
     assert torch.autograd.gradgradcheck(fn, (x, w, b))
+    plain = lambda x, w, b: act(torch.nn.functional.linear(x, w, b))  # noqa: E731
+    for ours, expected in zip(_third_order(fn, x, w, b), _third_order(plain, x, w, b), strict=True):
+        testing.assert_close(ours, expected, atol=1e-10, rtol=1e-10)
+
+
+def test_dense_act_force_pass_skips_weight_gradients():
+    """``autograd.grad(E, x, create_graph=True)`` computes no weight gradient, yet the second
+    backward still reaches the weights exactly."""
+    from gnn.models._lean_dense import dense_act
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3).double()
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountMatmuls(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default):
+                CountMatmuls.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    energy = dense_act(x, lin, torch.nn.functional.silu).sum()
+    with CountMatmuls():
+        (forces,) = torch.autograd.grad(energy, x, create_graph=True)
+    assert CountMatmuls.calls == 1  # g_x only: no [out, in] weight gradient
+    forces.square().sum().backward()
+    plain = torch.nn.functional.silu(lin(x)).sum()
+    (f2,) = torch.autograd.grad(plain, x, create_graph=True)
+    expected = torch.autograd.grad(f2.square().sum(), (lin.weight, lin.bias))
+    testing.assert_close(lin.weight.grad, expected[0], atol=1e-12, rtol=1e-12)
+    testing.assert_close(lin.bias.grad, expected[1], atol=1e-12, rtol=1e-12)
 
 
 def test_hooks_see_the_plain_layers():

@@ -67,7 +67,14 @@ def load() -> bool:
             try:
                 torch.ops.load_library(str(path))
                 # fake and autograd formulas of the ops (the fused attention ops in their own module)
-                from . import _attention_ops, _autograd, _multi_ops, _relational_ops, _spline_ops  # noqa: F401
+                from . import (  # noqa: F401
+                    _attention_ops,
+                    _autograd,
+                    _multi_ops,
+                    _projected_ops,
+                    _relational_ops,
+                    _spline_ops,
+                )
                 from .geometry import register_fakes
                 from .walk import register_fakes as register_walk_fakes
 

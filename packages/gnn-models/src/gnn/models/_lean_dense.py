@@ -5,9 +5,28 @@ and the loss on ``F`` is backpropagated into the weights. Through ``y = act(x W^
 autograd keeps, until the second pass, ``x``, the pre-activation ``z``, the incoming gradient
 ``g_y`` and ``g_z = g_y * act'(z)``: four ``[E, H]`` tensors per layer. Here the forward keeps
 ``x`` and ``z`` (and the parameters), the first backward is itself a function that keeps ``g_y``
-(and the same ``x`` and ``z``), and the second backward differentiates the first one by autograd on
-the spot (and through ``z = x W^T + b`` by hand): three ``[E, H]`` tensors per layer stay alive, the
-rest is transient.
+(and the same ``x`` and ``z``), and the second backward recomputes ``g_z`` from them: three
+``[E, H]`` tensors per layer stay alive, the rest is transient.
+
+The second backward is written in closed form. With ``g_z = g act'(z)`` the first backward
+returns ``g_x = g_z W``, ``g_W = g_z^T x`` and ``g_b = sum_e g_z``; given their incoming gradients
+``(a_x, a_W, a_b)`` and ``u = a_x W^T + x a_W^T + a_b``:
+
+.. math::
+    \bar g = u\, \mathrm{act}'(z), \qquad \bar z = u\, g\, \mathrm{act}''(z), \qquad
+    \bar x = g_z a_W + \bar z W, \qquad \bar W = g_z^T a_x + \bar z^T x, \qquad
+    \bar b = \textstyle\sum_e \bar z
+
+(:math:`\bar z` is handed back to the forward's node, which chains it through
+:math:`z = x W^T + b` together with the gradient arriving through ``act(z)``: one pair of
+matmuls for both). SiLU and activations
+that define ``_derivative`` and ``_second_derivative`` (SchNet's shifted softplus) use these
+formulas; any other elementwise ``act`` gets its derivatives from autograd. Derivatives of the
+third order and beyond are differentiable torch expressions (correct, not lean).
+
+The first backward computes the weight gradients only when autograd will use them: forces
+(``torch.autograd.grad(E, pos, create_graph=True)``) need ``g_x`` alone, and computing ``g_W``
+there would cost one more ``[H, E] x [E, H]`` product per layer for nothing.
 
 The values and gradients of every order are those of ``act(F.linear(x, W, b))``.
 
@@ -25,17 +44,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gnn.core.lean_autograd import grad_needed
+from gnn.core import ops
 
 __all__ = ["dense_act", "dense_act_dense"]
 
 
+def _is_silu(act: Callable) -> bool:
+    return act is F.silu or getattr(act, "__name__", "") == "swish" or type(act) is torch.nn.SiLU
+
+
+def _silu_second(z: Tensor) -> Tensor:
+    r""":math:`\mathrm{silu}''(z) = \sigma(1 - \sigma)(2 + z(1 - 2\sigma))` (differentiable)."""
+    s = torch.sigmoid(z)
+    return s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s))
+
+
 def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -> Tensor:
-    """``g * act'(z)``: closed form for SiLU, else by autograd on the elementwise ``act``
-    (differentiable in ``z`` and ``g`` with ``create_graph``)."""
-    if act is F.silu or getattr(act, "__name__", "") == "swish" or type(act) is torch.nn.SiLU:
-        s = torch.sigmoid(z)
-        return g * s * (1.0 + z * (1.0 - s))
+    """``g * act'(z)``: closed form for SiLU (one fused aten kernel) and for activations that
+    know their derivative, else by autograd on the elementwise ``act`` (differentiable in ``z``
+    and ``g`` with ``create_graph``)."""
+    if _is_silu(act):
+        if torch.is_grad_enabled():  # aten's fused silu_backward has no derivative of its own
+            s = torch.sigmoid(z)
+            return g * s * (1.0 + z * (1.0 - s))
+        return torch.ops.aten.silu_backward(g, z)
     derivative = getattr(act, "_derivative", None)  # an activation that knows its derivative
     if derivative is not None:
         return g * derivative(z)
@@ -45,67 +77,126 @@ def _act_grad(act: Callable, z: Tensor, g: Tensor, create_graph: bool = False) -
     return g_z
 
 
+def _second_order(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(g act'(z), u act'(z), u g act''(z))`` in closed form, or ``None`` when ``act`` has none.
+    Outside a gradient graph SiLU's go through one fused op (:func:`gnn.core.ops.silu_second_order`)."""
+    if _is_silu(act):
+        if torch.is_grad_enabled():
+            return _act_grad(act, z, g), _act_grad(act, z, u), u * g * _silu_second(z)
+        return ops.silu_second_order(z, g, u.expand(z.shape))
+    first = getattr(act, "_derivative", None)
+    second = getattr(act, "_second_derivative", None)
+    if first is None or second is None:
+        return None
+    d1 = first(z)
+    return g * d1, u * d1, u * g * second(z)
+
+
 class _DenseAct(torch.autograd.Function):
+    """``x, w, b -> (act(z), z)`` with ``z = x w^T + b``. The pre-activation is an output so that
+    the second backward hands its gradient back to this node: autograd adds it to the one coming
+    through ``act(z)`` and :meth:`backward` chains both through ``z = x w^T + b`` with one pair of
+    matmuls."""
+
     @staticmethod
     def forward(ctx, x, w, b, act):  # type: ignore[override]
         z = F.linear(x, w, b)
-        ctx.save_for_backward(x, w, b, z)
         ctx.act = act
-        return act(z)
+        ctx.set_materialize_grads(False)
+        y = act(z)
+        ctx.save_for_backward(x, w, b, z)
+        return y, z
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g, g_z_more):  # type: ignore[override]
         x, w, b, z = ctx.saved_tensors
-        needs = ctx.needs_input_grad[:3]
-        outs = _DenseActGrad.apply(g, x, w, b, z, ctx.act, needs)
-        return (*outs, None)
+        needs = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and b is not None]
+        if needs[1]:
+            needs[1] = ops.will_use_grad(w)
+        if needs[2]:
+            needs[2] = ops.will_use_grad(b)
+        if not torch.is_grad_enabled():  # the last backward: one chain for both parts
+            g_z = g_z_more
+            if g is not None:
+                g_z = _act_grad(ctx.act, z, g) if g_z is None else _act_grad(ctx.act, z, g).add_(g_z)
+            return (*_chain_linear(g_z, x, w, needs), None) if g_z is not None else (None, None, None, None)
+        grad_x = grad_w = grad_b = None
+        if g is not None:
+            grad_x, grad_w, grad_b = _DenseActGrad.apply(g, x, w, b, z, ctx.act, tuple(needs))
+        if g_z_more is not None:  # from a second backward that builds a graph itself
+            more = _chain_linear(g_z_more, x, w, needs)
+            grad_x, grad_w, grad_b = (
+                m if p is None else (p if m is None else p + m)
+                for p, m in zip((grad_x, grad_w, grad_b), more)
+            )
+        return grad_x, grad_w, grad_b, None
+
+
+def _chain_linear(g_z: Tensor, x: Tensor, w: Tensor, needs) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+    """``(g_z w, g_z^T x, sum g_z)`` (each ``None`` where not needed): the gradients through
+    ``z = x w^T + b``."""
+    flat = g_z.reshape(-1, g_z.size(-1))
+    return (
+        g_z @ w if needs[0] else None,
+        flat.t() @ x.reshape(-1, x.size(-1)) if needs[1] else None,
+        flat.sum(0) if needs[2] else None,
+    )
 
 
 class _DenseActGrad(torch.autograd.Function):
-    """``(g, x, w, b) -> (g_x, g_w, g_b)`` of :class:`_DenseAct` (``None`` where not needed)."""
+    """``(g, x, w, b, z) -> (g_x, g_w, g_b)`` of :class:`_DenseAct` (``None`` where not needed);
+    ``z`` is the forward's pre-activation output, so the gradient of ``z`` this function's
+    backward returns joins the forward node's backward."""
 
     @staticmethod
     def forward(ctx, g, x, w, b, z, act, needs):  # type: ignore[override]
-        ctx.save_for_backward(g, x, w, b, z)  # (x and z are the forward's: no new memory but g)
-        ctx.act, ctx.needs = act, needs
+        ctx.save_for_backward(g, x, w, z)  # (x and z are the forward's: no new memory but g)
+        ctx.act = act
+        ctx.set_materialize_grads(False)
         with torch.no_grad():
-            g_z = _act_grad(act, z, g)
-            g_x = g_z @ w if needs[0] else None
-            g_w = g_z.reshape(-1, g_z.size(-1)).t() @ x.reshape(-1, x.size(-1)) if needs[1] else None
-            g_b = g_z.reshape(-1, g_z.size(-1)).sum(0) if (b is not None and needs[2]) else None
-        return g_x, g_w, g_b
+            return _chain_linear(_act_grad(act, z, g), x, w, needs)
 
     @staticmethod
     def backward(ctx, bar_x, bar_w, bar_b):  # type: ignore[override]
-        g, x, w, b, z = ctx.saved_tensors
-        g_, x_, w_, z_ = (t.detach().requires_grad_() for t in (g, x, w, z))
-        with torch.enable_grad():
-            # the first backward as a function of (g, x, w, z); z = x w^T + b is chained below
-            g_z = _act_grad(ctx.act, z_, g_, create_graph=True)
-            outs, bars = [], []
-            if bar_x is not None:
-                outs.append(g_z @ w_)
-                bars.append(bar_x)
-            if bar_w is not None:
-                outs.append(g_z.reshape(-1, g_z.size(-1)).t() @ x_.reshape(-1, x_.size(-1)))
-                bars.append(bar_w)
-            if bar_b is not None and b is not None:
-                outs.append(g_z.reshape(-1, g_z.size(-1)).sum(0))
-                bars.append(bar_b)
-            if not outs:
-                return None, None, None, None, None, None, None
-            grad_g, grad_x, grad_w, grad_z = torch.autograd.grad(
-                outs, (g_, x_, w_, z_), bars, allow_unused=True
-            )
-        grad_b = None
-        if grad_z is not None:  # through z = x w^T + b
-            flat = grad_z.reshape(-1, grad_z.size(-1))
-            chain_x = grad_z @ w
-            chain_w = flat.t() @ x.reshape(-1, x.size(-1))
-            grad_x = chain_x if grad_x is None else grad_x + chain_x
-            grad_w = chain_w if grad_w is None else grad_w + chain_w
-            grad_b = flat.sum(0) if b is not None else None
-        return grad_g, grad_x, grad_w, grad_b, None, None, None
+        g, x, w, z = ctx.saved_tensors
+        if bar_x is None and bar_w is None and bar_b is None:
+            return None, None, None, None, None, None, None
+        # u = dL/dg_z: every output of the first backward is linear in g_z
+        u = None
+        if bar_x is not None:
+            u = bar_x @ w.t()
+        if bar_w is not None:
+            term = (x.reshape(-1, x.size(-1)) @ bar_w.t()).view(g.shape)
+            u = term if u is None else u + term
+        if bar_b is not None:
+            u = bar_b.expand(g.shape) if u is None else u + bar_b
+        closed = _second_order(ctx.act, z, g, u)
+        if closed is not None:
+            g_z, grad_g, grad_z = closed
+        else:
+            grad_g, grad_z = _autograd_act_grad2(ctx.act, z, g, u)
+            g_z = _act_grad(ctx.act, z, g, create_graph=torch.is_grad_enabled())
+        grad_x = grad_w = None
+        if bar_x is not None:
+            grad_w = g_z.reshape(-1, g_z.size(-1)).t() @ bar_x.reshape(-1, bar_x.size(-1))
+        if bar_w is not None:
+            grad_x = (g_z @ bar_w).view(x.shape)
+        return grad_g, grad_x, grad_w, None, grad_z, None, None
+
+
+def _autograd_act_grad2(act: Callable, z: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """``(d/dg, d/dz)`` of ``<u, g act'(z)>`` by autograd (an activation without closed forms)."""
+    create = torch.is_grad_enabled()
+    with torch.enable_grad():
+        g_ = g if (create and g.requires_grad) else g.detach().requires_grad_()
+        z_ = z if (create and z.requires_grad) else z.detach().requires_grad_()
+        g_z = _act_grad(act, z_, g_, create_graph=True)
+        grad_g, grad_z = torch.autograd.grad(g_z, (g_, z_), u, create_graph=create, allow_unused=True)
+    if grad_g is None:
+        grad_g = torch.zeros_like(g)
+    if grad_z is None:
+        grad_z = torch.zeros_like(z)
+    return grad_g, grad_z
 
 
 def dense_act(x: Tensor, lin: torch.nn.Linear, act: Callable[[Tensor], Tensor]) -> Tensor:
@@ -113,7 +204,7 @@ def dense_act(x: Tensor, lin: torch.nn.Linear, act: Callable[[Tensor], Tensor]) 
     graph, else the plain computation."""
     if not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return act(lin(x))
-    return _DenseAct.apply(x, lin.weight, lin.bias, act)
+    return _DenseAct.apply(x, lin.weight, lin.bias, act)[0]
 
 
 class _DenseActDense(torch.autograd.Function):
@@ -128,7 +219,10 @@ class _DenseActDense(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         x, w1, b1, w2, b2, z = ctx.saved_tensors
         # gradients this pass discards (the weights' while forces are taken) are not computed
-        needs = tuple(grad_needed(t, need) for t, need in zip((x, w1, b1, w2, b2), ctx.needs_input_grad))
+        needs = tuple(
+            bool(need) and t is not None and ops.will_use_grad(t)
+            for t, need in zip((x, w1, b1, w2, b2), ctx.needs_input_grad)
+        )
         outs = _DenseActDenseGrad.apply(g, x, w1, b1, w2, b2, z, ctx.act, needs)
         return (*outs, None)
 

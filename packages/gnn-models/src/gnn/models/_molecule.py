@@ -29,6 +29,12 @@ class ShiftedSoftplus(torch.nn.Module):
         r""":math:`\mathrm{ssp}'(x) = \sigma(x)` (for the lean functions of :mod:`gnn.models._lean_dense`)."""
         return torch.sigmoid(x)
 
+    @staticmethod
+    def _second_derivative(x: Tensor) -> Tensor:
+        r""":math:`\mathrm{ssp}''(x) = \sigma(x)(1 - \sigma(x))`."""
+        s = torch.sigmoid(x)
+        return s * (1.0 - s)
+
 
 def check_molecules(
     z: object, pos: object, batch: object, max_z: int | None

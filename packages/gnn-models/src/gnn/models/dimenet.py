@@ -431,9 +431,14 @@ class InteractionPPBlock(torch.nn.Module):
         x_ji = _dense(self.lin_ji, self.act, x)
         x_kj = _dense(self.lin_kj, self.act, x) * self.lin_rbf2(self.lin_rbf1(rbf))
         x_kj = _dense(self.lin_down, self.act, x_kj)
-        sbf = self.lin_sbf2(self.lin_sbf1(sbf))
-        # sum over the triplets k -> j -> i of x_kj[kj] * sbf, without saving [T, C] gathers
-        x_kj = gather_mul_scatter(x_kj, sbf, idx_kj, idx_ji, _sorted_ptr(idx_ji, x.size(0)), x.size(0))
+        sbf = self.lin_sbf1(sbf)
+        # sum over the triplets k -> j -> i of x_kj[kj] * lin_sbf2(sbf): with the triplets sorted by
+        # j -> i, one pass that never forms a [T, C] tensor, in any derivative
+        ptr = _sorted_ptr(idx_ji, x.size(0))
+        if ptr is not None and no_forward_hooks(self.lin_sbf2):
+            x_kj = ops.projected_gather_sum(x_kj, sbf, self.lin_sbf2.weight, idx_kj, ptr)
+        else:  # without saving [T, C] gathers
+            x_kj = gather_mul_scatter(x_kj, self.lin_sbf2(sbf), idx_kj, idx_ji, ptr, x.size(0))
         x_kj = _dense(self.lin_up, self.act, x_kj)
         return _skip_stack(self, x, x_ji + x_kj)
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..lean_autograd import grad_needed
+from ._engine import will_use_grad
 
 __all__ = ["gather_mul_scatter"]
 
@@ -75,7 +75,10 @@ class _Gms(torch.autograd.Function):
             return (None,) * 7
         x, w, c, gidx, sidx, ptr = ctx.saved_tensors
         # gradients this pass discards (e.g. the weights' while forces are taken) are not computed
-        needs = tuple(grad_needed(t, need) for t, need in zip((x, w, c), ctx.needs_input_grad))
+        needs = tuple(
+            bool(need) and t is not None and will_use_grad(t)
+            for t, need in zip((x, w, c), ctx.needs_input_grad)
+        )
         if not any(needs):
             return (None,) * 7
         gx, gw, gc = _GmsGrad.apply(g, x, w, c, gidx, sidx, ptr, needs)
