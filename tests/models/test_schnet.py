@@ -398,22 +398,44 @@ def test_float32_forces_match_pyg():
         testing.assert_close(p.grad, theirs_grads[name].grad, atol=1e-3, rtol=1e-3, msg=name)
 
 
-def test_lean_filter_layer_gradchecks_and_steps_aside_for_hooks():
-    from gnn.models._lean_dense import dense_act
+def _as_linear(w, b):
+    layer = type("Lin", (), {})()
+    layer.weight, layer.bias = w, b
+    return layer
+
+
+def test_lean_filter_network_gradchecks_and_steps_aside_for_hooks():
+    from gnn.models._lean_dense import dense_act_dense
 
     torch.manual_seed(0)
-    lin = torch.nn.Linear(5, 4).double()
+    lin1, lin2 = torch.nn.Linear(5, 4).double(), torch.nn.Linear(4, 3).double()
     x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
-    holder = type("Lin", (), {})
+    leaves = [t.detach().clone().requires_grad_() for t in (lin1.weight, lin1.bias, lin2.weight, lin2.bias)]
 
-    def fn(x, w, b):
-        layer = holder()
-        layer.weight, layer.bias = w, b
-        return dense_act(x, layer, ShiftedSoftplus())
+    def fn(x, w1, b1, w2, b2):
+        return dense_act_dense(x, _as_linear(w1, b1), ShiftedSoftplus(), _as_linear(w2, b2))
 
-    w, b = lin.weight.detach().clone().requires_grad_(), lin.bias.detach().clone().requires_grad_()
-    testing.assert_close(fn(x, w, b), ShiftedSoftplus()(lin(x)), atol=1e-12, rtol=1e-12)
-    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+    testing.assert_close(fn(x, *leaves), lin2(ShiftedSoftplus()(lin1(x))), atol=1e-12, rtol=1e-12)
+    assert torch.autograd.gradcheck(fn, (x, *leaves))
+    assert torch.autograd.gradgradcheck(fn, (x, *leaves))
+    # the first backward alone (its own backward is the double backward of the block)
+    from gnn.models._lean_dense import _DenseActDenseGrad
+
+    g = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    needs = (True,) * 5
+
+    def first(g, x, w1, b1, w2):
+        return _DenseActDenseGrad.apply(
+            g, x, w1, b1, w2, leaves[3], torch.nn.functional.linear(x, w1, b1), ShiftedSoftplus(), needs
+        )
+
+    assert torch.autograd.gradcheck(first, (g, x, *leaves[:3]))
+    # tanh without a closed-form derivative: autograd on the activation
+    assert torch.autograd.gradgradcheck(
+        lambda x, w1: dense_act_dense(x, _as_linear(w1, leaves[1]), torch.tanh, _as_linear(leaves[2], None)),
+        (x, leaves[0]),
+    )
+
     block = InteractionBlock(6, 5, 4, cutoff=3.0)
     seen = []
     block.mlp[1].register_forward_hook(lambda *a: seen.append(1))
@@ -422,3 +444,71 @@ def test_lean_filter_layer_gradchecks_and_steps_aside_for_hooks():
     dist = (pos[ei[0]] - pos[ei[1]]).norm(dim=-1)
     block(torch.randn(5, 6), ei, dist, GaussianSmearing(0.0, 3.0, 5)(dist))
     assert seen == [1]
+
+
+def _step(model, z, pos, batch):
+    """Energy, forces (create_graph) and the parameter gradients of a loss on both."""
+    model.zero_grad()
+    energy, forces = energy_forces(model, z, pos, batch)
+    ((energy**2).sum() + (forces**2).sum()).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    return energy.detach(), forces.detach(), grads
+
+
+def test_fused_and_general_cfconv_paths_agree_through_the_double_backward(monkeypatch):
+    from gnn.core import ops
+
+    calls = []
+    real = ops.gather_mul_scatter
+    monkeypatch.setattr(ops, "gather_mul_scatter", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    model = SchNet(8, 6, 2, 7, cutoff=3.0).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    z, pos, batch = molecules()
+    fused = _step(model, z, pos, batch)
+    assert len(calls) == 2  # the fused op ran in both interactions
+    seen = []
+    handles = [
+        block.conv.register_message_forward_hook(lambda m, inputs, out: seen.append(inputs[0]["W"]))
+        for block in model.interactions
+    ]
+    handles += [block.mlp[1].register_forward_hook(lambda *a: None) for block in model.interactions]
+    general = _step(model, z, pos, batch)
+    for h in handles:
+        h.remove()
+    assert len(calls) == 2  # the hooks sent both interactions down the general path
+    assert len(seen) == 2 and all(isinstance(w, torch.Tensor) and w.dim() == 2 for w in seen)
+    testing.assert_close(general[0], fused[0], atol=1e-10, rtol=1e-9)
+    testing.assert_close(general[1], fused[1], atol=1e-10, rtol=1e-9)
+    assert general[2].keys() == fused[2].keys()
+    for name in fused[2]:
+        testing.assert_close(general[2][name], fused[2][name], atol=1e-10, rtol=1e-9, msg=name)
+
+
+def test_cfconv_hooks_see_pygs_filter_and_bad_edge_weight():
+    pyg = pytest.importorskip("torch_geometric.nn.models.schnet")
+    torch.manual_seed(0)
+    theirs = pyg.CFConv(
+        6, 6, 4, torch.nn.Sequential(torch.nn.Linear(5, 4), pyg.ShiftedSoftplus(), torch.nn.Linear(4, 4)), 3.0
+    ).double()
+    ours = CFConv(
+        6, 6, 4, torch.nn.Sequential(torch.nn.Linear(5, 4), ShiftedSoftplus(), torch.nn.Linear(4, 4)), 3.0
+    ).double()
+    testing.load_pyg_state(ours, theirs)
+    pos = torch.rand(6, 3, dtype=torch.float64) * 2
+    ei = brute_radius_graph(pos, 3.0, torch.zeros(6, dtype=torch.long))
+    dist = (pos[ei[0]] - pos[ei[1]]).norm(dim=-1)
+    attr = GaussianSmearing(0.0, 3.0, 5).double()(dist)
+    x = torch.randn(6, 6, dtype=torch.float64)
+    testing.assert_close(ours(x, ei, dist, attr), theirs(x, ei, dist, attr), atol=1e-12, rtol=1e-10)
+    got = {}
+    for name, conv in (("ours", ours), ("theirs", theirs)):
+        conv.register_propagate_forward_pre_hook(
+            lambda m, inputs, name=name: got.__setitem__(name, inputs[2]["W"])
+        )
+        conv(x, ei, dist, attr)
+    testing.assert_close(got["ours"], got["theirs"], atol=1e-12, rtol=1e-10)
+    with pytest.raises(ValueError, match="edge_weight"):
+        ours(x, ei, dist[:-1], attr)

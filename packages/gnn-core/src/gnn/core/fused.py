@@ -20,11 +20,26 @@ from . import ops
 from . import validation as v
 from .aggr.base import Aggregation
 from .aggr.basic import fused_reduction
+from .cache import memo
 from .graph import Graph, to_csr
 from .ops import reduce as _reduce
-from .plans import AdditiveAttention, AttentionWeights, DotAttention, NodeScoreAttention, WeightedSum
+from .plans import (
+    AdditiveAttention,
+    AttentionWeights,
+    ChannelWeightedSum,
+    DotAttention,
+    EdgeScaled,
+    NodeScoreAttention,
+    WeightedSum,
+)
 
-__all__ = ["weighted_sum", "node_score_attention", "additive_attention", "dot_attention"]
+__all__ = [
+    "weighted_sum",
+    "channel_weighted_sum",
+    "node_score_attention",
+    "additive_attention",
+    "dot_attention",
+]
 
 
 def _side(value: Any, side: int) -> Any:
@@ -109,6 +124,32 @@ def _one_pass(
         _rows(graph, csr)
     out = ops.multi_spmm(csr, x_src, reductions)
     return aggr.one_pass_finish(out, csr.degree, 0), False
+
+
+# -- x_j * W (a weight per edge and channel) ---------------------------------------------------------
+def channel_weighted_sum(
+    plan: ChannelWeightedSum, aggr: Any, graph: Graph, kwargs: dict[str, Any], node_dim: int
+) -> Tensor | None:
+    """``sum_j x_j * W_ji`` (``W`` ``[E, F]``, or an :class:`~gnn.core.plans.EdgeScaled` whose scale
+    becomes the op's per-edge scalar) through :func:`gnn.core.ops.gather_mul_scatter`; ``None`` for
+    an aggregation other than a sum, a sparse input or inputs of other shapes."""
+    if fused_reduction(aggr) != "sum" or graph.sparse is not None:
+        return None
+    x_src = _side(kwargs.get(plan.source), graph.j)
+    weight, scale = kwargs.get(plan.weight), None
+    if isinstance(weight, EdgeScaled):
+        weight, scale = weight.values, weight.scale
+    if not isinstance(x_src, Tensor) or x_src.dim() != 2 or node_dim % 2 != 0:
+        return None
+    if not isinstance(weight, Tensor) or weight.shape != (graph.num_edges, x_src.size(1)):
+        return None  # broadcasting weights ([E, 1], [F]) are the general path's
+    if weight.dtype != x_src.dtype:
+        return None
+    csr = graph.csr()  # cached per graph; only its sortedness is used
+    ptr = csr.rowptr if csr.perm is None else None
+    edge_index, j = graph.edge_index, graph.j
+    senders = memo(edge_index, ("row", j), lambda: edge_index[j])  # one view per graph: checked once
+    return ops.gather_mul_scatter(x_src, weight, senders, graph.index, graph.size_i, scale=scale, ptr=ptr)
 
 
 # -- attention --------------------------------------------------------------------------------------

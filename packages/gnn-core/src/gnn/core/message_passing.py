@@ -344,6 +344,8 @@ class MessagePassing(torch.nn.Module):
         """
         sig = self._signature
         root = kwargs.pop(sig.root, None) if sig.root is not None else None
+        if self._propagate_forward_pre_hooks or self._propagate_forward_hooks:
+            kwargs = plans.materialize_products(kwargs)  # hooks see what PyG's layers pass
         for hook in self._propagate_forward_pre_hooks.values():
             res = hook(self, (edge_index, size, kwargs))
             if res is not None:
@@ -352,6 +354,7 @@ class MessagePassing(torch.nn.Module):
         graph = read_graph(edge_index, size, self.flow)
         root_added = False
         if graph.sparse is not None and sig.fuses and not self._explain:
+            kwargs = plans.materialize_products(kwargs)
             out = self._layer_message_and_aggregate(graph, kwargs)
         else:
             out = None
@@ -362,6 +365,7 @@ class MessagePassing(torch.nn.Module):
                 out = self._general(graph, kwargs)
 
         if not sig.default_update:
+            kwargs = plans.materialize_products(kwargs)
             out = self.update(out, **self._collect(sig.update, graph, kwargs))
 
         for hook in self._propagate_forward_hooks.values():
@@ -513,6 +517,9 @@ class MessagePassing(torch.nn.Module):
                 root = None  # hooks must see the aggregation without the root term
             result = fused.weighted_sum(plan, self.aggr_module, graph, kwargs, self.node_dim, root)
             return (None, False) if result is None else result
+        if isinstance(plan, plans.ChannelWeightedSum):
+            self._sizes(graph, kwargs)
+            return fused.channel_weighted_sum(plan, self.aggr_module, graph, kwargs, self.node_dim), False
         if isinstance(plan, plans.DotAttention):
             self._sizes(graph, kwargs)
             out = fused.dot_attention(plan, self, graph, kwargs)
@@ -532,7 +539,9 @@ class MessagePassing(torch.nn.Module):
 
     def _finish_deferred(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Attention that ``edge_updater`` deferred but the fused path cannot take now
-        (e.g. a hook registered in between) is computed by :meth:`edge_update`."""
+        (e.g. a hook registered in between) is computed by :meth:`edge_update`; deferred products
+        (:class:`~gnn.core.plans.EdgeScaled`) are multiplied out."""
+        kwargs = plans.materialize_products(kwargs)
         plan = self._signature.plan
         if not isinstance(plan, _ATTENTION_PLANS):
             return kwargs

@@ -19,6 +19,13 @@ Plans
     with a basic reduction :math:`\bigoplus` (sum, mean, min, max) through
     :func:`gnn.core.ops.spmm`, and an optional root term :math:`c\,\mathbf{r}_i`
     added after the propagate hooks (GIN's :math:`(1 + \epsilon)\mathbf{x}_i`).
+:class:`ChannelWeightedSum`
+    :math:`\mathbf{x}'_i = \sum_j \mathbf{x}_j \odot \mathbf{W}_{ji}` with a weight per edge
+    *and channel* (``W`` ``[E, F]``, SchNet's continuous filters) through
+    :func:`gnn.core.ops.gather_mul_scatter`, which keeps no ``[E, F]`` tensor for the backward passes.
+    The layer may pass ``W`` as an :class:`EdgeScaled` ``(values, scale)``: the fused op takes the
+    per-edge scalar ``scale`` as its own argument, and the general path (and every hook) sees the
+    product ``values * scale[:, None]``.
 :class:`NodeScoreAttention`
     GAT: :math:`\alpha_{ji} = \mathrm{softmax}_i(\mathrm{LeakyReLU}(s_j + t_i + u_{ji}))`,
     :math:`\mathbf{x}'_i = \sum_j \alpha_{ji} \mathbf{x}_j` per head
@@ -60,16 +67,20 @@ from typing import Any
 
 from torch import Tensor
 
+from . import validation as v
 from .ops.csr import CSR
 
 __all__ = [
     "AdditiveAttention",
     "AttentionWeights",
+    "ChannelWeightedSum",
     "DotAttention",
+    "EdgeScaled",
     "NodeScoreAttention",
     "Plan",
     "WeightedSum",
     "materialize",
+    "materialize_products",
     "parse",
 ]
 
@@ -96,6 +107,20 @@ class WeightedSum(Plan):
 
     weight: str | None = None
     root: str | None = None
+    source: str = "x"
+
+
+@dataclass(frozen=True)
+class ChannelWeightedSum(Plan):
+    """``message = x_j * W`` with ``W`` ``[E, F]`` (one weight per edge and channel), summed.
+
+    Args:
+        weight: name of the propagate argument holding ``W`` (a ``[E, F]`` tensor or an
+            :class:`EdgeScaled`).
+        source: name of the node argument lifted to ``x_j`` (``[N, F]``).
+    """
+
+    weight: str = "W"
     source: str = "x"
 
 
@@ -203,6 +228,49 @@ class AttentionWeights:
         return self._csr.in_edge_order(self._alpha)
 
 
+class EdgeScaled:
+    r"""A per-edge tensor times a per-edge scalar, :math:`\mathbf{v}_e\, s_e`, with the product left
+    to :class:`~gnn.core.MessagePassing`: a fused plan (:class:`ChannelWeightedSum`) takes both
+    factors apart, and the general path, hooks and explanations get the product (:meth:`tensor`).
+
+    Args:
+        values: ``[E, *]`` per-edge tensor.
+        scale: ``[E]`` per-edge scalar of the dtype of ``values``.
+
+    Example:
+        >>> w = EdgeScaled(torch.ones(3, 2), torch.tensor([1.0, 2.0, 3.0]))
+        >>> w.tensor()[:, 0]
+        tensor([1., 2., 3.])
+    """
+
+    __slots__ = ("values", "scale")
+
+    def __init__(self, values: Tensor, scale: Tensor) -> None:
+        if not isinstance(values, Tensor) or values.dim() < 1:
+            raise TypeError(f"'values' must be a [E, *] tensor, got {v.describe(values)}")
+        if not isinstance(scale, Tensor) or scale.dim() != 1 or scale.numel() != values.size(0):
+            raise ValueError(
+                f"'scale' must be a 1-D tensor with one entry per row of 'values' ({values.size(0)}), "
+                f"got {v.describe(scale)}"
+            )
+        if scale.dtype != values.dtype:
+            raise TypeError(f"'scale' must have the dtype of 'values' ({values.dtype}), got {scale.dtype}")
+        self.values, self.scale = values, scale
+
+    def tensor(self) -> Tensor:
+        """The product ``values * scale`` broadcast over the trailing dimensions."""
+        return self.values * self.scale.view((-1,) + (1,) * (self.values.dim() - 1))
+
+
 def materialize(alpha: Any) -> Any:
-    """``alpha`` as a tensor (an :class:`AttentionWeights` turned into ``[E, H]``)."""
-    return alpha.tensor() if isinstance(alpha, AttentionWeights) else alpha
+    """``alpha`` as a tensor (an :class:`AttentionWeights` turned into ``[E, H]``, an
+    :class:`EdgeScaled` into its product)."""
+    return alpha.tensor() if isinstance(alpha, (AttentionWeights, EdgeScaled)) else alpha
+
+
+def materialize_products(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with every :class:`EdgeScaled` value replaced by its product (the same dict when
+    there is none)."""
+    if not any(type(value) is EdgeScaled for value in kwargs.values()):
+        return kwargs
+    return {name: value.tensor() if type(value) is EdgeScaled else value for name, value in kwargs.items()}

@@ -29,6 +29,11 @@ The first backward computes the weight gradients only when autograd will use the
 there would cost one more ``[H, E] x [E, H]`` product per layer for nothing.
 
 The values and gradients of every order are those of ``act(F.linear(x, W, b))``.
+
+:func:`dense_act_dense` does the same for a two-layer block ``lin2(act(lin1(x)))`` (SchNet's filter
+network): the forward keeps ``x`` and the first pre-activation ``z`` only (not ``act(z)``, which
+plain autograd keeps for ``lin2``'s weight gradient, nor the output), the first backward keeps the
+incoming gradient, and ``act(z)`` is recomputed where a derivative needs it.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from torch import Tensor
 
 from gnn.core import ops
 
-__all__ = ["dense_act"]
+__all__ = ["dense_act", "dense_act_dense"]
 
 
 def _is_silu(act: Callable) -> bool:
@@ -201,3 +206,110 @@ def dense_act(x: Tensor, lin: torch.nn.Linear, act: Callable[[Tensor], Tensor]) 
     if not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return act(lin(x))
     return _DenseAct.apply(x, lin.weight, lin.bias, act)[0]
+
+
+class _DenseActDense(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, act):  # type: ignore[override]
+        z = F.linear(x, w1, b1)
+        ctx.save_for_backward(x, w1, b1, w2, b2, z)
+        ctx.act = act
+        return F.linear(act(z), w2, b2)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        x, w1, b1, w2, b2, z = ctx.saved_tensors
+        # gradients this pass discards (the weights' while forces are taken) are not computed
+        needs = tuple(
+            bool(need) and t is not None and ops.will_use_grad(t)
+            for t, need in zip((x, w1, b1, w2, b2), ctx.needs_input_grad)
+        )
+        outs = _DenseActDenseGrad.apply(g, x, w1, b1, w2, b2, z, ctx.act, needs)
+        return (*outs, None)
+
+
+def _two_layer_grads(
+    act: Callable,
+    g: Tensor,
+    x: Tensor,
+    w1: Tensor,
+    w2: Tensor,
+    z: Tensor,
+    needs: tuple,
+    with_b1: bool,
+    with_b2: bool,
+    create_graph: bool,
+) -> list[Tensor | None]:
+    """``(g_x, g_w1, g_b1, g_w2, g_b2)`` of ``y = act(x w1^T + b1) w2^T + b2`` for the incoming
+    gradient ``g`` (``None`` where not needed), as a function of ``(g, x, w1, w2, z)``."""
+    flat = g.reshape(-1, g.size(-1))
+    g_z = None
+    if needs[0] or needs[1] or (needs[2] and with_b1):
+        g_z = _act_grad(act, z, g @ w2, create_graph=create_graph)
+    g_x = g_z @ w1 if needs[0] else None
+    g_w1 = g_z.reshape(-1, g_z.size(-1)).t() @ x.reshape(-1, x.size(-1)) if needs[1] else None
+    g_b1 = g_z.reshape(-1, g_z.size(-1)).sum(0) if (needs[2] and with_b1) else None
+    g_w2 = flat.t() @ act(z).reshape(-1, z.size(-1)) if needs[3] else None
+    g_b2 = flat.sum(0) if (needs[4] and with_b2) else None
+    return [g_x, g_w1, g_b1, g_w2, g_b2]
+
+
+class _DenseActDenseGrad(torch.autograd.Function):
+    """``(g, x, w1, b1, w2, b2) -> (g_x, g_w1, g_b1, g_w2, g_b2)`` of :class:`_DenseActDense`."""
+
+    @staticmethod
+    def forward(ctx, g, x, w1, b1, w2, b2, z, act, needs):  # type: ignore[override]
+        ctx.save_for_backward(g, x, w1, b1, w2, b2, z)  # (x and z are the forward's: no new memory but g)
+        ctx.act, ctx.needs = act, needs
+        ctx.set_materialize_grads(False)  # outputs the second pass does not use get no work there
+        with torch.no_grad():
+            outs = _two_layer_grads(act, g, x, w1, w2, z, needs, b1 is not None, b2 is not None, False)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *bars):  # type: ignore[override]
+        g, x, w1, b1, w2, b2, z = ctx.saved_tensors
+        g_, x_, w1_, w2_, z_ = (t.detach().requires_grad_() for t in (g, x, w1, w2, z))
+        present = tuple(bar is not None for bar in bars)
+        with torch.enable_grad():
+            # the first backward as a function of (g, x, w1, w2, z); z = x w1^T + b1 is chained below
+            outs = _two_layer_grads(
+                ctx.act, g_, x_, w1_, w2_, z_, present, b1 is not None, b2 is not None, True
+            )
+            pairs = [(out, bar) for out, bar in zip(outs, bars) if out is not None and bar is not None]
+            if not pairs:
+                return (None,) * 9
+            grad_g, grad_x, grad_w1, grad_w2, grad_z = torch.autograd.grad(
+                [out for out, _ in pairs],
+                (g_, x_, w1_, w2_, z_),
+                [bar for _, bar in pairs],
+                allow_unused=True,
+            )
+        grad_b1 = None
+        if grad_z is not None:  # through z = x w1^T + b1
+            flat = grad_z.reshape(-1, grad_z.size(-1))
+            chain_x = grad_z @ w1
+            chain_w1 = flat.t() @ x.reshape(-1, x.size(-1))
+            grad_x = chain_x if grad_x is None else grad_x + chain_x
+            grad_w1 = chain_w1 if grad_w1 is None else grad_w1 + chain_w1
+            grad_b1 = flat.sum(0) if b1 is not None else None
+        return grad_g, grad_x, grad_w1, grad_b1, grad_w2, None, None, None, None
+
+
+def dense_act_dense(
+    x: Tensor, lin1: torch.nn.Linear, act: Callable[[Tensor], Tensor], lin2: torch.nn.Linear
+) -> Tensor:
+    r""":math:`\mathbf{y} = \mathrm{act}(\mathbf{x} \mathbf{W}_1^\top + \mathbf{b}_1)\,\mathbf{W}_2^\top
+    + \mathbf{b}_2` (``lin2(act(lin1(x)))``); lean autograd (see the module docstring) when a gradient
+    graph is built, else the plain computation.
+
+    Shapes: ``x`` ``[E, F_in]`` -> ``[E, F_out]`` (``lin1``: ``F_in -> H``, ``lin2``: ``H -> F_out``).
+
+    Example:
+        >>> lin1, lin2 = torch.nn.Linear(50, 16), torch.nn.Linear(16, 16)
+        >>> dense_act_dense(torch.randn(7, 50), lin1, torch.nn.Softplus(), lin2).shape
+        torch.Size([7, 16])
+    """
+    if not torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return lin2(act(lin1(x)))
+    return _DenseActDense.apply(x, lin1.weight, lin1.bias, lin2.weight, lin2.bias, act)

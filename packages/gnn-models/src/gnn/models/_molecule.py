@@ -26,7 +26,7 @@ class ShiftedSoftplus(torch.nn.Module):
 
     @staticmethod
     def _derivative(x: Tensor) -> Tensor:
-        r""":math:`\mathrm{ssp}'(x) = \sigma(x)` (for :func:`gnn.models._lean_dense.dense_act`)."""
+        r""":math:`\mathrm{ssp}'(x) = \sigma(x)` (for the lean functions of :mod:`gnn.models._lean_dense`)."""
         return torch.sigmoid(x)
 
     @staticmethod

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.nn import Embedding, Linear, ModuleList, Sequential
 
+from gnn.core import plans
 from gnn.core import validation as v
 from gnn.core.aggr.basic import SumAggregation
 from gnn.core.message_passing import MessagePassing
@@ -36,7 +37,7 @@ from gnn.core.nn.act import no_forward_hooks
 from gnn.core.registry import aggregations
 from gnn.pool import radius_graph
 
-from ._lean_dense import dense_act
+from ._lean_dense import dense_act_dense
 from ._molecule import ShiftedSoftplus  # public here too, as in PyG
 
 __all__ = [
@@ -143,6 +144,10 @@ class CFConv(MessagePassing):
         torch.nn.init.xavier_uniform_(self.lin2.weight)
         self.lin2.bias.data.fill_(0)
 
+    #: the message ``x_j * W`` with ``W`` ``[E, F]``: a fused gather-multiply-sum whose backward
+    #: passes keep no ``[E, F]`` tensor (:func:`gnn.core.ops.gather_mul_scatter`) when nothing watches
+    fused_message = plans.ChannelWeightedSum(weight="W")
+
     def _filter(self, edge_attr: Tensor) -> Tensor:
         nn = self.nn
         plain = (
@@ -155,11 +160,20 @@ class CFConv(MessagePassing):
         )
         if not plain:
             return nn(edge_attr)
-        # SchNet's own filter network: the first layer with a memory-lean double backward
-        return nn[2](dense_act(edge_attr, nn[0], nn[1]))
+        # SchNet's own filter network as one block with a memory-lean double backward
+        return dense_act_dense(edge_attr, nn[0], nn[1], nn[2])
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_attr: Tensor) -> Tensor:
-        W = self._filter(edge_attr) * _cosine_cutoff(edge_weight, self.cutoff).view(-1, 1)
+        v.check_tensor("edge_weight", edge_weight)
+        v.check_tensor("edge_attr", edge_attr)
+        if edge_weight.numel() != edge_attr.size(0):
+            raise ValueError(
+                f"'edge_weight' must hold one distance per edge ({edge_attr.size(0)} rows of 'edge_attr'), "
+                f"got {v.describe(edge_weight)}"
+            )
+        # W = nn(e) * C(d): the product is left to propagate, which multiplies it out for the general
+        # path (and every hook) and hands the fused op both factors (no [E, F] product kept)
+        W = plans.EdgeScaled(self._filter(edge_attr), _cosine_cutoff(edge_weight, self.cutoff).reshape(-1))
         x = self.propagate(edge_index, x=self.lin1(x), W=W)
         return self.lin2(x)
 

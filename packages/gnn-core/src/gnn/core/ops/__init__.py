@@ -11,6 +11,8 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
 * one-pass multi-reductions (:mod:`~gnn.core.ops.multi`): :func:`multi_reduce`,
   :func:`multi_spmm` (any subset of sum, mean, min, max, var, std and softmax-weighted sums);
 * typed matmul of gathered rows (:mod:`~gnn.core.ops.relational`): :func:`gather_matmul`;
+* weighted gather-sum with a memory-lean double backward (:mod:`~gnn.core.ops.gather_scatter`):
+  :func:`gather_mul_scatter`;
 * SiLU's derivatives for hand-written double backwards (:mod:`~gnn.core.ops.activation`):
   :func:`silu_second_order` (and :func:`will_use_grad`: whether the running backward pass
   will use a tensor's gradient, for hand-written backwards that can skip one);
@@ -37,6 +39,7 @@ from .activation import silu_second_order
 from .attention import additive_attention, dot_attention, node_score_attention
 from .backends import available, backend
 from .csr import CSR, KernelGraph, from_coo, ptr_from_sorted_index, ptr_to_index
+from .gather_scatter import gather_mul_scatter
 from .geometry import fps, graclus, grid_cluster, knn, nearest, radius
 from .multi import MULTI_REDUCTIONS, Reduction, multi_reduce, multi_spmm, sorted_groups
 from .projected import projected_gather_sum
@@ -58,6 +61,7 @@ __all__ = [
     "fps",
     "from_coo",
     "gather_matmul",
+    "gather_mul_scatter",
     "graclus",
     "grid_cluster",
     "knn",

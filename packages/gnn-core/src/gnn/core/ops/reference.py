@@ -263,5 +263,6 @@ def additive_attention(
 # ops whose pure-torch reference lives in a topic module of its own, found here by the backend
 # selection (gnn.core.ops.backends looks the reference of an op up in this module)
 from .reference_activation import silu_second_order  # noqa: E402,F401
+from .reference_gather_scatter import gather_mul_scatter  # noqa: E402,F401
 from .reference_projected import gather_mul_project, gather_mul_sum  # noqa: E402,F401
 from .reference_relational import gather_matmul  # noqa: E402,F401
