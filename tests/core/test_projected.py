@@ -86,9 +86,9 @@ def test_force_pass_computes_no_weight_gradient(monkeypatch):
     asked = []
     original = projected._project
 
-    def spy(g, g_index, a_, a_index, weight, s_):
+    def spy(g, g_index, a_, a_index, weight, s_, need_first=True):
         asked.append(s_ is not None)
-        return original(g, g_index, a_, a_index, weight, s_)
+        return original(g, g_index, a_, a_index, weight, s_, need_first)
 
     monkeypatch.setattr(projected, "_project", spy)
     out = ops.projected_gather_sum(a, s, w, index, ptr)
@@ -186,3 +186,22 @@ def test_silu_second_order_errors():
         ops.silu_second_order(z, torch.randn(5), torch.randn(4))
     with pytest.raises(TypeError, match="'u'"):
         ops.silu_second_order(z, z, torch.ones(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("need_first", [True, False])
+def test_project_primitive_against_its_formula(backend, need_first):
+    """The second primitive: ``h = g[rows] * a[index]``, ``(h @ W, h^T @ s)``; the first result
+    left out (``[0, B]``) when it is not needed."""
+    from gnn.core.ops.projected import _project
+
+    a, s, w, index, rows, _ = problem(q=40)
+    g = torch.randn(5, 4, dtype=torch.float64)
+    with torch.no_grad(), chosen(backend):
+        first, second = _project(g, rows, a, index, w, s, need_first=need_first)
+    h = g[rows] * a.detach()[index]
+    torch.testing.assert_close(second, h.t() @ s.detach())
+    if need_first:
+        torch.testing.assert_close(first, h @ w.detach())
+    else:
+        assert first.shape == (0, 3)

@@ -4,7 +4,7 @@
 //   gather_mul_sum:     out[i, c] = sum_{q = ptr[i]}^{ptr[i+1]-1} a[index[q], c] * p[t(q), c],
 //                       p[t, c] = sum_b s[t, b] weight[c, b],  t(q) = order[q] (or q)
 //   gather_mul_project: h[t, c] = g[g_index[t], c] * a[a_index[t], c];
-//                       first[t, b] = sum_c h[t, c] weight[c, b];
+//                       first[t, b] = sum_c h[t, c] weight[c, b]   (when need_first);
 //                       second[c, b] = sum_t h[t, c] s[t, b]   (when s is given)
 //
 // Shapes: a [Na, C], s [T, B], weight [C, B] (a Linear's weight: C outputs, B inputs), ptr
@@ -112,7 +112,7 @@ Tensor gather_mul_sum(Tensor a, Tensor index, Tensor s, Tensor weight, Tensor pt
 }
 
 std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a, Tensor a_index, Tensor weight,
-                                              std::optional<Tensor> s) {
+                                              std::optional<Tensor> s, bool need_first) {
   check_2d_float(g, "g");
   check_2d_float(a, "a");
   check_2d_float(weight, "weight");
@@ -129,7 +129,7 @@ std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a
     STD_TORCH_CHECK(s->size(0) == T && s->size(1) == B && s->scalar_type() == a.scalar_type(),
                     "gnn_kernels::gather_mul_project: 's' must be [", T, ", ", B, "] of the dtype of 'a'");
   }
-  Tensor first = torch::stable::new_empty(a, {T, B});
+  Tensor first = torch::stable::new_empty(a, {need_first ? T : 0, B});
   Tensor second = torch::stable::new_zeros(a, {s.has_value() ? C : 0, B});
   dispatch_float(a.scalar_type(), "gather_mul_project", [&](auto tag) {
     using scalar_t = decltype(tag);
@@ -162,7 +162,9 @@ std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) hrow[c] = grow[c] * arow[c];
           }
-          if (B <= kSmallB) {
+          if (!need_first) {
+            // only `second` is wanted
+          } else if (B <= kSmallB) {
             alignas(64) scalar_t acc[kTile][kSmallB] = {};
             for (int64_t c = 0; c < C; ++c) {
               const scalar_t* wrow = wp + c * B;
@@ -213,8 +215,8 @@ std::tuple<Tensor, Tensor> gather_mul_project(Tensor g, Tensor g_index, Tensor a
 STABLE_TORCH_LIBRARY_FRAGMENT(gnn_kernels, m) {
   m.def("gather_mul_sum(Tensor a, Tensor index, Tensor s, Tensor weight, Tensor ptr, Tensor? order) -> Tensor");
   m.def(
-      "gather_mul_project(Tensor g, Tensor g_index, Tensor a, Tensor a_index, Tensor weight, Tensor? s) "
-      "-> (Tensor, Tensor)");
+      "gather_mul_project(Tensor g, Tensor g_index, Tensor a, Tensor a_index, Tensor weight, Tensor? s, "
+      "bool need_first=True) -> (Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(gnn_kernels, CPU, m) {

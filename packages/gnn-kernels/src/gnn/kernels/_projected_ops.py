@@ -14,9 +14,10 @@ def _(a, index, s, weight, ptr, order):
 
 
 @torch.library.register_fake("gnn_kernels::gather_mul_project")
-def _(g, g_index, a, a_index, weight, s):
+def _(g, g_index, a, a_index, weight, s, need_first=True):
     rows = a.shape[1] if s is not None else 0
-    return a.new_empty(g_index.shape[0], weight.shape[1]), a.new_empty(rows, weight.shape[1])
+    first = g_index.shape[0] if need_first else 0
+    return a.new_empty(first, weight.shape[1]), a.new_empty(rows, weight.shape[1])
 
 
 @torch.library.register_fake("gnn_kernels::silu_second_order")

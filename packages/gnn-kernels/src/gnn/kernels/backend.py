@@ -292,10 +292,20 @@ class NativeBackend(GeometryOps, WalkOps):
         return self.ops.gather_mul_sum(a, index.contiguous(), s, weight, ptr.contiguous(), order)
 
     def gather_mul_project(
-        self, g: Tensor, g_index: Tensor, a: Tensor, a_index: Tensor, weight: Tensor, s: Tensor | None
+        self,
+        g: Tensor,
+        g_index: Tensor,
+        a: Tensor,
+        a_index: Tensor,
+        weight: Tensor,
+        s: Tensor | None,
+        need_first: bool = True,
     ) -> tuple[Tensor, Tensor]:
-        """``h = g[g_index] * a[a_index]``: ``(h @ weight, h^T @ s)``."""
-        return self.ops.gather_mul_project(g, g_index.contiguous(), a, a_index.contiguous(), weight, s)
+        """``h = g[g_index] * a[a_index]``: ``(h @ weight, h^T @ s)`` (the first ``[0, B]`` unless
+        ``need_first``)."""
+        return self.ops.gather_mul_project(
+            g, g_index.contiguous(), a, a_index.contiguous(), weight, s, need_first
+        )
 
     def silu_second_order(
         self, z: Tensor, g: Tensor, u: Tensor, overwrite_u: bool

@@ -129,21 +129,19 @@ def _sum(a: Tensor, index: Tensor, s: Tensor, weight: Tensor, ptr: Tensor, order
 
 
 def _project(
-    g: Tensor, g_index: Tensor, a: Tensor, a_index: Tensor, weight: Tensor, s: Tensor | None
+    g: Tensor,
+    g_index: Tensor,
+    a: Tensor,
+    a_index: Tensor,
+    weight: Tensor,
+    s: Tensor | None,
+    need_first: bool = True,
 ) -> tuple[Tensor, Tensor]:
     if torch.is_grad_enabled():
-        return reference_projected.gather_mul_project(g, g_index, a, a_index, weight, s)
+        return reference_projected.gather_mul_project(g, g_index, a, a_index, weight, s, need_first)
     s = None if s is None else s.contiguous()
-    return run(
-        "gather_mul_project",
-        _ctx(g),
-        g.contiguous(),
-        g_index,
-        a.contiguous(),
-        a_index,
-        weight.contiguous(),
-        s,
-    )
+    g, a, weight = g.contiguous(), a.contiguous(), weight.contiguous()
+    return run("gather_mul_project", _ctx(g), g, g_index, a, a_index, weight, s, need_first)
 
 
 def _grad_of_a(g: Tensor, s: Tensor, weight: Tensor, groups: _Groups) -> Tensor:
@@ -182,7 +180,9 @@ class _ProjectedSumGrad(torch.autograd.Function):
         grad_a = _grad_of_a(g, s, weight, groups) if needs[0] else None
         grad_s = grad_w = None
         if needs[1] or needs[2]:
-            first, second = _project(g, groups.rows, a, groups.index, weight, s if needs[2] else None)
+            first, second = _project(
+                g, groups.rows, a, groups.index, weight, s if needs[2] else None, need_first=needs[1]
+            )
             grad_s = first if needs[1] else None
             grad_w = second if needs[2] else None
         return grad_a, grad_s, grad_w
@@ -206,7 +206,9 @@ class _ProjectedSumGrad(torch.autograd.Function):
             grad_g = term if grad_g is None else grad_g + term
             grad_a = _grad_of_a(g, s2, w2, groups)
         if bar_s is not None or bar_w is not None:  # through h = g[rows] * a[index]: gs = h W, gw = h^T s
-            first, second = _project(g, rows, a, index, weight if bar_w is None else bar_w, bar_s)
+            first, second = _project(
+                g, rows, a, index, weight if bar_w is None else bar_w, bar_s, need_first=bar_w is not None
+            )
             if bar_w is not None:
                 grad_s = first if grad_s is None else grad_s + first
             if bar_s is not None:

@@ -22,10 +22,16 @@ def gather_mul_sum(
 
 
 def gather_mul_project(
-    g: Tensor, g_index: Tensor, a: Tensor, a_index: Tensor, weight: Tensor, s: Tensor | None
+    g: Tensor,
+    g_index: Tensor,
+    a: Tensor,
+    a_index: Tensor,
+    weight: Tensor,
+    s: Tensor | None,
+    need_first: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """``h = g[g_index] * a[a_index]``; returns ``(h @ weight, h^T @ s)`` (the second ``[0, B]``
-    without ``s``)."""
+    """``h = g[g_index] * a[a_index]``; returns ``(h @ weight, h^T @ s)`` (the first ``[0, B]``
+    unless ``need_first``, the second without ``s``)."""
     h = g.index_select(0, g_index) * a.index_select(0, a_index)
     second = h.t() @ s if s is not None else h.new_zeros(0, weight.size(1))
-    return h @ weight, second
+    return (h @ weight if need_first else h.new_zeros(0, weight.size(1))), second
