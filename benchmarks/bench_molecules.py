@@ -201,6 +201,14 @@ def main() -> None:
         "gnn / PyG (mem)",
     )
     rows = []
+    # peak memory first, in fresh processes, while this one is still small: once it has run PyG's
+    # DimeNet++ at 128 molecules it keeps that peak (glibc holds freed memory), and the two processes
+    # together outgrew the 24 GB of the development machine
+    peaks = {}
+    if not args.no_memory:
+        peaks = {
+            model: {lib: peak_memory_mb(model, lib, args) for lib in ("gnn", "pyg")} for model in args.models
+        }
     for model in args.models:
         ours, theirs = pair(model)
         e1, f1 = energy_forces(ours, z, pos, batch)
@@ -208,9 +216,9 @@ def main() -> None:
         torch.testing.assert_close(e1, e2, atol=1e-3, rtol=1e-3)
         torch.testing.assert_close(f1, f2, atol=1e-3, rtol=1e-3)
         del e1, f1, e2, f2
+        mem = peaks.get(model, {})
         timer = interleaved_cpu_ms if args.clock == "cpu" else interleaved_median_ms
         ms = timer({"gnn": step(ours, z, pos, batch), "pyg": step(theirs, z, pos, batch)}, args.repeat)
-        mem = {} if args.no_memory else {lib: peak_memory_mb(model, lib, args) for lib in ("gnn", "pyg")}
         rows.append(
             (
                 model,

@@ -418,6 +418,17 @@ def test_lean_filter_network_gradchecks_and_steps_aside_for_hooks():
     testing.assert_close(fn(x, *leaves), lin2(ShiftedSoftplus()(lin1(x))), atol=1e-12, rtol=1e-12)
     assert torch.autograd.gradcheck(fn, (x, *leaves))
     assert torch.autograd.gradgradcheck(fn, (x, *leaves))
+
+    def third(f):  # a third derivative: weights' gradient of a loss on the second derivatives
+        (gx,) = torch.autograd.grad(f(x, *leaves).sin().sum(), x, create_graph=True)
+        second = torch.autograd.grad(gx.cos().sum(), (x, *leaves), create_graph=True)
+        return torch.autograd.grad(sum(t.square().sum() for t in second), (x, *leaves))
+
+    plain = lambda x, w1, b1, w2, b2: torch.nn.functional.linear(  # noqa: E731
+        ShiftedSoftplus()(torch.nn.functional.linear(x, w1, b1)), w2, b2
+    )
+    for ours, expected in zip(third(fn), third(plain), strict=True):
+        testing.assert_close(ours, expected, atol=1e-10, rtol=1e-10)
     # the first backward alone (its own backward is the double backward of the block)
     from gnn.models._lean_dense import _DenseActDenseGrad
 

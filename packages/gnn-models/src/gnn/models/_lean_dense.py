@@ -269,8 +269,10 @@ class _DenseActDenseGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *bars):  # type: ignore[override]
         g, x, w1, b1, w2, b2, z = ctx.saved_tensors
-        g_, x_, w1_, w2_, z_ = (t.detach().requires_grad_() for t in (g, x, w1, w2, z))
         present = tuple(bar is not None for bar in bars)
+        if torch.is_grad_enabled():  # a derivative of order three or more: see _third_order_vjp
+            return _third_order_vjp(ctx.act, (g, x, w1, b1, w2, b2, z), bars, present)
+        g_, x_, w1_, w2_, z_ = (t.detach().requires_grad_() for t in (g, x, w1, w2, z))
         with torch.enable_grad():
             # the first backward as a function of (g, x, w1, w2, z); z = x w1^T + b1 is chained below
             outs = _two_layer_grads(
@@ -294,6 +296,32 @@ class _DenseActDenseGrad(torch.autograd.Function):
             grad_w1 = chain_w1 if grad_w1 is None else grad_w1 + chain_w1
             grad_b1 = flat.sum(0) if b1 is not None else None
         return grad_g, grad_x, grad_w1, grad_b1, grad_w2, None, None, None, None
+
+
+def _third_order_vjp(act: Callable, saved: tuple, bars: tuple, present: tuple) -> tuple:
+    """The second backward of :class:`_DenseActDense` as a graph autograd can differentiate again.
+
+    Partial derivatives of the first backward with respect to ``(g, x, w1, w2, z)`` are taken with
+    :func:`torch.func.vjp` (autograd on detached copies would cut them off from the graph, and on the
+    saved tensors themselves would also follow ``g``'s own dependence on ``x``)."""
+    g, x, w1, b1, w2, b2, _ = saved
+    z = F.linear(x, w1, b1)  # the forward's z, recomputed inside the graph (so it depends on x, w1, b1)
+    computed: list[bool] = []
+
+    def first_backward(g, x, w1, w2, z):  # noqa: ANN001, ANN202
+        outs = _two_layer_grads(act, g, x, w1, w2, z, present, b1 is not None, b2 is not None, True)
+        computed[:] = [out is not None for out in outs]
+        return tuple(out for out in outs if out is not None)
+
+    outs, vjp = torch.func.vjp(first_backward, g, x, w1, w2, z)
+    used = [bar for bar, done in zip(bars, computed, strict=True) if done]
+    used = tuple(torch.zeros_like(out) if bar is None else bar for bar, out in zip(used, outs, strict=True))
+    grad_g, grad_x, grad_w1, grad_w2, grad_z = vjp(used)
+    flat = grad_z.reshape(-1, grad_z.size(-1))  # through z = x w1^T + b1
+    grad_x = grad_x + grad_z @ w1
+    grad_w1 = grad_w1 + flat.t() @ x.reshape(-1, x.size(-1))
+    grad_b1 = flat.sum(0) if b1 is not None else None
+    return grad_g, grad_x, grad_w1, grad_b1, grad_w2, None, None, None, None
 
 
 def dense_act_dense(
