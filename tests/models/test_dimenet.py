@@ -528,3 +528,31 @@ def test_triplet_sum_paths_agree():
             testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
         for name, grad in fused[2].items():
             testing.assert_close(other[2][name], grad, atol=1e-10, rtol=1e-10, msg=name)
+
+
+def test_shared_basis_projection_matches_per_block():
+    """DimeNet++ projects the spherical basis for all blocks in one matmul unless a hook watches a
+    block's ``lin_sbf1``; both give the same energies, forces and parameter gradients."""
+    torch.manual_seed(0)
+    model = DimeNetPlusPlus(**DIMENET_PP, cutoff=2.0).double()
+    z, pos, batch = molecules()
+    pos = pos.detach().double()
+
+    def step():
+        model.zero_grad()
+        p = pos.clone().requires_grad_()
+        energy = model(z, p, batch)
+        (forces,) = torch.autograd.grad(energy.sum(), p, create_graph=True)
+        (energy.square().sum() + forces.square().sum()).backward()
+        return energy.detach(), forces.detach(), {n: q.grad.clone() for n, q in model.named_parameters()}
+
+    shared = step()
+    seen = []
+    handle = model.interaction_blocks[1].lin_sbf1.register_forward_hook(lambda *a: seen.append(1))
+    per_block = step()
+    handle.remove()
+    assert seen == [1]
+    testing.assert_close(per_block[0], shared[0], atol=1e-10, rtol=1e-10)
+    testing.assert_close(per_block[1], shared[1], atol=1e-10, rtol=1e-10)
+    for name, grad in shared[2].items():
+        testing.assert_close(per_block[2][name], grad, atol=1e-10, rtol=1e-10, msg=name)

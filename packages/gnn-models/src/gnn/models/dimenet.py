@@ -428,10 +428,14 @@ class InteractionPPBlock(torch.nn.Module):
         _reset_skip_layers(self)
 
     def forward(self, x: Tensor, rbf: Tensor, sbf: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> Tensor:
+        return self._interact(x, rbf, self.lin_sbf1(sbf), idx_kj, idx_ji)
+
+    def _interact(self, x: Tensor, rbf: Tensor, sbf: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> Tensor:
+        """:meth:`forward` after ``lin_sbf1`` (``sbf``: ``[T, basis_emb_size]``; :class:`DimeNetPlusPlus`
+        projects the basis for all its blocks in one matmul and enters here)."""
         x_ji = _dense(self.lin_ji, self.act, x)
         x_kj = _dense(self.lin_kj, self.act, x) * self.lin_rbf2(self.lin_rbf1(rbf))
         x_kj = _dense(self.lin_down, self.act, x_kj)
-        sbf = self.lin_sbf1(sbf)
         # sum over the triplets k -> j -> i of x_kj[kj] * lin_sbf2(sbf): with the triplets sorted by
         # j -> i, one pass that never forms a [T, C] tensor, in any derivative
         ptr = _sorted_ptr(idx_ji, x.size(0))
@@ -705,6 +709,19 @@ class DimeNet(torch.nn.Module):
         w = pos.index_select(0, idx_k) - pos_i
         return (u * w).sum(-1) / (dist.index_select(0, idx_ji) * w.norm(dim=-1))
 
+    def _projected_sbf(self, sbf: Tensor) -> tuple[Tensor, ...] | None:
+        """DimeNet++: every block's ``lin_sbf1(sbf)`` from one ``[T, S R] x [S R, blocks * B]``
+        matmul (one pass over the ``[T, S R]`` basis and its gradient instead of one per block),
+        when no hook could see the blocks or their ``lin_sbf1`` called; else ``None``."""
+        blocks = list(self.interaction_blocks)
+        if not blocks or not all(type(b) is InteractionPPBlock for b in blocks):
+            return None
+        if not no_forward_hooks(*blocks, *(b.lin_sbf1 for b in blocks)):
+            return None
+        weight = torch.cat([b.lin_sbf1.weight for b in blocks], dim=0)
+        both = sbf @ weight.t()
+        return tuple(part.contiguous() for part in both.split(blocks[0].lin_sbf1.out_features, dim=1))
+
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor | None = None) -> Tensor:
         r"""Energies (or other targets) per molecule; forces with
         ``-torch.autograd.grad(out.sum(), pos, create_graph=True)[0]``."""
@@ -718,10 +735,14 @@ class DimeNet(torch.nn.Module):
 
         rbf = self.rbf(dist)
         sbf = self.sbf.basis(dist, cos_angle, idx_kj)
+        projected = self._projected_sbf(sbf)
         x = self.emb(z, rbf, i, j)
         P = self.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
-        for interaction, output in zip(self.interaction_blocks, self.output_blocks[1:]):
-            x = interaction(x, rbf, sbf, idx_kj, idx_ji)
+        for k, (interaction, output) in enumerate(zip(self.interaction_blocks, self.output_blocks[1:])):
+            if projected is not None:
+                x = interaction._interact(x, rbf, projected[k], idx_kj, idx_ji)
+            else:
+                x = interaction(x, rbf, sbf, idx_kj, idx_ji)
             P = P + output(x, rbf, i, num_nodes=num_nodes)
         if not given:
             return P.sum(dim=0)
