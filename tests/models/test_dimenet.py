@@ -512,7 +512,11 @@ def test_triplet_sum_paths_agree():
         out = block(x, rbf, sbf_in, idx_kj, idx_ji)
         first = torch.autograd.grad(out.square().sum(), (x, rbf, sbf), create_graph=True)
         sum(t.sin().sum() for t in first).backward()
-        return out.detach(), [t.detach() for t in first], {n: p.grad.clone() for n, p in block.named_parameters()}
+        return (
+            out.detach(),
+            [t.detach() for t in first],
+            {n: p.grad.clone() for n, p in block.named_parameters()},
+        )
 
     fused = run(idx_kj, idx_ji, sbf)
     perm = torch.randperm(num_triplets)
