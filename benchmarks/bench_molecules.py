@@ -31,7 +31,6 @@ Usage: python benchmarks/bench_molecules.py [--molecules 128] [--repeat 5] [--mo
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -135,19 +134,6 @@ def step(model: torch.nn.Module, z, pos, batch) -> Callable[[], None]:
     return run
 
 
-def interleaved_cpu_ms(fns: dict[str, Callable[[], None]], repeat: int) -> dict[str, float]:
-    """As ``timing.interleaved_median_ms`` with the process's CPU time."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {key: [] for key in fns}
-    for _ in range(repeat):
-        for key, fn in fns.items():
-            t0 = time.process_time()
-            fn()
-            times[key].append(time.process_time() - t0)
-    return {key: statistics.median(values) * 1e3 for key, values in times.items()}
-
-
 def peak_memory_mb(model: str, lib: str, args: argparse.Namespace) -> float:
     """Extra peak RSS (MB) of one step in a fresh process (VmHWM reset after a warm-up step)."""
     code = f"""
@@ -217,8 +203,10 @@ def main() -> None:
         torch.testing.assert_close(f1, f2, atol=1e-3, rtol=1e-3)
         del e1, f1, e2, f2
         mem = peaks.get(model, {})
-        timer = interleaved_cpu_ms if args.clock == "cpu" else interleaved_median_ms
-        ms = timer({"gnn": step(ours, z, pos, batch), "pyg": step(theirs, z, pos, batch)}, args.repeat)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        ms = interleaved_median_ms(
+            {"gnn": step(ours, z, pos, batch), "pyg": step(theirs, z, pos, batch)}, args.repeat, clock
+        )
         rows.append(
             (
                 model,

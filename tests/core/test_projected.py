@@ -205,3 +205,23 @@ def test_project_primitive_against_its_formula(backend, need_first):
         torch.testing.assert_close(first, h @ w.detach())
     else:
         assert first.shape == (0, 3)
+
+
+def test_grads_wanted_narrows_needs_input_grad():
+    w, x = torch.randn(3, requires_grad=True), torch.randn(3, requires_grad=True)
+    answers = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, none):
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            answers.append(ops.grads_wanted(ctx, x, w, None))
+            return g, g, None
+
+    y = Probe.apply(x, w, None).sum()
+    torch.autograd.grad(y, x, retain_graph=True)
+    y.backward()
+    assert answers == [(True, False, False), (True, True, False)]

@@ -57,10 +57,7 @@ def read_edge_type(graph: Graph, edge_type: Any, num_relations: int) -> Tensor:
         raise ValueError("'edge_type' is required (the relation of each edge) for an 'edge_index' input")
     v.check_tensor("edge_type", edge_type)
     v.check_index_dtype("edge_type", edge_type)
-    if edge_type.dim() != 1 or edge_type.numel() != graph.num_edges:
-        raise ValueError(
-            f"'edge_type' must be 1-D with one entry per edge ({graph.num_edges}), got {v.describe(edge_type)}"
-        )
+    v.check_per_entry("edge_type", edge_type, graph.num_edges, "edge")
     v.check_index_range("edge_type", edge_type, num_relations, "relations ('num_relations')")
     return edge_type
 

@@ -161,6 +161,13 @@ def check_edge_index_nodes(edge_index: Tensor, num_nodes: object) -> None:
     check_edge_index_sides(edge_index, num_nodes, num_nodes)
 
 
+def check_per_entry(name: str, t: Tensor, length: int, what: str) -> None:
+    """Check that ``t`` is 1-D with ``length`` entries, one per ``what`` (e.g. ``"edge"``,
+    ``"row of 'weight'"``)."""
+    if t.dim() != 1 or t.numel() != length:
+        raise ValueError(f"'{name}' must be 1-D with one entry per {what} ({length}), got {describe(t)}")
+
+
 def check_ptr(name: str, ptr: Tensor, size: int | None = None) -> None:
     """Check that ``ptr`` is a 1-D monotone integer tensor (ending at ``size``)."""
     check_tensor(name, ptr)

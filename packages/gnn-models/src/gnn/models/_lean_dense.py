@@ -111,11 +111,7 @@ class _DenseAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g, g_z_more):  # type: ignore[override]
         x, w, b, z = ctx.saved_tensors
-        needs = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and b is not None]
-        if needs[1]:
-            needs[1] = ops.will_use_grad(w)
-        if needs[2]:
-            needs[2] = ops.will_use_grad(b)
+        needs = ops.grads_wanted(ctx, x, w, b)
         if not torch.is_grad_enabled():  # the last backward: one chain for both parts
             g_z = g_z_more
             if g is not None:
@@ -220,10 +216,7 @@ class _DenseActDense(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         x, w1, b1, w2, b2, z = ctx.saved_tensors
         # gradients this pass discards (the weights' while forces are taken) are not computed
-        needs = tuple(
-            bool(need) and t is not None and ops.will_use_grad(t)
-            for t, need in zip((x, w1, b1, w2, b2), ctx.needs_input_grad)
-        )
+        needs = ops.grads_wanted(ctx, x, w1, b1, w2, b2)
         outs = _DenseActDenseGrad.apply(g, x, w1, b1, w2, b2, z, ctx.act, needs)
         return (*outs, None)
 

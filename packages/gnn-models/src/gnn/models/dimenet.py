@@ -40,7 +40,6 @@ from gnn.core.nn.mlp import resolve_activation
 from gnn.core.ops import ptr_from_sorted_index
 from gnn.pool import radius_graph
 
-from ._gather_scatter import gather_mul_scatter
 from ._lean_dense import dense_act
 from ._spherical import bessel_coefficients, spherical_bessel_zeros, spherical_harmonics_m0
 from .schnet import check_molecules
@@ -442,7 +441,7 @@ class InteractionPPBlock(torch.nn.Module):
         if ptr is not None and no_forward_hooks(self.lin_sbf2):
             x_kj = ops.projected_gather_sum(x_kj, sbf, self.lin_sbf2.weight, idx_kj, ptr)
         else:  # without saving [T, C] gathers
-            x_kj = gather_mul_scatter(x_kj, self.lin_sbf2(sbf), idx_kj, idx_ji, ptr, x.size(0))
+            x_kj = ops.gather_mul_scatter(x_kj, self.lin_sbf2(sbf), idx_kj, idx_ji, x.size(0), ptr=ptr)
         x_kj = _dense(self.lin_up, self.act, x_kj)
         return _skip_stack(self, x, x_ji + x_kj)
 

@@ -14,8 +14,8 @@ is installed, else the pure-torch reference (:mod:`gnn.core.ops.reference`,
 * weighted gather-sum with a memory-lean double backward (:mod:`~gnn.core.ops.gather_scatter`):
   :func:`gather_mul_scatter`;
 * SiLU's derivatives for hand-written double backwards (:mod:`~gnn.core.ops.activation`):
-  :func:`silu_second_order` (and :func:`will_use_grad`: whether the running backward pass
-  will use a tensor's gradient, for hand-written backwards that can skip one);
+  :func:`silu_second_order` (and :func:`will_use_grad` / :func:`grads_wanted`: whether the running
+  backward pass will use a tensor's gradient, for hand-written backwards that can skip one);
 * gather-multiply-sum with a projected weight (:mod:`~gnn.core.ops.projected`):
   :func:`projected_gather_sum` (DimeNet++'s triplets);
 * fused attention (:mod:`~gnn.core.ops.attention`): :func:`node_score_attention`,
@@ -34,7 +34,7 @@ groups/nodes and ``F`` for trailing feature dimensions.
 from __future__ import annotations
 
 from ._dispatch import REDUCTIONS
-from ._engine import will_use_grad
+from ._engine import grads_wanted, will_use_grad
 from .activation import silu_second_order
 from .attention import additive_attention, dot_attention, node_score_attention
 from .backends import available, backend
@@ -63,6 +63,7 @@ __all__ = [
     "gather_matmul",
     "gather_mul_scatter",
     "graclus",
+    "grads_wanted",
     "grid_cluster",
     "knn",
     "multi_reduce",

@@ -3,11 +3,13 @@ functions that would otherwise compute gradients nobody reads)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch.autograd.graph import get_gradient_edge
 
-__all__ = ["will_use_grad"]
+__all__ = ["grads_wanted", "will_use_grad"]
 
 
 def will_use_grad(t: Tensor) -> bool:
@@ -22,3 +24,13 @@ def will_use_grad(t: Tensor) -> bool:
         return bool(will_execute(get_gradient_edge(t).node))
     except RuntimeError:  # not inside a backward pass of the engine (e.g. a functional transform)
         return True
+
+
+def grads_wanted(ctx: Any, *inputs: Tensor | None) -> tuple[bool, ...]:
+    """For a custom ``autograd.Function``'s ``backward``: which of ``inputs`` (its first inputs, in
+    order) need a gradient in the running pass: ``ctx.needs_input_grad`` narrowed by
+    :func:`will_use_grad` (``False`` for ``None``)."""
+    return tuple(
+        bool(need) and t is not None and will_use_grad(t)
+        for t, need in zip(inputs, ctx.needs_input_grad, strict=False)
+    )

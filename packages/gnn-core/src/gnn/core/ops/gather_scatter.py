@@ -78,11 +78,7 @@ def gather_mul_scatter(
     num_edges = weight.size(0)
     for name, index in (("gather_index", gather_index), ("scatter_index", scatter_index)):
         v.check_index_dtype(name, index)
-        if index.dim() != 1 or index.numel() != num_edges:
-            raise ValueError(
-                f"'{name}' must be 1-D with one entry per row of 'weight' ({num_edges}), "
-                f"got {v.describe(index)}"
-            )
+        v.check_per_entry(name, index, num_edges, "row of 'weight'")
     if isinstance(dim_size, bool) or not isinstance(dim_size, (int, torch.SymInt)):
         raise TypeError(f"'dim_size' must be an int, got {v.describe(dim_size)}")
     if dim_size < 0:
@@ -91,11 +87,7 @@ def gather_mul_scatter(
         v.check_tensor("scale", scale)
         if scale.dtype != x.dtype:
             raise TypeError(f"'scale' must have the dtype of 'x' ({x.dtype}), got {scale.dtype}")
-        if scale.dim() != 1 or scale.numel() != num_edges:
-            raise ValueError(
-                f"'scale' must be 1-D with one entry per row of 'weight' ({num_edges}), "
-                f"got {v.describe(scale)}"
-            )
+        v.check_per_entry("scale", scale, num_edges, "row of 'weight'")
     if ptr is not None:
         v.check_ptr("ptr", ptr, num_edges)
         if ptr.numel() != dim_size + 1:

@@ -36,7 +36,7 @@ from .. import validation as v
 from ..cache import memo
 from . import reference_projected
 from ._dispatch import context, run
-from ._engine import will_use_grad
+from ._engine import grads_wanted
 from .csr import ptr_from_sorted_index, ptr_to_index
 
 __all__ = ["projected_gather_sum"]
@@ -78,10 +78,7 @@ def projected_gather_sum(a: Tensor, s: Tensor, weight: Tensor, index: Tensor, pt
         )
     v.check_tensor("index", index)
     v.check_index_dtype("index", index)
-    if index.dim() != 1 or index.numel() != s.size(0):
-        raise ValueError(
-            f"'index' must be 1-D with one entry per row of 's' ({s.size(0)}), got {v.describe(index)}"
-        )
+    v.check_per_entry("index", index, s.size(0), "row of 's'")
     v.check_index_range("index", index, a.size(0), "rows of 'a'")
     v.check_ptr("ptr", ptr, s.size(0))
     groups = _Groups(index.long(), ptr.long(), a.size(0))
@@ -116,8 +113,8 @@ class _Groups:
         return memo(self.index, ("projected_by_source", self.num_a), compute, self.ptr)
 
 
-def _ctx(*tensors: Tensor | None) -> dict[str, Any]:
-    return context(tensors[0], None, work=tensors[0].numel())
+def _ctx(t: Tensor) -> dict[str, Any]:
+    return context(t, None, work=t.numel())
 
 
 def _sum(a: Tensor, index: Tensor, s: Tensor, weight: Tensor, ptr: Tensor, order: Tensor | None) -> Tensor:
@@ -159,11 +156,7 @@ class _ProjectedSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
         a, s, weight = ctx.saved_tensors
-        needs = (
-            ctx.needs_input_grad[0],
-            ctx.needs_input_grad[1],
-            ctx.needs_input_grad[2] and will_use_grad(weight),
-        )
+        needs = grads_wanted(ctx, a, s, weight)
         grad_a, grad_s, grad_w = _ProjectedSumGrad.apply(g, a, s, weight, ctx.groups, needs)
         return grad_a, grad_s, grad_w, None
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._engine import will_use_grad
+from ._engine import grads_wanted
 
 __all__ = ["gather_mul_scatter"]
 
@@ -75,10 +75,7 @@ class _Gms(torch.autograd.Function):
             return (None,) * 7
         x, w, c, gidx, sidx, ptr = ctx.saved_tensors
         # gradients this pass discards (e.g. the weights' while forces are taken) are not computed
-        needs = tuple(
-            bool(need) and t is not None and will_use_grad(t)
-            for t, need in zip((x, w, c), ctx.needs_input_grad)
-        )
+        needs = grads_wanted(ctx, x, w, c)
         if not any(needs):
             return (None,) * 7
         gx, gw, gc = _GmsGrad.apply(g, x, w, c, gidx, sidx, ptr, needs)

@@ -66,11 +66,7 @@ def gather_matmul(inputs: Tensor, types: Tensor, other: Tensor, index: Tensor | 
     else:
         v.check_tensor("index", index)
         v.check_index_dtype("index", index)
-        if index.dim() != 1 or index.numel() != types.numel():
-            raise ValueError(
-                f"'index' must be 1-D with one entry per entry of 'types' ({types.numel()}), "
-                f"got {v.describe(index)}"
-            )
+        v.check_per_entry("index", index, types.numel(), "entry of 'types'")
         v.check_index_range("index", index, inputs.size(0), "rows of 'inputs'")
     v.check_index_range("types", types, other.size(0), "types (matrices of 'other')")
     ctx = context(inputs, None, other, work=types.numel() * inputs.size(1))

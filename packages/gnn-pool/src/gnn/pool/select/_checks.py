@@ -42,10 +42,7 @@ def check_batch(batch: Any, num_nodes: int, device: torch.device, name: str = "b
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
     v.check_tensor(name, batch)
     v.check_index_dtype(name, batch)
-    if batch.dim() != 1 or batch.numel() != num_nodes:
-        raise ValueError(
-            f"'{name}' must be 1-D with one entry per node ({num_nodes}), got {v.describe(batch)}"
-        )
+    v.check_per_entry(name, batch, num_nodes, "node")
     if v.validation_enabled() and batch.numel() and int(batch.min()) < 0:
         raise v.IndexRangeError(f"'{name}' contains a negative graph index ({int(batch.min())})")
     return batch.long()
